@@ -1,0 +1,174 @@
+"""The ``p4d`` command line: one typer app, one sub-command per job (see DESIGN.md).
+
+Heavy modules (torch, dask, av, transformers) are imported inside the commands, so
+``p4d --help`` is instant.
+
+Examples::
+
+    p4d demo --out demo                       # synthetic videos -> planned cache
+    p4d cache init videos/ cache.zarr --teacher tiny
+    p4d cache summary cache.zarr
+    p4d cache verify cache.zarr
+    p4d teacher info --preset l4p
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from p4d.errors import P4DError
+
+app = typer.Typer(
+    name="p4d",
+    help="Perceptual 4D Distillation: cache a frozen L4P teacher's 4D targets, train students from the cache.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+cache_app = typer.Typer(help="Create, summarise and verify cache stores.", no_args_is_help=True)
+teacher_app = typer.Typer(help="The L4P teacher: presets, parameters, shapes.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+app.add_typer(teacher_app, name="teacher")
+
+
+def _not_built(command: str, issue: int, what: str) -> None:
+    typer.echo(f"p4d {command}: not built yet; issue #{issue} adds it ({what}).", err=True)
+    raise typer.Exit(code=2)
+
+
+# --- cache -----------------------------------------------------------------------------
+
+
+@cache_app.command("init")
+def cache_init(
+    videos: str = typer.Argument(..., help="A directory of videos (searched recursively), or a text file with one path per line."),
+    store: str = typer.Argument(..., help="Where to create the Zarr v3 store: a local path or an fsspec URL."),
+    teacher: str = typer.Option("l4p", help="Teacher preset whose shapes the cache holds: l4p (real sizes) or tiny."),
+    frames: int = typer.Option(16, help="N, frames per clip."),
+    policy: str = typer.Option("uniform", help="Sampling policy: uniform (one clip over the whole video) or stride (consecutive clips of N frames every --frame-stride frames)."),
+    frame_stride: int = typer.Option(1, help="With --policy stride: source frames between sampled frames."),
+    modalities: str = typer.Option("depth,flow,motion,camray", help="Comma-separated maps to cache."),
+    codec: Optional[str] = typer.Option(None, help="Latent codec (default: the cache's default codec). See `p4d cache codecs`."),
+    clips_per_shard: int = typer.Option(16, help="S, clips per shard (the unit of work of precompute)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing store at STORE."),
+) -> None:
+    """Plan a cache: probe every video, plan its clips and create an empty store (all clips pending)."""
+    from p4d.precompute.plan import plan_cache
+
+    store_obj = plan_cache(
+        videos, store, teacher=teacher, num_frames=frames, policy=policy, frame_stride=frame_stride,
+        modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), codec=codec,
+        clips_per_shard=clips_per_shard, overwrite=overwrite, progress=True,
+    )
+    typer.echo(f"created {store}: {store_obj.num_clips} clips in {store_obj.num_shards} shards")
+
+
+@cache_app.command("summary")
+def cache_summary(store: str = typer.Argument(..., help="Path or fsspec URL of a cache store.")) -> None:
+    """Print shapes, dtypes, clip counts by status, failure reasons and bytes on disk vs raw."""
+    from p4d.cache_schema import format_summary, open_store
+
+    typer.echo(format_summary(open_store(store)))
+
+
+@cache_app.command("verify")
+def cache_verify(store: str = typer.Argument(..., help="Path or fsspec URL of a cache store.")) -> None:
+    """Check every array against the contract and every done clip for NaN/Inf; exit 1 on problems."""
+    from p4d.cache_schema import open_store, verify
+
+    report = verify(open_store(store))
+    for line in report.problems:
+        typer.echo(f"problem: {line}")
+    typer.echo(report.headline())
+    if report.problems:
+        raise typer.Exit(code=1)
+
+
+@cache_app.command("codecs")
+def cache_codecs() -> None:
+    """List the latent codecs a store can use."""
+    from p4d.cache_schema import DEFAULT_LATENT_CODEC, LATENT_CODECS
+
+    for name, codec in LATENT_CODECS.items():
+        mark = " (default)" if name == DEFAULT_LATENT_CODEC else ""
+        typer.echo(f"{name:16s}{mark:10s} {codec.description}")
+
+
+# --- teacher ---------------------------------------------------------------------------
+
+
+@teacher_app.command("info")
+def teacher_info(preset: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture) or tiny.")) -> None:
+    """Print parameter counts (encoder and each head), FLOPs per clip and every output shape."""
+    from p4d.teacher.info import format_info
+
+    typer.echo(format_info(preset))
+
+
+@teacher_app.command("list")
+def teacher_list() -> None:
+    """List the teacher presets."""
+    from p4d.teacher.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        typer.echo(f"{name:8s} {preset.describe()}")
+
+
+# --- the jobs --------------------------------------------------------------------------
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def precompute(ctx: typer.Context) -> None:
+    """Run the frozen teacher once over every video into a Zarr cache (dask, resumable)."""
+    _not_built("precompute", 5, "the teacher batch job on dask")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context) -> None:
+    """Train the student from conversations + a cache, never loading the teacher."""
+    _not_built("train", 7, "the student trainer")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def inspect(ctx: typer.Context) -> None:
+    """Render cached maps and latents of a clip to PNG/MP4/HTML."""
+    _not_built("inspect", 8, "PNG/MP4/HTML views of cached 4D maps")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Benchmarks that print ratios to a baseline measured in the same run."""
+    _not_built("bench", 3, "the bench harness")
+
+
+@app.command(name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def eval_(ctx: typer.Context) -> None:
+    """R4D-Bench-format evaluation of an exported student."""
+    _not_built("eval", 9, "R4D-Bench-format evaluation")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo"), help="Folder for the demo's videos and cache."),
+    videos: int = typer.Option(3, help="How many synthetic videos to generate on first run."),
+) -> None:
+    """Generate synthetic videos (first run only) and plan a cache over them."""
+    from p4d.demo import run_demo
+
+    run_demo(out, num_videos=videos)
+
+
+def main() -> None:
+    """Entry point: p4d errors print one clear line and exit 1, not a traceback."""
+    try:
+        app()
+    except P4DError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

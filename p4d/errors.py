@@ -1,0 +1,58 @@
+"""The p4d exception hierarchy.
+
+Every error p4d raises on bad input derives from :class:`P4DError` and, where one fits, from
+the matching builtin, so callers may catch either (``except FileNotFoundError`` works for a
+missing store). Messages name the file or flag and say what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+
+class P4DError(Exception):
+    """Base class of every error p4d raises on purpose."""
+
+
+class ConfigError(P4DError, ValueError):
+    """A configuration value or command-line flag is invalid; the message names the flag."""
+
+
+class CacheError(P4DError):
+    """Something is wrong with a cache store."""
+
+
+class CacheNotFoundError(CacheError, FileNotFoundError):
+    """The store (or an array inside it) does not exist."""
+
+
+class CacheSchemaError(CacheError, ValueError):
+    """The store does not match the cache contract (shape, dtype, missing array, bad attrs)."""
+
+
+class CacheVersionError(CacheSchemaError):
+    """The store was written with another cache schema version."""
+
+
+class ClipNotAvailableError(CacheError, LookupError):
+    """A clip was asked for that is out of range, pending or failed."""
+
+
+class VideoDecodeError(P4DError, ValueError):
+    """A video file is missing, empty, corrupt, truncated or not a video; names the file."""
+
+
+class CheckpointError(P4DError, ValueError):
+    """A checkpoint is missing keys, has unexpected keys, or cannot be loaded safely."""
+
+
+class MissingDependencyError(P4DError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra."""
+
+
+def require_package(module: str, extra: str) -> None:
+    """Raise :class:`MissingDependencyError` naming ``p4d[extra]`` if ``module`` is absent."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingDependencyError(
+            f"{module!r} is not installed; install it with: pip install 'p4d[{extra}]'"
+        )
