@@ -115,6 +115,7 @@ class Row:
     goal: Goal | None = None
     spread: float | None = None  # relative spread of the candidate's repeats
     extra: dict[str, Any] = field(default_factory=dict)  # more absolute numbers (cosine, MB/s, ...)
+    checks: dict[str, bool] = field(default_factory=dict)  # side conditions of the goal, e.g. {"cosine>=0.999": True}
 
     @property
     def ratio(self) -> float:
@@ -122,7 +123,11 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        return self.goal.check(self.ratio) if self.goal else ""
+        """The goal's verdict on the ratio; 'not met (...)' when a side condition fails."""
+        if self.goal is None:
+            return ""
+        failed = [name for name, ok in self.checks.items() if not ok]
+        return f"not met ({', '.join(failed)})" if failed else self.goal.check(self.ratio)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -116,3 +116,10 @@ def test_write_report_writes_json_markdown_and_plot(tmp_path):
     assert "cache-tiny.png" in md and "met (fallback)" in md
     png = paths["plot:cache"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_failed_side_condition_overrides_a_met_ratio():
+    row = Row("int8-token", "bytes", 10.0, 100.0, goal=Goal("<=", 0.15), checks={"cosine>=0.999": False})
+    assert row.ratio == 0.1
+    assert row.verdict == "not met (cosine>=0.999)"
+    assert Row.from_dict(row.to_dict()).verdict == "not met (cosine>=0.999)"
