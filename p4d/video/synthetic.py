@@ -1,0 +1,215 @@
+"""Synthetic test/demo videos: real H.264 files whose frame index is readable from the pixels.
+
+Each frame shows a textured background seen by a panning camera, 2-3 textured objects moving on
+their own paths (so depth, flow and motion have something to see), and, in a strip along the top
+edge of the stored (unrotated) frame, a 16-block binary code of the frame index that survives
+H.264 compression. :func:`read_frame_code` recovers the index, so tests check sampling and
+timestamps against truth recovered from the decoded pixels rather than against the decoder code.
+
+Frame code: 2 rows x 8 blocks, each block ``width // 8`` wide and ``max(8, height // 16)`` high,
+black (0) or white (1); the 16-bit word is the 12-bit frame index followed by a 4-bit check
+(XOR of the index's three nibbles and 0b1010), most significant bit first, row by row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from p4d.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MAX_CODE_INDEX = 4095  # 12 index bits
+MIN_WIDTH, MIN_HEIGHT = 64, 32
+_VFR_TIME_BASE = Fraction(1, 90000)
+
+
+def write_synthetic_video(path: str | Path, *, num_frames: int = 48, fps: float = 24, size: tuple[int, int] = (160, 120),
+                          seed: int = 0, rotation: int = 0, vfr_timestamps: Sequence[float] | None = None,
+                          codec: str = "h264", faststart: bool = False) -> Path:
+    """Write a synthetic video to ``path`` (container from the suffix, e.g. .mp4, .mkv) and return it.
+
+    ``size = (width, height)`` of the stored frames (at least 64x32); odd sizes are stored as yuv444p
+    (H.264 4:4:4), even ones as yuv420p. ``rotation`` (counter-clockwise degrees, 0/90/180/270) goes
+    in the display matrix via ``VideoStream.set_display_rotation`` (a ``rotate`` metadata tag would be
+    dropped). ``vfr_timestamps``: explicit per-frame presentation times in seconds (variable frame
+    rate, 1/90000 s resolution); otherwise frame i is at i / fps. ``faststart`` puts the mp4 index
+    (moov) before the data, so a truncated copy keeps a header that over-counts its frames.
+    """
+    width, height = (int(v) for v in size)
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        raise ConfigError(f"size={size!r}: synthetic videos need at least {MIN_WIDTH}x{MIN_HEIGHT} (width, height)")
+    if not 1 <= num_frames <= MAX_CODE_INDEX + 1:
+        raise ConfigError(f"num_frames={num_frames}: expected 1..{MAX_CODE_INDEX + 1} (12-bit frame code)")
+    if rotation not in (0, 90, 180, 270):
+        raise ConfigError(f"rotation={rotation}: expected 0, 90, 180 or 270 degrees")
+    if fps <= 0:
+        raise ConfigError(f"fps={fps}: expected a positive frame rate")
+    pts = _frame_pts(num_frames, fps, vfr_timestamps)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scene = _Scene(width, height, seed)
+    container_options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), mode="w", container_options=container_options) as container:
+        rate = Fraction(fps).limit_denominator(100000)
+        stream = container.add_stream("libx264" if codec == "h264" else codec, rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        if codec == "h264":
+            stream.options = {"crf": "18"}
+        time_base = _VFR_TIME_BASE if vfr_timestamps is not None else 1 / rate
+        stream.codec_context.time_base = time_base
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(scene.render(i), format="rgb24")
+            frame.pts, frame.time_base = pts[i], time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    log.debug("wrote synthetic video %s (%d frames, %dx%d)", path, num_frames, width, height)
+    return path
+
+
+def read_frame_code(frame: np.ndarray) -> int:
+    """The frame index encoded in a decoded (H, W, 3) frame as stored, i.e. not rotated for display.
+
+    ValueError if a code block is neither clearly black nor clearly white, or the check bits fail.
+    """
+    frame = np.asarray(frame)
+    luma = frame.astype(np.float32).mean(axis=-1) if frame.ndim == 3 else frame.astype(np.float32)
+    height, width = luma.shape
+    block_h, block_w = _code_layout(height, width)
+    word = 0
+    for j in range(16):
+        top, left = (j // 8) * block_h, (j % 8) * block_w
+        core = luma[top + block_h // 4: top + block_h - block_h // 4, left + block_w // 4: left + block_w - block_w // 4]
+        level = float(core.mean())
+        if 64 < level < 192:
+            raise ValueError(f"frame code block {j} is neither black nor white (mean level {level:.0f})")
+        word = (word << 1) | int(level >= 128)
+    index, check = word >> 4, word & 0xF
+    if check != _check_nibble(index):
+        raise ValueError(f"frame code check failed (read index {index}, check {check:#x})")
+    return index
+
+
+def write_demo_videos(folder: str | Path, count: int = 3, seed: int = 0, seconds: float = 3.0) -> list[Path]:
+    """Write ``count`` synthetic 160x120 24 fps H.264 videos of ``seconds`` each as ``demo_000.mp4``, ...
+
+    Video i uses seed ``seed + i``, so the same arguments give the same videos.
+    """
+    folder = Path(folder)
+    fps = 24
+    num_frames = max(1, int(round(seconds * fps)))
+    return [write_synthetic_video(folder / f"demo_{i:03d}.mp4", num_frames=num_frames, fps=fps, seed=seed + i)
+            for i in range(count)]
+
+
+def _frame_pts(num_frames: int, fps: float, vfr_timestamps) -> list[int]:
+    if vfr_timestamps is None:
+        return list(range(num_frames))
+    times = np.asarray(vfr_timestamps, dtype=np.float64)
+    if times.shape != (num_frames,) or times[0] < 0 or np.any(np.diff(times) <= 0):
+        raise ConfigError(f"vfr_timestamps: expected {num_frames} increasing times >= 0 in seconds, got {times.tolist()}")
+    pts = [int(round(t / _VFR_TIME_BASE)) for t in times]
+    if len(set(pts)) != num_frames:
+        raise ConfigError("vfr_timestamps: two frames fall on the same 1/90000 s tick")
+    return pts
+
+
+def _check_nibble(index: int) -> int:
+    return (index & 0xF) ^ ((index >> 4) & 0xF) ^ ((index >> 8) & 0xF) ^ 0b1010
+
+
+def _code_layout(height: int, width: int) -> tuple[int, int]:
+    """(block_h, block_w) of the frame-code blocks for a stored frame of this size."""
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        raise ValueError(f"frame {width}x{height} is too small to hold a frame code (min {MIN_WIDTH}x{MIN_HEIGHT})")
+    return max(8, height // 16), width // 8
+
+
+def _code_strip(index: int, height: int, width: int) -> np.ndarray:
+    """The (2*block_h, width) uint8 strip encoding ``index``; mid-grey right of the 8 blocks."""
+    block_h, block_w = _code_layout(height, width)
+    word = (index << 4) | _check_nibble(index)
+    strip = np.full((2 * block_h, width), 128, dtype=np.uint8)
+    for j in range(16):
+        bit = (word >> (15 - j)) & 1
+        top, left = (j // 8) * block_h, (j % 8) * block_w
+        strip[top:top + block_h, left:left + block_w] = 255 * bit
+    return strip
+
+
+class _Scene:
+    """A panning textured background plus 2-3 textured moving objects, deterministic in ``seed``."""
+
+    def __init__(self, width: int, height: int, seed: int):
+        rng = np.random.default_rng(seed)
+        self.width, self.height = width, height
+        self.pad = max(8, max(width, height) // 4)
+        self.background = _texture(rng, height + 2 * self.pad, width + 2 * self.pad)
+        self.code_rows = 2 * _code_layout(height, width)[0]
+        self.objects = [_random_object(rng, width, height) for _ in range(int(rng.integers(2, 4)))]
+
+    def render(self, i: int) -> np.ndarray:
+        """Frame i as (H, W, 3) uint8 RGB."""
+        pad = self.pad
+        ox = pad + int(round(pad * np.sin(2 * np.pi * i / 96)))
+        oy = pad + int(round(0.5 * pad * np.sin(2 * np.pi * i / 128)))
+        frame = self.background[oy:oy + self.height, ox:ox + self.width].copy()
+        for obj in self.objects:
+            _draw_object(frame, obj, i, self.code_rows)
+        frame[:self.code_rows] = _code_strip(i, self.height, self.width)[:, :, None]
+        return frame
+
+
+def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """(height, width, 3) uint8: smooth colour blobs + oriented stripes + fine grain."""
+    coarse = rng.uniform(40, 215, size=(height // 8 + 2, width // 8 + 2, 3)).astype(np.uint8)
+    base = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    fx, fy = rng.uniform(0.05, 0.2, size=2)
+    stripes = 25 * np.sin(2 * np.pi * (fx * xx + fy * yy))
+    grain = rng.normal(0, 8, size=(height, width, 1))
+    return np.clip(base + stripes[..., None] + grain, 0, 255).astype(np.uint8)
+
+
+def _random_object(rng: np.random.Generator, width: int, height: int) -> dict:
+    return {
+        "radius": float(rng.uniform(0.12, 0.2) * min(width, height)),
+        "disc": bool(rng.integers(0, 2)),
+        "colors": rng.uniform(0, 255, size=(2, 3)).astype(np.float32),
+        "period": float(rng.uniform(40, 90)),
+        "phase": float(rng.uniform(0, 2 * np.pi)),
+        "amp": rng.uniform(0.15, 0.35, size=2),
+        "center": rng.uniform(0.35, 0.65, size=2),
+    }
+
+
+def _draw_object(frame: np.ndarray, obj: dict, i: int, top: int) -> None:
+    """Draw one textured object at its position in frame i, below the code strip (rows >= top)."""
+    height, width = frame.shape[:2]
+    angle = 2 * np.pi * i / obj["period"] + obj["phase"]
+    cx = width * (obj["center"][0] + obj["amp"][0] * np.sin(angle))
+    cy = top + (height - top) * (obj["center"][1] + obj["amp"][1] * np.cos(angle))
+    r = obj["radius"]
+    y0, y1 = max(top, int(cy - r)), min(height, int(cy + r) + 1)
+    x0, x1 = max(0, int(cx - r)), min(width, int(cx + r) + 1)
+    if y0 >= y1 or x0 >= x1:
+        return
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    u, v = xx - cx, yy - cy
+    mask = (u * u + v * v <= r * r) if obj["disc"] else (np.abs(u) <= r) & (np.abs(v) <= r)
+    cell = max(2.0, r / 2.5)
+    checker = ((np.floor(u / cell) + np.floor(v / cell)) % 2).astype(bool)
+    color = np.where(checker[..., None], obj["colors"][0], obj["colors"][1])
+    region = frame[y0:y1, x0:x1]
+    region[mask] = color[mask].astype(np.uint8)
