@@ -13,9 +13,32 @@ from p4d.heads.config import (
     HeadsConfig,
 )
 from p4d.heads.dense import OUTPUT_ACTIVATION, DenseHeads, TaskHead, count_parameters, dpt_stage_shapes
+from p4d.heads.geometry import (
+    camera_centre_from_rays,
+    camera_from_rays,
+    intrinsics_from_rays,
+    plucker_rays,
+    pose_matrix,
+    poses_relative_to_first,
+    rays_relative_to_first,
+    rotation_from_rays,
+    transform_rays,
+)
+from p4d.heads.io import (
+    HEADS_FILENAME,
+    HeadsFileNotFoundError,
+    heads_file,
+    heads_from_bytes,
+    heads_to_bytes,
+    load_heads,
+    read_heads_config,
+    save_heads,
+)
+from p4d.heads.keys import heads_checkpoint_filter, load_published_heads
 
 __all__ = [
     "FLOW_FRAME0_INVALID",
+    "HEADS_FILENAME",
     "L4P_HEADS",
     "MODALITY_CHANNELS",
     "OUTPUT_ACTIVATION",
@@ -23,7 +46,25 @@ __all__ = [
     "TINY_HEADS",
     "DenseHeads",
     "HeadsConfig",
+    "HeadsFileNotFoundError",
     "TaskHead",
+    "camera_centre_from_rays",
+    "camera_from_rays",
     "count_parameters",
     "dpt_stage_shapes",
+    "heads_checkpoint_filter",
+    "heads_file",
+    "heads_from_bytes",
+    "heads_to_bytes",
+    "intrinsics_from_rays",
+    "load_heads",
+    "load_published_heads",
+    "plucker_rays",
+    "pose_matrix",
+    "poses_relative_to_first",
+    "rays_relative_to_first",
+    "read_heads_config",
+    "rotation_from_rays",
+    "save_heads",
+    "transform_rays",
 ]
