@@ -67,7 +67,7 @@ def sample_clip(path: str | Path, num_frames: int = 16, policy: str = "uniform",
 
     If the header's frame count was too high (the stream ends early), the clips are re-planned from
     the true decodable count and decoded again, with a warning; a ``clip`` that no longer exists then
-    raises VideoDecodeError.
+    raises VideoDecodeError. A decode error (e.g. a file cut inside a packet) is raised, not re-planned.
     """
     info = probe(path, max_pixels=max_pixels)
     plans = plan_clips(info.num_frames, num_frames=num_frames, policy=policy, frame_stride=frame_stride)
