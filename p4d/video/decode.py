@@ -3,9 +3,10 @@
 Sequential decoding keeping the wanted indices is 2-10x faster than seeking on short clips with
 few keyframes (measured, shared/notes/env.md). Frame index i is the i-th frame the decoder
 outputs (presentation order); in an intact file that is the i-th frame written, while in a
-stream cut short, frames whose packets are missing (e.g. B-frames) are simply absent. Timestamps are ``(pts - first_pts) * time_base`` in seconds, where
-``first_pts`` is the pts of the stream's first decoded frame: never derived from an assumed fps,
-so they are right for variable-frame-rate video.
+stream cut short, frames whose packets are missing (e.g. B-frames) are simply absent.
+Timestamps are ``(pts - first_pts) * time_base`` in seconds, where ``first_pts`` is the pts of
+the stream's first decoded frame: never derived from an assumed fps, so they are right for
+variable-frame-rate video.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ def plan_clips(num_frames_in_video: int, *, num_frames: int = 16, policy: str = 
                frame_stride: int = 1) -> list[np.ndarray]:
     """Source-frame indices per clip: a list of (N,) int32 arrays, N = ``num_frames``."""
     if policy not in SAMPLING_POLICIES:
-        raise ConfigError(f"--policy {policy!r}: unknown sampling policy; expected one of {', '.join(SAMPLING_POLICIES)}")
+        raise ConfigError(
+            f"--policy {policy!r}: unknown sampling policy; expected one of {', '.join(SAMPLING_POLICIES)}"
+        )
     if int(num_frames) < 1:
         raise ConfigError(f"--num-frames {num_frames}: expected at least 1 frame per clip")
     if int(frame_stride) < 1:

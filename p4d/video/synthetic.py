@@ -31,9 +31,10 @@ MIN_WIDTH, MIN_HEIGHT = 64, 32
 _VFR_TIME_BASE = Fraction(1, 90000)
 
 
-def write_synthetic_video(path: str | Path, *, num_frames: int = 48, fps: float = 24, size: tuple[int, int] = (160, 120),
-                          seed: int = 0, rotation: int = 0, vfr_timestamps: Sequence[float] | None = None,
-                          codec: str = "h264", faststart: bool = False) -> Path:
+def write_synthetic_video(path: str | Path, *, num_frames: int = 48, fps: float = 24,
+                          size: tuple[int, int] = (160, 120), seed: int = 0, rotation: int = 0,
+                          vfr_timestamps: Sequence[float] | None = None, codec: str = "h264",
+                          faststart: bool = False) -> Path:
     """Write a synthetic video to ``path`` (container from the suffix, e.g. .mp4, .mkv) and return it.
 
     ``size = (width, height)`` of the stored frames (at least 64x32); odd sizes are stored as yuv444p
@@ -90,7 +91,8 @@ def read_frame_code(frame: np.ndarray) -> int:
     word = 0
     for j in range(16):
         top, left = (j // 8) * block_h, (j % 8) * block_w
-        core = luma[top + block_h // 4: top + block_h - block_h // 4, left + block_w // 4: left + block_w - block_w // 4]
+        dy, dx = block_h // 4, block_w // 4  # read the block's core, away from compression ringing
+        core = luma[top + dy: top + block_h - dy, left + dx: left + block_w - dx]
         level = float(core.mean())
         if 64 < level < 192:
             raise ValueError(f"frame code block {j} is neither black nor white (mean level {level:.0f})")
@@ -118,7 +120,9 @@ def _frame_pts(num_frames: int, fps: float, vfr_timestamps) -> list[int]:
         return list(range(num_frames))
     times = np.asarray(vfr_timestamps, dtype=np.float64)
     if times.shape != (num_frames,) or times[0] < 0 or np.any(np.diff(times) <= 0):
-        raise ConfigError(f"vfr_timestamps: expected {num_frames} increasing times >= 0 in seconds, got {times.tolist()}")
+        raise ConfigError(
+            f"vfr_timestamps: expected {num_frames} increasing times >= 0 in seconds, got {times.tolist()}"
+        )
     pts = [int(round(t / _VFR_TIME_BASE)) for t in times]
     if len(set(pts)) != num_frames:
         raise ConfigError("vfr_timestamps: two frames fall on the same 1/90000 s tick")

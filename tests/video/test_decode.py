@@ -136,7 +136,8 @@ def test_bad_frame_index(cfr_video, bad):
 
 
 def test_index_beyond_the_end(cfr_video):
-    with pytest.raises(VideoDecodeError, match=r"wanted frame 48 but the stream ended after 48 decodable frames") as info:
+    message = r"wanted frame 48 but the stream ended after 48 decodable frames"
+    with pytest.raises(VideoDecodeError, match=message) as info:
         decode_frames(cfr_video, [0, 48])
     assert str(cfr_video) in str(info.value)
 

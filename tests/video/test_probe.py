@@ -71,7 +71,8 @@ def test_truncated_mp4_with_index_at_the_end_cannot_be_opened(cfr_video, tmp_pat
 def test_declared_size_above_the_cap_is_refused_before_decoding(tmp_path):
     path = y4m_header_only(tmp_path / "huge.y4m", 8000, 8000)  # 64 M pixels > the 8K-UHD default cap
     assert 8000 * 8000 > DEFAULT_MAX_PIXELS
-    with pytest.raises(VideoDecodeError, match=r"8000x8000 .* exceeds the cap of 33177600 pixels.*--max-pixels") as info:
+    message = r"8000x8000 .* exceeds the cap of 33177600 pixels.*--max-pixels"
+    with pytest.raises(VideoDecodeError, match=message) as info:
         probe(path)
     assert str(path) in str(info.value)
 
