@@ -140,7 +140,9 @@ class DPTAdapter(nn.Module):
             return x
 
         sc = self.scratch
-        layers = [note(f"act_postprocess.{i}", act(t)) for i, (act, t) in enumerate(zip(self.act_postprocess, taps))]
+        layers = [
+            note(f"act_postprocess.{i}", act(t)) for i, (act, t) in enumerate(zip(self.act_postprocess, taps))
+        ]
         rn = (sc.layer1_rn, sc.layer2_rn, sc.layer3_rn, sc.layer4_rn)
         layers = [note(f"scratch.layer{i + 1}_rn", conv(x)) for i, (conv, x) in enumerate(zip(rn, layers))]
         path = sc.refinenet4(layers[3])

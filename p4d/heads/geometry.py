@@ -87,10 +87,15 @@ def _split_pose(cam_to_world: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, T
         R, c = cam_to_world
     else:
         if cam_to_world.shape[-2:] != (4, 4):
-            raise ConfigError(f"cam_to_world: expected (..., 4, 4) or (R, c), found {tuple(cam_to_world.shape)}")
+            raise ConfigError(
+                f"cam_to_world: expected (..., 4, 4) or (R, c), found {tuple(cam_to_world.shape)}"
+            )
         R, c = cam_to_world[..., :3, :3], cam_to_world[..., :3, 3]
     if R.shape[-2:] != (3, 3) or c.shape[-1] != 3:
-        raise ConfigError(f"cam_to_world: expected R (..., 3, 3) and c (..., 3), found {tuple(R.shape)}, {tuple(c.shape)}")
+        raise ConfigError(
+            f"cam_to_world: expected R (..., 3, 3) and c (..., 3), "
+            f"found {tuple(R.shape)}, {tuple(c.shape)}"
+        )
     return R, c
 
 
@@ -253,7 +258,9 @@ def camera_from_rays(
     if K is None:
         if fixed_intrinsics:
             if rays.dim() < 4:
-                raise ConfigError(f"rays: fixed_intrinsics needs (..., N, h, w, 6), found {tuple(rays.shape)}")
+                raise ConfigError(
+                    f"rays: fixed_intrinsics needs (..., N, h, w, 6), found {tuple(rays.shape)}"
+                )
             K = intrinsics_from_rays(rays[..., :1, :, :, :], image_hw=image_hw)
             K = K.expand(*rays.shape[:-3], 3, 3)
         else:

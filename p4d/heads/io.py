@@ -79,7 +79,9 @@ def _read(source: PathOrBytes) -> tuple[dict[str, torch.Tensor], dict[str, str],
         file = heads_file(source)
         name = str(file)
         if not file.is_file():
-            raise HeadsFileNotFoundError(f"{name}: heads file not found (expected {HEADS_FILENAME} written by save_heads)")
+            raise HeadsFileNotFoundError(
+                f"{name}: heads file not found (expected {HEADS_FILENAME} written by save_heads)"
+            )
         data = file.read_bytes()
     try:
         tensors = safetensors.torch.load(data)
@@ -138,7 +140,9 @@ def load_heads(
     return heads
 
 
-def heads_from_bytes(data: bytes, *, device=None, dtype: torch.dtype | None = None, frozen: bool = True) -> DenseHeads:
+def heads_from_bytes(
+    data: bytes, *, device=None, dtype: torch.dtype | None = None, frozen: bool = True
+) -> DenseHeads:
     """:func:`load_heads` on the bytes of :func:`heads_to_bytes`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CheckpointError(f"heads bytes: expected bytes, found {type(data).__name__}")

@@ -110,6 +110,9 @@ def test_batched_relative_to_first_camera():
     K = t64(K_TRUE).expand(2, 3, 3, 3)
     world = plucker_rays(K, (t64(Rs), t64(cs)), GRID, IMAGE)
     assert world.shape == (2, 3, 16, 16, 6)
+    # one K broadcast over the batch gives the same rays; each item equals its own rendering
+    torch.testing.assert_close(plucker_rays(t64(K_TRUE), (t64(Rs), t64(cs)), GRID, IMAGE), world)
+    torch.testing.assert_close(world[1, 2], plucker_rays(t64(K_TRUE), (t64(Rs[1, 2]), t64(cs[1, 2])), GRID, IMAGE))
     c2w = pose_matrix(t64(Rs), t64(cs))
     rel = rays_relative_to_first(world, c2w)
     rel_pose = poses_relative_to_first(c2w)
