@@ -1,0 +1,323 @@
+"""Latent codecs for F_4D, in numpy (bfloat16 included), plus the zarr codec chain each part uses.
+
+A codec turns float latents ``x`` of shape ``(..., N', h', w', c')`` (leading axes: clip, tap)
+into named parts (``f4d`` and, for integer codecs, ``f4d_scale`` / ``f4d_offset``) and back.
+Statistics of the per-channel codecs are taken over ``(N', h', w')``, i.e. per channel per tap
+per clip; per-token codecs over ``c'``.
+
+Codecs (bytes/clip as a fraction of raw float32 and F_4D cosine on paper-shape ViT-like
+latents, ``p4d.bench.latents``; see the README / ``p4d bench cache`` for measured figures):
+
+* ``float16-zstd``   float16, zstd level 3.                                ~0.47, cos 1.0000
+* ``bfloat16``       bf16 bits (round to nearest even) as uint16, blosc-zstd bitshuffle.  ~0.35
+* ``int8-token``     symmetric int8, float16 absmax scale per token, zstd.  collapses under
+                     outlier channels (cosine < 0.999)
+* ``int8-channel``   symmetric int8, float16 absmax scale per channel, zstd.  ~0.22, cos 0.99995
+* ``dpcm-channel``   (default) per-channel step = 0.13 x the channel's RMS (about 3.8 % relative
+                     error per channel, cosine ~0.9993), integer DPCM along the token grid
+                     (prediction = mean of the left and upper token), residual mod 256 as int8,
+                     zstd. Scale and offset per channel as float32.  ~0.14
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from p4d.errors import CacheSchemaError
+
+__all__ = [
+    "LatentCodec",
+    "LatentPart",
+    "LATENT_CODECS",
+    "DEFAULT_LATENT_CODEC",
+    "float32_to_bfloat16_bits",
+    "bfloat16_bits_to_float32",
+]
+
+_GRID_AXES = (-4, -3, -2)  # N', h', w'
+BF16_NAN_BITS = 0x7FC0
+
+
+# --- bfloat16 --------------------------------------------------------------------------
+
+
+def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns (uint16) of ``x``: float32 rounded to nearest, ties to even.
+
+    Matches torch's ``Tensor.bfloat16()`` bit for bit: every NaN becomes the canonical quiet
+    NaN 0x7FC0, infinities stay infinities, finite values that round past the largest
+    bfloat16 become inf, denormals round like any other value.
+    """
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)
+    out = ((bits + rounding) >> 16).astype(np.uint16)  # uint32 wraps only for NaN patterns, fixed below
+    out[np.isnan(x)] = BF16_NAN_BITS
+    return out
+
+
+def bfloat16_bits_to_float32(b: np.ndarray) -> np.ndarray:
+    """float32 values of bfloat16 bit patterns (exact)."""
+    return (np.asarray(b, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+# --- codec description -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatentPart:
+    """One stored array of a codec: ``latents/<name>``.
+
+    ``kind``: ``full`` (..., N', h', w', c'), ``token`` (..., N', h', w') or ``channel`` (..., c').
+    """
+
+    name: str
+    dtype: str
+    kind: str
+    compressors: Callable[[], list]
+    fill_value: object
+    description: str
+
+    def shape(self, latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+        latent_shape = tuple(latent_shape)
+        if self.kind == "full":
+            return latent_shape
+        if self.kind == "token":
+            return latent_shape[:-1]
+        return latent_shape[:-4] + latent_shape[-1:]
+
+    def dims(self, lead: tuple[str, ...]) -> tuple[str, ...]:
+        grid = {"full": ("t4d", "h4d", "w4d", "c4d"), "token": ("t4d", "h4d", "w4d"), "channel": ("c4d",)}
+        return tuple(lead) + grid[self.kind]
+
+
+@dataclass(frozen=True)
+class LatentCodec:
+    """A named F_4D codec: numpy ``encode``/``decode`` and the zarr storage of its parts."""
+
+    name: str
+    description: str
+    parts: tuple[LatentPart, ...]
+    encode: Callable[[np.ndarray], dict[str, np.ndarray]]
+    decode: Callable[[dict[str, np.ndarray]], np.ndarray]
+    params: dict = field(default_factory=dict)
+    lossless_nan: bool = True  # can NaN/Inf be stored (float codecs) or must the input be finite?
+
+    def to_attrs(self) -> dict:
+        """What a store's attrs record about the codec."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": dict(self.params),
+            "parts": {p.name: {"dtype": p.dtype, "kind": p.kind, "description": p.description} for p in self.parts},
+        }
+
+
+def _zstd() -> list:
+    return [ZstdCodec(level=3)]
+
+
+def _blosc_bitshuffle() -> list:
+    return [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle", typesize=2)]
+
+
+def _check_finite(x: np.ndarray, codec: str) -> None:
+    if not np.isfinite(x).all():
+        raise CacheSchemaError(
+            f"latents for codec {codec!r}: expected finite values, found {int((~np.isfinite(x)).sum())} NaN/Inf "
+            "(record such clips as failed, or use a float codec: float16-zstd, bfloat16)"
+        )
+
+
+# float16 ---------------------------------------------------------------------------------
+
+
+def _f16_encode(x: np.ndarray) -> dict[str, np.ndarray]:
+    with np.errstate(over="ignore"):
+        return {"f4d": np.asarray(x).astype(np.float16)}
+
+
+def _f16_decode(parts: dict[str, np.ndarray]) -> np.ndarray:
+    return parts["f4d"].astype(np.float32)
+
+
+# bfloat16 --------------------------------------------------------------------------------
+
+
+def _bf16_encode(x: np.ndarray) -> dict[str, np.ndarray]:
+    return {"f4d": float32_to_bfloat16_bits(np.asarray(x, dtype=np.float32))}
+
+
+def _bf16_decode(parts: dict[str, np.ndarray]) -> np.ndarray:
+    return bfloat16_bits_to_float32(parts["f4d"])
+
+
+# symmetric int8 with a float16 absmax scale ------------------------------------------------
+
+
+def _f16_scale(absmax: np.ndarray, codec: str) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        scale = (absmax / 127.0).astype(np.float16)
+    if not np.isfinite(scale).all():
+        raise CacheSchemaError(f"latents for codec {codec!r}: |values| up to {float(absmax.max()):.3g} "
+                               f"overflow the float16 scale (max 65504 x 127); use dpcm-channel or a float codec")
+    return scale
+
+
+def _int8_symmetric(x: np.ndarray, scale16: np.ndarray) -> np.ndarray:
+    s = scale16.astype(np.float32)
+    safe = np.where(s > 0, s, np.float32(1.0))
+    return np.clip(np.rint(x / safe), -127, 127).astype(np.int8)
+
+
+def _int8_token_encode(x: np.ndarray) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=np.float32)
+    _check_finite(x, "int8-token")
+    scale = _f16_scale(np.abs(x).max(axis=-1, keepdims=True), "int8-token")
+    return {"f4d": _int8_symmetric(x, scale), "f4d_scale": scale[..., 0]}
+
+
+def _int8_token_decode(parts: dict[str, np.ndarray]) -> np.ndarray:
+    return parts["f4d"].astype(np.float32) * parts["f4d_scale"].astype(np.float32)[..., None]
+
+
+def _int8_channel_encode(x: np.ndarray) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=np.float32)
+    _check_finite(x, "int8-channel")
+    scale = _f16_scale(np.abs(x).max(axis=_GRID_AXES, keepdims=True), "int8-channel")
+    return {"f4d": _int8_symmetric(x, scale), "f4d_scale": scale[..., 0, 0, 0, :]}
+
+
+def _int8_channel_decode(parts: dict[str, np.ndarray]) -> np.ndarray:
+    scale = parts["f4d_scale"].astype(np.float32)[..., None, None, None, :]
+    return parts["f4d"].astype(np.float32) * scale
+
+
+# dpcm-channel -------------------------------------------------------------------------------
+
+DPCM_STEP_RMS = 0.13  # step / channel RMS: relative error ~ 0.13 / sqrt(12) = 3.8 %, cosine ~ 1 - 0.13**2 / 24
+
+
+def _wrap_int8(v: np.ndarray) -> np.ndarray:
+    """Integers modulo 256 into [-128, 127] (as int8)."""
+    return (((v.astype(np.int16) + 128) & 0xFF) - 128).astype(np.int8)
+
+
+def _dpcm_predict(q: np.ndarray) -> np.ndarray:
+    """Prediction of each token from its causal neighbours on the (h', w') grid (int16).
+
+    Interior: floor((left + up) / 2); first row: left; first column: up; (0, 0): 0.
+    ``q``: (..., h', w', c') int16.
+    """
+    pred = np.zeros_like(q)
+    left = q[..., :, :-1, :]
+    up = q[..., :-1, :, :]
+    pred[..., 1:, 1:, :] = (left[..., 1:, :, :] + up[..., :, 1:, :]) >> 1
+    pred[..., 0, 1:, :] = q[..., 0, :-1, :]
+    pred[..., 1:, 0, :] = q[..., :-1, 0, :]
+    return pred
+
+
+def _dpcm_encode(x: np.ndarray) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=np.float32)
+    _check_finite(x, "dpcm-channel")
+    offset = x.mean(axis=_GRID_AXES, keepdims=True, dtype=np.float64)
+    centred = x - offset
+    rms = np.sqrt((centred.astype(np.float64) ** 2).mean(axis=_GRID_AXES, keepdims=True))
+    absmax = np.abs(centred).max(axis=_GRID_AXES, keepdims=True).astype(np.float64)
+    step = np.maximum(DPCM_STEP_RMS * rms, absmax / 127.0).astype(np.float32)
+    step = np.where(step > 0, step, np.float32(1.0))
+    offset = offset.astype(np.float32)
+    q = np.clip(np.rint((x - offset) / step), -127, 127).astype(np.int16)
+    residual = _wrap_int8(q - _dpcm_predict(q))
+    return {"f4d": residual, "f4d_scale": step[..., 0, 0, 0, :], "f4d_offset": offset[..., 0, 0, 0, :]}
+
+
+def _dpcm_reconstruct(residual: np.ndarray) -> np.ndarray:
+    """Invert the DPCM exactly: quantised values (int16) from int8 residuals, one anti-diagonal at a time."""
+    r = residual.astype(np.int16)
+    h, w = r.shape[-3], r.shape[-2]
+    q = np.zeros_like(r)
+    for d in range(h + w - 1):
+        ys = np.arange(max(0, d - w + 1), min(h, d + 1))
+        xs = d - ys
+        pred = np.zeros(r.shape[:-3] + (len(ys), r.shape[-1]), dtype=np.int16)
+        inner = (ys > 0) & (xs > 0)
+        top = (ys == 0) & (xs > 0)
+        first_col = (ys > 0) & (xs == 0)
+        if inner.any():
+            yi, xi = ys[inner], xs[inner]
+            pred[..., inner, :] = (q[..., yi, xi - 1, :] + q[..., yi - 1, xi, :]) >> 1
+        if top.any():
+            pred[..., top, :] = q[..., 0, xs[top] - 1, :]
+        if first_col.any():
+            pred[..., first_col, :] = q[..., ys[first_col] - 1, 0, :]
+        q[..., ys, xs, :] = _wrap_int8(r[..., ys, xs, :] + pred)
+    return q
+
+
+def _dpcm_decode(parts: dict[str, np.ndarray]) -> np.ndarray:
+    q = _dpcm_reconstruct(parts["f4d"])
+    step = parts["f4d_scale"].astype(np.float32)[..., None, None, None, :]
+    offset = parts["f4d_offset"].astype(np.float32)[..., None, None, None, :]
+    return q.astype(np.float32) * step + offset
+
+
+# --- registry --------------------------------------------------------------------------------
+
+_NAN16 = float("nan")
+
+LATENT_CODECS: dict[str, LatentCodec] = {
+    c.name: c
+    for c in (
+        LatentCodec(
+            name="float16-zstd",
+            description="float16 + zstd(3); near-lossless (rel. err ~2e-4), ~0.47 of raw float32",
+            parts=(LatentPart("f4d", "float16", "full", _zstd, _NAN16, "F_4D as float16"),),
+            encode=_f16_encode, decode=_f16_decode, params={"zstd_level": 3},
+        ),
+        LatentCodec(
+            name="bfloat16",
+            description="bfloat16 bits (round-to-nearest-even, = torch .bfloat16()) as uint16 + blosc-zstd bitshuffle",
+            parts=(LatentPart("f4d", "uint16", "full", _blosc_bitshuffle, BF16_NAN_BITS,
+                              "F_4D bfloat16 bit patterns stored as uint16: float32 = bits << 16"),),
+            encode=_bf16_encode, decode=_bf16_decode,
+            params={"storage": "uint16 = high 16 bits of float32, round to nearest even", "blosc": "zstd5 bitshuffle"},
+        ),
+        LatentCodec(
+            name="int8-token",
+            description="symmetric int8 + float16 absmax scale per token + zstd; collapses under outlier channels",
+            parts=(LatentPart("f4d", "int8", "full", _zstd, 0, "F_4D quantised: x = f4d * f4d_scale"),
+                   LatentPart("f4d_scale", "float16", "token", _zstd, _NAN16, "absmax/127 per token")),
+            encode=_int8_token_encode, decode=_int8_token_decode, params={"levels": 255, "scale": "per token"},
+            lossless_nan=False,
+        ),
+        LatentCodec(
+            name="int8-channel",
+            description="symmetric int8 + float16 absmax scale per channel (per tap, per clip) + zstd; ~0.22 of raw",
+            parts=(LatentPart("f4d", "int8", "full", _zstd, 0, "F_4D quantised: x = f4d * f4d_scale"),
+                   LatentPart("f4d_scale", "float16", "channel", _zstd, _NAN16,
+                              "absmax/127 per channel over (N', h', w')")),
+            encode=_int8_channel_encode, decode=_int8_channel_decode,
+            params={"levels": 255, "scale": "per channel per tap per clip"}, lossless_nan=False,
+        ),
+        LatentCodec(
+            name="dpcm-channel",
+            description=(f"per-channel step {DPCM_STEP_RMS} x RMS (~3.8% rel. err, cosine ~0.9993) + DPCM over the "
+                         "token grid (int8 residuals mod 256) + zstd; ~0.14 of raw"),
+            parts=(LatentPart("f4d", "int8", "full", _zstd, 0,
+                              "DPCM residuals mod 256 of q = rint((x - offset) / scale), prediction "
+                              "floor((left + up) / 2) on the (h', w') grid"),
+                   LatentPart("f4d_scale", "float32", "channel", _zstd, _NAN16, "quantisation step per channel"),
+                   LatentPart("f4d_offset", "float32", "channel", _zstd, _NAN16, "mean per channel")),
+            encode=_dpcm_encode, decode=_dpcm_decode,
+            params={"step_over_rms": DPCM_STEP_RMS, "predictor": "floor((left + up) / 2)", "zstd_level": 3},
+            lossless_nan=False,
+        ),
+    )
+}
+
+DEFAULT_LATENT_CODEC: str = "dpcm-channel"

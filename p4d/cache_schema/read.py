@@ -1,0 +1,114 @@
+"""Read decoded clip targets from a store: only done clips, never half-written ones."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
+from p4d.cache_schema.store import CacheStore
+from p4d.cache_schema.write import failures_file
+from p4d.errors import CacheNotFoundError, ClipNotAvailableError
+
+__all__ = ["read_clip", "read_clips"]
+
+
+def _clip_indices(store: CacheStore, idx: Sequence[int]) -> np.ndarray:
+    arr = np.asarray(idx)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ClipNotAvailableError(f"clips of {store.url}: expected a 1-D sequence of clip indices, got {idx!r}")
+    arr = arr.astype(np.int64)
+    bad = arr[(arr < 0) | (arr >= store.num_clips)]
+    if bad.size:
+        raise ClipNotAvailableError(f"clip {int(bad[0])} of {store.url}: out of range [0, {store.num_clips})")
+    return arr
+
+
+def _failure_reason(store: CacheStore, clip: int) -> str:
+    try:
+        record = json.loads(store.read_side_file(failures_file(store.shard_of(clip))))
+        return str(record["clips"][str(clip)])
+    except (CacheNotFoundError, ValueError, KeyError, TypeError):
+        return "no reason recorded"
+
+
+def _read_rows(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarray:
+    arr = store.array(path)
+    try:
+        return np.asarray(arr.get_orthogonal_selection((uniq,)))
+    except Exception as exc:  # noqa: BLE001 - a torn shard raises a codec/checksum error
+        for clip in uniq:  # name the clip whose shard is unreadable
+            try:
+                arr[int(clip)]
+            except Exception as inner:  # noqa: BLE001
+                raise ClipNotAvailableError(
+                    f"clip {int(clip)} of {store.url}: {path} of shard {store.shard_of(clip)} is unreadable "
+                    f"(torn or corrupt: {type(inner).__name__}); rewrite that shard with `p4d precompute --force`"
+                ) from inner
+        raise ClipNotAvailableError(f"clips of {store.url}: reading {path} failed: {exc}") from exc
+
+
+def _check_done(store: CacheStore, uniq: np.ndarray) -> None:
+    status_arr = store.array("clips/status")
+    try:
+        status = np.asarray(status_arr.get_orthogonal_selection((uniq,)), dtype=np.uint8)
+    except Exception:  # noqa: BLE001 - a torn status shard: those clips are pending
+        status = np.zeros(uniq.size, dtype=np.uint8)
+        for k, clip in enumerate(uniq):
+            try:
+                status[k] = status_arr[int(clip)]
+            except Exception:  # noqa: BLE001
+                status[k] = 0
+    for clip, st in zip(uniq, status):
+        if st == STATUS_DONE:
+            continue
+        if st == STATUS_FAILED:
+            raise ClipNotAvailableError(f"clip {int(clip)} of {store.url} failed: {_failure_reason(store, int(clip))}")
+        raise ClipNotAvailableError(
+            f"clip {int(clip)} of {store.url} is pending (not computed, or its shard was interrupted); "
+            "run `p4d precompute` to fill it"
+        )
+
+
+def read_clips(store: CacheStore, idx: Sequence[int]) -> dict[str, np.ndarray]:
+    """Decoded targets of clips ``idx``, stacked on a leading axis B.
+
+    Returns ``f4d`` (B, taps, N', h', w', c') float32, each spec map as float32 (``depth``
+    (B, N, H, W, 1), ``flow`` (B, N, H, W, 2), ``motion`` (B, N, H, W, 1), ``camray``
+    (B, N, h_p, w_p, 6)), ``frame_index`` (B, N) int32, ``timestamp`` (B, N) float32 seconds,
+    ``video`` (B,) int32. Raises ClipNotAvailableError for out-of-range, pending, failed or
+    unreadable clips (naming the clip and the reason).
+    """
+    clips = _clip_indices(store, idx)
+    uniq, inverse = np.unique(clips, return_inverse=True)
+    _check_done(store, uniq)
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    out: dict[str, np.ndarray] = {}
+    if uniq.size:
+        parts = {p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts}
+        out["f4d"] = codec.decode(parts)
+        for m in store.spec.modalities:
+            out[m] = _read_rows(store, f"maps/{m}", uniq).astype(np.float32)
+        for name in ("frame_index", "timestamp", "video"):
+            out[name] = _read_rows(store, f"clips/{name}", uniq)
+    else:
+        spec = store.spec
+        out["f4d"] = np.zeros((0,) + spec.latent_shape, np.float32)
+        for m in spec.modalities:
+            out[m] = np.zeros((0,) + spec.map_shape(m), np.float32)
+        out["frame_index"] = np.zeros((0, spec.num_frames), np.int32)
+        out["timestamp"] = np.zeros((0, spec.num_frames), np.float32)
+        out["video"] = np.zeros((0,), np.int32)
+    if uniq.size != clips.size or not np.array_equal(uniq, clips):
+        out = {k: v[inverse] for k, v in out.items()}
+    return out
+
+
+def read_clip(store: CacheStore, i: int) -> dict[str, np.ndarray]:
+    """Decoded targets of clip ``i`` (as :func:`read_clips` without the leading axis; ``video`` 0-d)."""
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise ClipNotAvailableError(f"clip {i!r} of {store.url}: expected an int clip index")
+    return {k: v[0] for k, v in read_clips(store, [int(i)]).items()}

@@ -1,0 +1,192 @@
+"""What a cache holds: :class:`CacheSpec` (shapes, taps, dtypes, codec, provenance) and :class:`VideoEntry`.
+
+Shapes use the paper's names: N, H, W (frames, pixels of the teacher input), N', h', w', c'
+(teacher latent grid), h_p, w_p (camray patch grid).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from p4d.cache_schema.codecs import DEFAULT_LATENT_CODEC, LATENT_CODECS
+from p4d.errors import ConfigError
+
+SCHEMA_VERSION: int = 1
+MODALITIES: tuple[str, ...] = ("depth", "flow", "motion", "camray")
+MAP_DTYPES: tuple[str, ...] = ("float16", "float32")
+MAP_CHANNELS: dict[str, int] = {"depth": 1, "flow": 2, "motion": 1, "camray": 6}
+
+
+def _fail(name: str, expected: str, got: Any) -> None:
+    raise ConfigError(f"CacheSpec.{name}: expected {expected}, got {got!r}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail(name, "a positive int", value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSpec:
+    """Everything that fixes the layout and meaning of a cache store.
+
+    ``taps`` are the encoder layer indices F_4D holds (L4P: 14, 21, 28, 36); latents are
+    ``(taps, N', h', w', c')`` per clip, maps ``(N, H, W, ch)``, camray ``(N, h_p, w_p, 6)``.
+    ``teacher`` = {name, preset, config, weights_hash}; ``sampling`` = {num_frames, policy,
+    frame_stride}; ``spatial`` = {input_size: [H, W], resize, rotation}; missing keys of
+    ``sampling``/``spatial`` are filled from the shape fields, contradicting ones are refused.
+    """
+
+    modalities: tuple[str, ...] = MODALITIES
+    taps: tuple[int, ...] = (14, 21, 28, 36)
+    num_frames: int = 16
+    height: int = 224
+    width: int = 224
+    latent_frames: int = 8
+    latent_height: int = 16
+    latent_width: int = 16
+    latent_dim: int = 1408
+    ray_height: int = 16
+    ray_width: int = 16
+    map_dtype: str = "float16"
+    latent_codec: str = DEFAULT_LATENT_CODEC
+    clips_per_shard: int = 16
+    teacher: dict = field(default_factory=lambda: {"name": "l4p", "preset": "l4p", "config": {}, "weights_hash": ""})
+    sampling: dict = field(default_factory=dict)
+    spatial: dict = field(default_factory=dict)
+    normalisation: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        mods = tuple(self.modalities) if isinstance(self.modalities, (list, tuple)) else self.modalities
+        if not isinstance(mods, tuple) or any(m not in MODALITIES for m in mods) or len(set(mods)) != len(mods):
+            _fail("modalities", f"distinct names from {MODALITIES}", self.modalities)
+        object.__setattr__(self, "modalities", mods)
+        taps = tuple(self.taps) if isinstance(self.taps, (list, tuple)) else self.taps
+        if (not isinstance(taps, tuple) or not taps or len(set(taps)) != len(taps)
+                or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in taps)):
+            _fail("taps", "a non-empty tuple of distinct non-negative layer indices", self.taps)
+        object.__setattr__(self, "taps", taps)
+        for name in ("num_frames", "height", "width", "latent_frames", "latent_height", "latent_width",
+                     "latent_dim", "ray_height", "ray_width", "clips_per_shard"):
+            _positive_int(name, getattr(self, name))
+        if self.map_dtype not in MAP_DTYPES:
+            _fail("map_dtype", f"one of {MAP_DTYPES}", self.map_dtype)
+        if self.latent_codec not in LATENT_CODECS:
+            _fail("latent_codec", f"one of {tuple(LATENT_CODECS)}", self.latent_codec)
+        for name in ("teacher", "sampling", "spatial", "normalisation"):
+            if not isinstance(getattr(self, name), dict):
+                _fail(name, "a dict", getattr(self, name))
+        missing = {"name", "preset", "config", "weights_hash"} - set(self.teacher)
+        if missing:
+            _fail("teacher", f"a dict with keys name, preset, config, weights_hash (missing {sorted(missing)})",
+                  self.teacher)
+        sampling = {"num_frames": self.num_frames, "policy": "uniform", "frame_stride": 1, **self.sampling}
+        if sampling["num_frames"] != self.num_frames:
+            _fail("sampling['num_frames']", f"num_frames = {self.num_frames}", sampling["num_frames"])
+        spatial = {"input_size": [self.height, self.width], "resize": "bilinear, non-aspect-preserving",
+                   "rotation": "applied", **self.spatial}
+        if list(spatial["input_size"]) != [self.height, self.width]:
+            _fail("spatial['input_size']", f"[height, width] = {[self.height, self.width]}", spatial["input_size"])
+        spatial["input_size"] = list(spatial["input_size"])
+        object.__setattr__(self, "sampling", sampling)
+        object.__setattr__(self, "spatial", spatial)
+
+    # --- derived shapes (per clip) -------------------------------------------------------
+    @property
+    def latent_shape(self) -> tuple[int, int, int, int, int]:
+        """F_4D of one clip: (taps, N', h', w', c')."""
+        return (len(self.taps), self.latent_frames, self.latent_height, self.latent_width, self.latent_dim)
+
+    def map_shape(self, modality: str) -> tuple[int, int, int, int]:
+        """One clip's map: (N, H, W, ch), or (N, h_p, w_p, 6) for camray."""
+        if modality == "camray":
+            return (self.num_frames, self.ray_height, self.ray_width, 6)
+        return (self.num_frames, self.height, self.width, MAP_CHANNELS[modality])
+
+    def num_shards(self, num_clips: int) -> int:
+        return math.ceil(num_clips / self.clips_per_shard)
+
+    # --- (de)serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["modalities"] = list(self.modalities)
+        d["taps"] = list(self.taps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CacheSpec":
+        if not isinstance(d, dict):
+            raise ConfigError(f"CacheSpec: expected a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"CacheSpec: unknown keys {unknown} (known: {sorted(known)})")
+        kw = dict(d)
+        for k in ("modalities", "taps"):
+            if k in kw and isinstance(kw[k], list):
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+    def compatible_with(self, other: "CacheSpec") -> list[str]:
+        """Human-readable differences between this spec (the store's) and ``other`` (requested).
+
+        An empty list means a precompute run with ``other`` may fill a store created with ``self``.
+        """
+        diffs: list[str] = []
+        a, b = self.to_dict(), other.to_dict()
+        for key in a:
+            if isinstance(a[key], dict):
+                for sub in sorted(set(a[key]) | set(b[key])):
+                    va, vb = a[key].get(sub, "<absent>"), b[key].get(sub, "<absent>")
+                    if va != vb:
+                        diffs.append(f"{key}.{sub}: store has {va!r}, requested {vb!r}")
+            elif a[key] != b[key]:
+                diffs.append(f"{key}: store has {a[key]!r}, requested {b[key]!r}")
+        return diffs
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoEntry:
+    """One row of ``videos.json``: a source video and how many clips it contributes.
+
+    ``content_hash`` fingerprints the file (e.g. a hash of its size and first MiB) so a replaced
+    file is noticed; ``rotation`` is the display rotation in degrees (applied when decoding).
+    """
+
+    path: str
+    size_bytes: int
+    content_hash: str
+    fps: float
+    duration: float
+    num_frames: int
+    width: int
+    height: int
+    rotation: int
+    num_clips: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise ConfigError(f"VideoEntry.path: expected a non-empty str, got {self.path!r}")
+        for name in ("size_bytes", "num_frames", "width", "height", "num_clips"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(f"VideoEntry.{name} of {self.path}: expected an int >= 0, got {v!r}")
+        for name in ("fps", "duration"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"VideoEntry.{name} of {self.path}: expected a finite number >= 0, got {v!r}")
+        if not isinstance(self.rotation, int) or self.rotation % 90:
+            raise ConfigError(f"VideoEntry.rotation of {self.path}: expected a multiple of 90, got {self.rotation!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VideoEntry":
+        known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(d, dict) or set(d) != known:
+            raise ConfigError(f"VideoEntry: expected keys {sorted(known)}, got {sorted(d) if isinstance(d, dict) else d!r}")
+        return cls(**d)

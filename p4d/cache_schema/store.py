@@ -1,0 +1,415 @@
+"""Create and open cache stores (local path or fsspec URL); :class:`CacheStore`, the handle every job uses.
+
+A store is one Zarr v3 group with three sub-groups (``latents``, ``maps``, ``clips``), side files
+``videos.json`` (the planned videos) and ``failures/shard-{id}.json`` (failure reasons), and root
+attrs recording the schema version and the full :class:`CacheSpec`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import posixpath
+import uuid
+from collections.abc import Sequence
+
+import fsspec
+import numpy as np
+import zarr
+import zarr.storage
+
+from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.layout import (
+    GROUPS,
+    STATUS_DONE,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    ArrayLayout,
+    array_layouts,
+    dims_description,
+)
+from p4d.cache_schema.spec import SCHEMA_VERSION, CacheSpec, VideoEntry
+from p4d.errors import CacheError, CacheNotFoundError, CacheSchemaError, CacheVersionError, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _p4d_version() -> str:
+    try:
+        return importlib.metadata.version("p4d")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+VIDEOS_FILE = "videos.json"
+FAILURES_DIR = "failures"
+
+
+def _is_url(url: str) -> bool:
+    return "://" in url
+
+
+def _zarr_store(url: str, read_only: bool) -> zarr.storage.StoreLike:
+    if _is_url(url):
+        # the local filesystem does not create parent folders of chunk files unless asked to
+        opts = {"auto_mkdir": True} if url.split("://", 1)[0] in ("file", "local") else None
+        return zarr.storage.FsspecStore.from_url(url, read_only=read_only, storage_options=opts)
+    return zarr.storage.LocalStore(url, read_only=read_only)
+
+
+def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path.rstrip("/")
+
+
+def _check_side_name(name: str) -> None:
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise CacheError(f"side file name {name!r}: expected a relative path inside the store")
+
+
+class CacheStore:
+    """A thin, picklable handle on a cache store: url, spec, videos; zarr arrays opened lazily.
+
+    ``mode`` is ``"r"`` (readers) or ``"r+"`` (writers: ``write_shard``). Pickling keeps only the
+    url, mode, spec, videos and clip count, so a handle can be shipped to dask workers and
+    DataLoader workers (spawn), which reopen the arrays on first use.
+    """
+
+    def __init__(self, url: str, spec: CacheSpec, videos: Sequence[VideoEntry], num_clips: int, mode: str = "r"):
+        if mode not in ("r", "r+"):
+            raise CacheError(f"cache store mode {mode!r}: expected 'r' or 'r+'")
+        self.url = str(url)
+        self.spec = spec
+        self.videos = list(videos)
+        self.num_clips = int(num_clips)
+        self.mode = mode
+        self._zstore = None
+        self._arrays: dict[str, zarr.Array] = {}
+
+    # --- pickling: drop open handles ---------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_zstore"] = None
+        state["_arrays"] = {}
+        return state
+
+    def __repr__(self) -> str:
+        return (f"CacheStore({self.url!r}, clips={self.num_clips}, shards={self.num_shards}, "
+                f"codec={self.spec.latent_codec!r}, mode={self.mode!r})")
+
+    # --- layout ------------------------------------------------------------------------
+    @property
+    def num_shards(self) -> int:
+        return self.spec.num_shards(self.num_clips)
+
+    @property
+    def layouts(self) -> dict[str, ArrayLayout]:
+        return array_layouts(self.spec, self.num_clips)
+
+    def shard_clips(self, shard_id: int) -> range:
+        """Global clip indices of one shard (the last one may be short)."""
+        if isinstance(shard_id, bool) or not isinstance(shard_id, (int, np.integer)) or not 0 <= shard_id < self.num_shards:
+            raise CacheError(f"shard {shard_id!r} of {self.url}: expected 0 <= shard < {self.num_shards}")
+        s = self.spec.clips_per_shard
+        return range(int(shard_id) * s, min((int(shard_id) + 1) * s, self.num_clips))
+
+    def shard_of(self, clip: int) -> int:
+        return int(clip) // self.spec.clips_per_shard
+
+    # --- zarr access -------------------------------------------------------------------
+    @property
+    def zarr_store(self):
+        if self._zstore is None:
+            self._zstore = _zarr_store(self.url, read_only=self.mode == "r")
+        return self._zstore
+
+    def array(self, path: str) -> zarr.Array:
+        """The zarr array at ``path`` (e.g. ``maps/depth``), opened on first use."""
+        arr = self._arrays.get(path)
+        if arr is None:
+            try:
+                arr = zarr.open_array(store=self.zarr_store, path=path, mode="r" if self.mode == "r" else "r+",
+                                      zarr_format=3)
+            except (FileNotFoundError, KeyError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError) as exc:
+                raise CacheSchemaError(f"{self.url}: array {path} is missing ({type(exc).__name__})") from exc
+            self._arrays[path] = arr
+        return arr
+
+    def root(self) -> zarr.Group:
+        return zarr.open_group(store=self.zarr_store, mode="r" if self.mode == "r" else "r+", zarr_format=3)
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self.root().attrs)
+
+    def update_attrs(self, values: dict) -> None:
+        """Add or replace root attrs (e.g. the D_m heads' config); one writer only (the job driver)."""
+        self._require_writable("update_attrs")
+        reserved = {"schema_version", "spec", "num_clips", "num_shards"} & set(values)
+        if reserved:
+            raise CacheError(f"update_attrs on {self.url}: {sorted(reserved)} are fixed at creation")
+        self.root().attrs.update(values)
+
+    def _require_writable(self, what: str) -> None:
+        if self.mode != "r+":
+            raise CacheError(f"{what} on {self.url}: the store was opened read-only; open it with mode='r+'")
+
+    # --- status --------------------------------------------------------------------------
+    def read_status(self) -> tuple[np.ndarray, list[int]]:
+        """(status per clip, shards whose status could not be read). Unreadable (torn) status
+        shards and values outside {0, 1, 2} read as pending."""
+        arr = self.array("clips/status")
+        torn: list[int] = []
+        try:
+            status = np.asarray(arr[:], dtype=np.uint8)
+        except Exception:  # noqa: BLE001 - any decode error of a torn shard: fall back per shard
+            status = np.zeros(self.num_clips, dtype=np.uint8)
+            for shard in range(self.num_shards):
+                rng = self.shard_clips(shard)
+                try:
+                    status[rng.start:rng.stop] = arr[rng.start:rng.stop]
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s: status of shard %d unreadable (%s); its clips count as pending", self.url, shard, exc)
+                    torn.append(shard)
+        status = status.copy()
+        status[status > STATUS_FAILED] = STATUS_PENDING
+        return status, torn
+
+    def clip_status(self) -> np.ndarray:
+        """(clips,) uint8: 0 pending, 1 done, 2 failed (a torn status shard reads as pending)."""
+        return self.read_status()[0]
+
+    def status(self) -> dict[str, int]:
+        st = self.clip_status()
+        return {"pending": int((st == STATUS_PENDING).sum()), "done": int((st == STATUS_DONE).sum()),
+                "failed": int((st == STATUS_FAILED).sum()), "total": int(st.size)}
+
+    def shards_to_do(self, *, retry_failed: bool = False, force: bool = False) -> list[int]:
+        """Shards a (resumed) precompute must (re)write from scratch: every shard not all terminal,
+        plus shards holding failed clips with ``retry_failed``, or every shard with ``force``."""
+        if force:
+            return list(range(self.num_shards))
+        st = self.clip_status()
+        todo = []
+        for shard in range(self.num_shards):
+            rng = self.shard_clips(shard)
+            part = st[rng.start:rng.stop]
+            if (part == STATUS_PENDING).any() or (retry_failed and (part == STATUS_FAILED).any()):
+                todo.append(shard)
+        return todo
+
+    def failures(self) -> dict[int, str]:
+        """Failure reason per failed clip (global index), from ``failures/shard-{id}.json``."""
+        st = self.clip_status()
+        out: dict[int, str] = {}
+        fs, root = _fs(self.url)
+        for path in sorted(fs.glob(posixpath.join(root, FAILURES_DIR, "shard-*.json"))):
+            try:
+                record = json.loads(fs.cat_file(path))
+                items = record["clips"].items()
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("%s: unreadable failure record %s (%s)", self.url, path, exc)
+                continue
+            for clip, reason in items:
+                clip = int(clip)
+                if 0 <= clip < self.num_clips and st[clip] == STATUS_FAILED:
+                    out[clip] = str(reason)
+        for clip in np.flatnonzero(st == STATUS_FAILED):
+            out.setdefault(int(clip), "no reason recorded")
+        return dict(sorted(out.items()))
+
+    # --- side files ----------------------------------------------------------------------
+    def side_path(self, name: str) -> str:
+        _check_side_name(name)
+        return posixpath.join(_fs(self.url)[1], name)
+
+    def write_side_file(self, name: str, data: bytes) -> None:
+        """Write ``name`` (e.g. ``heads.safetensors``) inside the store; atomic on local disks."""
+        self._require_writable(f"write_side_file({name!r})")
+        fs, _ = _fs(self.url)
+        path = self.side_path(name)
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        if "file" in fs.protocol or "local" in fs.protocol:
+            tmp = f"{path}.{uuid.uuid4().hex}.partial"
+            fs.pipe_file(tmp, bytes(data))
+            fs.mv(tmp, path)
+        else:
+            fs.pipe_file(path, bytes(data))
+
+    def read_side_file(self, name: str) -> bytes:
+        fs, _ = _fs(self.url)
+        path = self.side_path(name)
+        try:
+            return fs.cat_file(path)
+        except FileNotFoundError as exc:
+            raise CacheNotFoundError(f"{self.url}: side file {name} does not exist") from exc
+
+    def remove_side_file(self, name: str) -> None:
+        self._require_writable(f"remove_side_file({name!r})")
+        fs, _ = _fs(self.url)
+        path = self.side_path(name)
+        if fs.exists(path):
+            fs.rm(path)
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def array_problems(store: CacheStore) -> dict[str, list[str]]:
+    """Per array path, its problems against the contract: missing, shape/dtype/dims/chunks drift."""
+    out: dict[str, list[str]] = {}
+    for path, lay in store.layouts.items():
+        problems: list[str] = []
+        try:
+            arr = store.array(path)
+        except CacheSchemaError:
+            out[path] = [f"missing array {path} (expected shape {lay.shape}, dtype {lay.dtype})"]
+            continue
+        if tuple(arr.shape) != lay.shape:
+            problems.append(f"{path}: shape {tuple(arr.shape)}, expected {lay.shape} from the spec")
+        if str(arr.dtype) != lay.dtype:
+            problems.append(f"{path}: dtype {arr.dtype}, expected {lay.dtype}")
+        dims = tuple(arr.metadata.dimension_names or ())
+        if dims != lay.dims:
+            problems.append(f"{path}: dimension_names {dims}, expected {lay.dims}")
+        if tuple(arr.chunks) != lay.chunks or tuple(arr.shards or ()) != lay.shards:
+            problems.append(f"{path}: chunks {arr.chunks} / shards {arr.shards}, expected {lay.chunks} / {lay.shards}")
+        if problems:
+            out[path] = problems
+    return out
+
+
+def check_arrays(store: CacheStore) -> list[str]:
+    """Problems of the store's arrays against the contract: missing arrays, shape/dtype drift."""
+    return [p for probs in array_problems(store).values() for p in probs]
+
+
+# --- create / open ----------------------------------------------------------------------------
+
+
+def _root_attrs(spec: CacheSpec, num_clips: int) -> dict:
+    codec = LATENT_CODECS[spec.latent_codec]
+    return {
+        "p4d_cache": "p4d teacher-target cache: F_4D latents and 4D maps per clip (Zarr v3)",
+        "schema_version": SCHEMA_VERSION,
+        "p4d_version": _p4d_version(),
+        "spec": spec.to_dict(),
+        "num_clips": num_clips,
+        "num_shards": spec.num_shards(num_clips),
+        "clips_per_shard": spec.clips_per_shard,
+        "taps": list(spec.taps),
+        "modalities": list(spec.modalities),
+        "teacher": spec.teacher,
+        "sampling": spec.sampling,
+        "spatial": spec.spatial,
+        "normalisation": spec.normalisation,
+        "flow_frame0_invalid": True,
+        "latent_codec": codec.to_attrs(),
+        "map_dtype": spec.map_dtype,
+        "dims": dims_description(spec),
+        "status_codes": {"0": "pending", "1": "done", "2": "failed"},
+    }
+
+
+def create_store(url: str, spec: CacheSpec, videos: Sequence[VideoEntry], *, overwrite: bool = False) -> CacheStore:
+    """Create an empty store for ``videos`` (clips video-major, every clip pending); return it opened ``r+``.
+
+    Refuses an existing store unless ``overwrite`` (then the old store is deleted first); never
+    deletes a non-empty folder that is not a zarr store.
+    """
+    url = str(url)
+    if not isinstance(spec, CacheSpec):
+        raise ConfigError(f"create_store({url}): expected a CacheSpec, got {type(spec).__name__}")
+    videos = list(videos)
+    if any(not isinstance(v, VideoEntry) for v in videos):
+        raise ConfigError(f"create_store({url}): videos must be VideoEntry rows")
+    num_clips = sum(v.num_clips for v in videos)
+    if num_clips < 1:
+        raise ConfigError(f"create_store({url}): expected at least one planned clip, found {num_clips} "
+                          f"in {len(videos)} videos")
+    fs, root = _fs(url)
+    if fs.exists(root):
+        is_store = fs.exists(posixpath.join(root, "zarr.json"))
+        if is_store and not overwrite:
+            raise CacheError(f"cache store {url} already exists; pass --overwrite (overwrite=True) to replace it")
+        if not is_store and fs.isdir(root) and fs.ls(root):
+            raise CacheError(f"{url} exists and is not a zarr store; refusing to replace it (choose another path)")
+        if is_store:
+            log.info("overwriting cache store %s", url)
+            fs.rm(root, recursive=True)
+        elif not fs.isdir(root):
+            raise CacheError(f"{url} exists and is a file, not a store folder")
+
+    zstore = _zarr_store(url, read_only=False)
+    root_group = zarr.open_group(store=zstore, mode="w", zarr_format=3, attributes=_root_attrs(spec, num_clips))
+    for g in GROUPS:
+        root_group.create_group(g)
+    for lay in array_layouts(spec, num_clips).values():
+        attrs = {"description": lay.description}
+        if lay.path == "maps/flow":
+            attrs["frame0_invalid"] = True
+        if lay.group == "latents":
+            attrs["codec"] = spec.latent_codec
+        zarr.create_array(
+            store=zstore, name=lay.path, shape=lay.shape, dtype=lay.dtype, chunks=lay.chunks, shards=lay.shards,
+            compressors=lay.compressors(), fill_value=lay.fill_value, dimension_names=lay.dims,
+            attributes=attrs, zarr_format=3, config={"write_empty_chunks": True},
+        )
+    store = CacheStore(url, spec, videos, num_clips, mode="r+")
+    store.write_side_file(VIDEOS_FILE, json.dumps([v.to_dict() for v in videos], indent=1).encode())
+    video_of_clip = np.repeat(np.arange(len(videos), dtype=np.int32), [v.num_clips for v in videos])
+    store.array("clips/video")[:] = video_of_clip
+    log.info("created %s: %d clips in %d shards", url, num_clips, store.num_shards)
+    return store
+
+
+def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
+    """Open an existing store; validates the schema version and (``check``) every array's shape/dtype.
+
+    Raises CacheNotFoundError (no store), CacheVersionError (other schema version),
+    CacheSchemaError (not a p4d cache, bad spec, missing arrays or shape/dtype drift).
+    """
+    url = str(url)
+    fs, root = _fs(url)
+    if not fs.exists(posixpath.join(root, "zarr.json")):
+        raise CacheNotFoundError(f"no cache store at {url} (no zarr.json there); create one with `p4d cache init`")
+    try:
+        group = zarr.open_group(store=_zarr_store(url, read_only=True), mode="r", zarr_format=3)
+    except Exception as exc:  # noqa: BLE001 - zarr raises several types for a foreign/corrupt root
+        raise CacheSchemaError(f"{url}: not a readable Zarr v3 group ({exc})") from exc
+    attrs = dict(group.attrs)
+    if "schema_version" not in attrs or "spec" not in attrs:
+        raise CacheSchemaError(f"{url} is a zarr store but not a p4d cache (no schema_version/spec in root attrs)")
+    version = attrs["schema_version"]
+    if version != SCHEMA_VERSION:
+        writer = attrs.get("p4d_version", "an older p4d")
+        raise CacheVersionError(
+            f"cache {url} was written with schema v{version}, this p4d reads v{SCHEMA_VERSION}: re-run "
+            f"`p4d precompute ... --force` to rebuild it, or use p4d=={writer} to read it"
+        )
+    try:
+        spec = CacheSpec.from_dict(attrs["spec"])
+    except ConfigError as exc:
+        raise CacheSchemaError(f"{url}: root attrs hold an invalid spec: {exc}") from exc
+    num_clips = attrs.get("num_clips")
+    if not isinstance(num_clips, int) or num_clips < 1:
+        raise CacheSchemaError(f"{url}: root attr num_clips: expected a positive int, got {num_clips!r}")
+    try:
+        raw = json.loads(fs.cat_file(posixpath.join(root, VIDEOS_FILE)))
+        videos = [VideoEntry.from_dict(v) for v in raw]
+    except FileNotFoundError as exc:
+        raise CacheSchemaError(f"{url}: side file {VIDEOS_FILE} is missing") from exc
+    except (ValueError, ConfigError) as exc:
+        raise CacheSchemaError(f"{url}: {VIDEOS_FILE} is unreadable: {exc}") from exc
+    if sum(v.num_clips for v in videos) != num_clips:
+        raise CacheSchemaError(f"{url}: {VIDEOS_FILE} plans {sum(v.num_clips for v in videos)} clips, "
+                               f"root attrs say {num_clips}")
+    store = CacheStore(url, spec, videos, num_clips, mode=mode)
+    if check:
+        problems = check_arrays(store)
+        if problems:
+            raise CacheSchemaError(f"{url} does not match its spec: " + "; ".join(problems)
+                                   + " (run `p4d cache verify` for the full report)")
+    return store

@@ -1,0 +1,117 @@
+"""A readable summary of a store: arrays, status counts, failure reasons, bytes on disk vs raw float32."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from collections import defaultdict
+
+from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.layout import GROUPS
+from p4d.cache_schema.store import CacheStore, _fs
+
+__all__ = ["format_summary", "disk_usage"]
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _codec_chain(arr) -> str:
+    names = []
+    for c in getattr(arr, "compressors", ()) or ():
+        kind = type(c).__name__.replace("Codec", "").lower()
+        if kind == "zstd":
+            names.append(f"zstd({c.level})")
+        elif kind == "blosc":
+            shuffle = getattr(c.shuffle, "value", c.shuffle)
+            cname = getattr(c.cname, "value", c.cname)
+            names.append(f"blosc({cname}{c.clevel},{shuffle})")
+        else:
+            names.append(kind)
+    return "+".join(names) or "none"
+
+
+def disk_usage(store: CacheStore) -> dict[str, int]:
+    """Bytes on disk per array path (shard files + metadata)."""
+    fs, root = _fs(store.url)
+    out = {}
+    for path in store.layouts:
+        full = posixpath.join(root, path)
+        out[path] = int(fs.du(full, total=True)) if fs.exists(full) else 0
+    return out
+
+
+def format_summary(store: CacheStore) -> str:
+    """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
+    disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
+    failure reasons grouped by reason. ``raw`` counts latents and maps of done + failed clips as
+    float32 (the clips group at its own dtypes); codec side arrays (scales) count as overhead."""
+    spec = store.spec
+    codec = LATENT_CODECS[spec.latent_codec]
+    counts = store.status()
+    written = counts["done"] + counts["failed"]
+    lines = [
+        f"p4d cache {store.url}",
+        f"  schema v{store.attrs.get('schema_version')} (written by p4d {store.attrs.get('p4d_version', '?')}); "
+        f"teacher {spec.teacher.get('name')}/{spec.teacher.get('preset')} weights {spec.teacher.get('weights_hash') or 'n/a'}",
+        f"  {store.num_clips} clips from {len(store.videos)} videos in {store.num_shards} shards of S={spec.clips_per_shard}; "
+        f"sampling N={spec.num_frames} {spec.sampling.get('policy')} stride {spec.sampling.get('frame_stride')}; "
+        f"input {spec.height}x{spec.width}",
+        f"  F_4D taps {list(spec.taps)}, latent grid N'xh'xw'xc' = {spec.latent_frames}x{spec.latent_height}x"
+        f"{spec.latent_width}x{spec.latent_dim}; maps {', '.join(spec.modalities) or 'none'} ({spec.map_dtype})",
+        f"  latent codec {codec.name}: {codec.description}",
+        f"  status: {counts['done']} done, {counts['pending']} pending, {counts['failed']} failed "
+        f"(total {counts['total']})",
+        "",
+    ]
+    usage = disk_usage(store)
+    header = ("array", "shape", "dtype", "chunks", "shards", "codec", "on disk", "raw f32", "ratio")
+    rows = [header]
+    group_disk: dict[str, int] = defaultdict(int)
+    group_raw: dict[str, int] = defaultdict(int)
+    for path, lay in store.layouts.items():
+        try:
+            arr = store.array(path)
+            shape, dtype, chunks, shards, chain = arr.shape, str(arr.dtype), arr.chunks, arr.shards, _codec_chain(arr)
+        except Exception:  # noqa: BLE001 - summary shows what is there
+            shape, dtype, chunks, shards, chain = "MISSING", "-", "-", "-", "-"
+        per_clip = math.prod(lay.shape[1:]) * lay.raw_itemsize
+        raw = per_clip * (store.num_clips if lay.group == "clips" else written)
+        disk = usage[path]
+        group_disk[lay.group] += disk
+        group_raw[lay.group] += raw
+        ratio = f"{disk / raw:.3f}" if raw else "-"
+        rows.append((path, str(tuple(shape)) if shape != "MISSING" else shape, dtype, str(tuple(chunks)) if chunks != "-" else "-",
+                     str(tuple(shards)) if shards not in ("-", None) else "-", chain, _human(disk),
+                     _human(raw) if raw else "-", ratio))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    for r in rows:
+        lines.append("  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
+    lines.append("")
+    lines.append(f"  bytes on disk vs raw float32 ({written} written clips for latents/maps):")
+    tot_disk = tot_raw = 0
+    for g in GROUPS:
+        d, r = group_disk[g], group_raw[g]
+        tot_disk += d
+        tot_raw += r
+        per = f", {_human(d / written)}/clip" if written and g != "clips" else ""
+        lines.append(f"    {g:8s} {_human(d):>10s} on disk vs {_human(r):>10s} raw  ratio "
+                     f"{(d / r if r else float('nan')):.3f}{per}")
+    lines.append(f"    {'total':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
+                 f"{(tot_disk / tot_raw if tot_raw else float('nan')):.3f}")
+    failures = store.failures()
+    if failures:
+        lines.append("")
+        lines.append(f"  failures ({len(failures)} clips):")
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        for clip, reason in failures.items():
+            by_reason[reason].append(clip)
+        for reason, clips in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(map(str, clips[:8])) + (", ..." if len(clips) > 8 else "")
+            lines.append(f"    {len(clips):5d} x {reason}  (clips {shown})")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Write one shard of clips: the only way data enters a store.
+
+Exactly one writer owns a shard and writes it whole. Order, so that a kill at any point leaves
+the shard's clips not done and a reader never sees a half-written clip as done:
+
+1. the shard's status is reset to pending (a rewrite of a done shard first un-marks it);
+2. every data array's whole shard is written (one shard file per array);
+3. the failure reasons (``failures/shard-{id}.json``), or the removal of a stale record;
+4. the status shard, last. A status shard torn by a kill fails its CRC32C check on read and
+   reads as pending (:meth:`CacheStore.read_status`), so it is rewritten, never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED, STATUS_PENDING
+from p4d.cache_schema.store import FAILURES_DIR, CacheStore
+from p4d.errors import CacheSchemaError
+
+log = logging.getLogger(__name__)
+
+_FIXED_KEYS = ("f4d", "frame_index", "timestamp")
+
+
+def failures_file(shard_id: int) -> str:
+    return f"{FAILURES_DIR}/shard-{int(shard_id)}.json"
+
+
+def expected_shard_arrays(store: CacheStore, shard_id: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Key -> (shape, kind) that :func:`write_shard` expects for ``shard_id``; kind is float or int."""
+    spec = store.spec
+    s = len(store.shard_clips(shard_id))
+    out = {"f4d": ((s,) + spec.latent_shape, "float")}
+    for m in spec.modalities:
+        out[m] = ((s,) + spec.map_shape(m), "float")
+    out["frame_index"] = ((s, spec.num_frames), "int")
+    out["timestamp"] = ((s, spec.num_frames), "float")
+    return out
+
+
+def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.ndarray]:
+    where = f"write_shard(shard {shard_id} of {store.url})"
+    if not isinstance(arrays, dict):
+        raise CacheSchemaError(f"{where}: expected a dict of arrays, got {type(arrays).__name__}")
+    expected = expected_shard_arrays(store, shard_id)
+    missing = sorted(set(expected) - set(arrays))
+    unknown = sorted(set(arrays) - set(expected))
+    if missing or unknown:
+        raise CacheSchemaError(f"{where}: expected keys {sorted(expected)}; missing {missing}, unexpected {unknown}")
+    out = {}
+    for key, (shape, kind) in expected.items():
+        a = np.asarray(arrays[key])
+        if a.shape != shape:
+            raise CacheSchemaError(f"{where}: {key!r} has shape {a.shape}, expected {shape}")
+        ok = np.issubdtype(a.dtype, np.floating) if kind == "float" else np.issubdtype(a.dtype, np.integer)
+        if not ok:
+            raise CacheSchemaError(f"{where}: {key!r} has dtype {a.dtype}, expected a {kind} dtype")
+        out[key] = a
+    return out
+
+
+def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
+                failures: dict[int, str] | None = None) -> None:
+    """Write every clip of shard ``shard_id`` and mark them done (or failed), status last.
+
+    ``arrays``: ``f4d`` (S, taps, N', h', w', c') float (encoded with the store's codec),
+    one map per spec modality (``depth`` (S, N, H, W, 1), ``flow`` (S, N, H, W, 2), ``motion``
+    (S, N, H, W, 1), ``camray`` (S, N, h_p, w_p, 6)) float, ``frame_index`` (S, N) int,
+    ``timestamp`` (S, N) float; S = clips in the shard (the last shard may be short).
+    ``failures``: GLOBAL clip index -> reason; those rows are ignored (zeros / -1 / NaN stored).
+    """
+    store._require_writable(f"write_shard({shard_id})")
+    rng = store.shard_clips(shard_id)
+    where = f"write_shard(shard {shard_id} of {store.url})"
+    failures = {} if failures is None else dict(failures)
+    for clip, reason in failures.items():
+        if isinstance(clip, bool) or not isinstance(clip, (int, np.integer)) or int(clip) not in rng:
+            raise CacheSchemaError(f"{where}: failure for clip {clip!r}, expected a global clip index in "
+                                   f"[{rng.start}, {rng.stop})")
+        if not isinstance(reason, str):
+            raise CacheSchemaError(f"{where}: failure reason of clip {clip} must be a str, got {type(reason).__name__}")
+    failures = {int(k): v for k, v in failures.items()}
+    data = _validate(store, shard_id, arrays)
+    failed_rows = np.array(sorted(c - rng.start for c in failures), dtype=np.int64)
+    good = np.ones(len(rng), dtype=bool)
+    good[failed_rows] = False
+
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    f4d = np.array(data["f4d"], dtype=np.float32)  # copy: failed rows are zeroed
+    f4d[failed_rows] = 0.0
+    if not codec.lossless_nan:
+        bad = [rng.start + int(i) for i in np.flatnonzero(~np.isfinite(f4d).reshape(len(rng), -1).all(axis=1))]
+        if bad:
+            raise CacheSchemaError(f"{where}: f4d of clips {bad} holds NaN/Inf, which codec {codec.name!r} cannot "
+                                   "store; pass them in failures (or use a float codec)")
+    parts = codec.encode(f4d)
+
+    status = store.array("clips/status")
+    sl = slice(rng.start, rng.stop)
+    # 1. un-mark: a kill during a rewrite must not leave the old "done" over new, partial data.
+    status[sl] = np.full(len(rng), STATUS_PENDING, dtype=np.uint8)
+    # 2. data, one whole shard per array.
+    for name, part in parts.items():
+        store.array(f"latents/{name}")[sl] = part
+    map_dtype = np.dtype(store.spec.map_dtype)
+    for m in store.spec.modalities:
+        with np.errstate(over="ignore"):
+            values = data[m].astype(map_dtype)
+        values[failed_rows] = 0
+        store.array(f"maps/{m}")[sl] = values
+    frame_index = data["frame_index"].astype(np.int32)
+    frame_index[failed_rows] = -1
+    store.array("clips/frame_index")[sl] = frame_index
+    timestamp = data["timestamp"].astype(np.float32)
+    timestamp[failed_rows] = np.nan
+    store.array("clips/timestamp")[sl] = timestamp
+    # 3. failure reasons (before the status that points to them).
+    if failures:
+        record = {"shard": int(shard_id), "clips": {str(k): v for k, v in sorted(failures.items())}}
+        store.write_side_file(failures_file(shard_id), json.dumps(record, indent=1).encode())
+    else:
+        store.remove_side_file(failures_file(shard_id))
+    # 4. status last.
+    status[sl] = np.where(good, STATUS_DONE, STATUS_FAILED).astype(np.uint8)
+    log.debug("%s: %d done, %d failed", where, int(good.sum()), len(failures))
