@@ -220,9 +220,10 @@ class VideoMAEv2Encoder(nn.Module):
                 nn.init.zeros_(m.q_bias)
                 nn.init.zeros_(m.v_bias)
 
-    def reset_buffers(self) -> None:
-        """Recompute the (non-persistent) position table, e.g. after ``to_empty`` from the meta device."""
-        self.pos_embed = sinusoid_table(*self.pos_embed.shape).to(device=self.pos_embed.device)
+    def reset_buffers(self, device=None) -> None:
+        """Recompute the (non-persistent) position table, e.g. after building on the meta device."""
+        device = device if device is not None else self.patch_embed.proj.weight.device
+        self.pos_embed = sinusoid_table(*self.pos_embed.shape).to(device=device)
 
     def check_input(self, x: torch.Tensor) -> None:
         expected = (3, self.num_frames, self.img_size, self.img_size)
@@ -285,11 +286,11 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor], model: VideoMAE
             continue
         name = key[len(L4P_ENCODER_PREFIX):]
         if name == "pos_embed":
-            table = value.reshape(model.pos_embed.shape).float().cpu()
-            if not torch.allclose(table, model.pos_embed.float().cpu(), atol=1e-4):
+            fixed = sinusoid_table(*model.pos_embed.shape)
+            if value.numel() != fixed.numel() or not torch.allclose(value.reshape(fixed.shape).float(), fixed, atol=1e-4):
                 raise CheckpointError(
-                    f"{key}: the stored position table differs from the fixed sinusoid table of "
-                    f"{tuple(model.pos_embed.shape)}; this encoder does not use learnt positions"
+                    f"{key}: the stored position table {tuple(value.shape)} differs from the fixed sinusoid table "
+                    f"{tuple(fixed.shape)}; this encoder does not use learnt or interpolated positions"
                 )
             continue
         out[name] = value

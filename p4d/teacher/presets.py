@@ -114,7 +114,7 @@ class TeacherPreset:
         return (
             f"{self.num_frames}x{self.img_size}x{self.img_size} clips -> {n}x{h}x{w}x{c} tokens; "
             f"ViT depth {self.depth}, width {self.embed_dim}, {self.num_heads} heads, MLP {self.mlp_dim}; "
-            f"taps {list(self.taps)}; DPT {self.feature_dim}/{self.last_dim}; weights: {self.weights}"
+            f"taps {list(self.taps)}; DPT {self.feature_dim}/{self.last_dim}; weights: {self.weights.split(';')[0]}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,13 +149,13 @@ PRESETS: dict[str, TeacherPreset] = {
 }
 
 
-def get_preset(name: str | TeacherPreset) -> TeacherPreset:
-    """The preset called ``name`` (flag ``--teacher``); a TeacherPreset is returned as is."""
+def get_preset(name: str | TeacherPreset, *, flag: str = "--teacher") -> TeacherPreset:
+    """The preset called ``name``; a TeacherPreset is returned as is. ``flag`` names the option in errors."""
     if isinstance(name, TeacherPreset):
         return name
     try:
         return PRESETS[name]
     except (KeyError, TypeError):
         raise ConfigError(
-            f"--teacher: unknown teacher preset {name!r}; choose one of: {', '.join(PRESETS)}"
+            f"{flag}: unknown teacher preset {name!r}; choose one of: {', '.join(PRESETS)}"
         ) from None
