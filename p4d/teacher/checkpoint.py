@@ -77,26 +77,20 @@ def load_checkpoint_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _torch_load_weights_only(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"teacher weights {path}: refused, the file needs arbitrary unpickling, which can run code "
-            f"(torch.load weights_only=True said: {str(e).splitlines()[0]}). Checkpoints are untrusted input; "
-            f"convert it to .safetensors in a trusted environment first"
-        ) from e
-    except RuntimeError as e:
-        if "mmap" not in str(e) and "zip" not in str(e):
-            raise CheckpointError(f"teacher weights {path}: cannot be read by torch.load ({e})") from e
-    try:  # legacy (non-zip) torch.save format cannot be memory-mapped
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"teacher weights {path}: refused, the file needs arbitrary unpickling, which can run code; "
-            f"convert it to .safetensors in a trusted environment first"
-        ) from e
-    except Exception as e:
-        raise CheckpointError(f"teacher weights {path}: cannot be read by torch.load ({e})") from e
+    """torch.load(weights_only=True), memory-mapped when the file is in the zip format."""
+    last_error: Exception | None = None
+    for mmap in (True, False):  # the legacy (pre-zip) torch.save format cannot be memory-mapped
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except pickle.UnpicklingError as e:
+            raise CheckpointError(
+                f"teacher weights {path}: refused, the file needs arbitrary unpickling, which can run code "
+                f"(torch.load weights_only=True said: {str(e).splitlines()[0]}). Checkpoints are untrusted "
+                f"input; convert it to .safetensors in a trusted environment first"
+            ) from e
+        except Exception as e:  # not a torch file, truncated, legacy format with mmap, ...
+            last_error = e
+    raise CheckpointError(f"teacher weights {path}: cannot be read by torch.load ({last_error})") from last_error
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:

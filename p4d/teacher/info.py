@@ -9,9 +9,8 @@ biases are left out (a few per cent at most).
 
 from __future__ import annotations
 
-from torch import nn
-
 import torch
+from torch import nn
 
 from p4d.heads import DenseHeads
 from p4d.teacher.model import L4PTeacher

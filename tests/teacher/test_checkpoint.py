@@ -225,3 +225,33 @@ def test_weights_hash_identifies_the_weights(ckpt):
     renamed["encoder.norm.bias2"] = renamed.pop("encoder.norm.bias")
     assert weights_hash(renamed) != h
     assert weights_hash({k: v.half() for k, v in sd.items()}) != h
+
+
+def test_fp16_legacy_format_checkpoint_loads(tmp_path):
+    """A half-precision checkpoint in the pre-zip torch.save format loads and converts to the asked dtype."""
+    sd = {k: v.half() for k, v in published_state_dict().items()}
+    path = tmp_path / "legacy.ckpt"
+    torch.save({"state_dict": sd}, path, _use_new_zipfile_serialization=False)
+    model = build_teacher("tiny", weights=path, dtype=torch.float32)
+    w = model.encoder.blocks[0].mlp.fc2.weight
+    assert w.dtype == torch.float32
+    torch.testing.assert_close(w, sd["l4p_model.video_encoder.blocks.0.mlp.fc2.weight"].float())
+
+
+def test_stored_position_table_must_be_the_fixed_sinusoid(tmp_path):
+    from p4d.teacher.encoder import sinusoid_table
+
+    sd = published_state_dict()
+    sd["l4p_model.video_encoder.pos_embed"] = sinusoid_table(512, E)[None]  # (1, L, c') as VideoMAE stores it
+    model = build_teacher("tiny", weights=save_like_release(sd, tmp_path / "pos.ckpt"))  # accepted and dropped
+    assert "encoder.pos_embed" not in model.state_dict()
+    sd["l4p_model.video_encoder.pos_embed"] = torch.randn(1, 512, E)
+    with pytest.raises(CheckpointError, match="pos_embed.*differs from the fixed sinusoid table"):
+        build_teacher("tiny", weights=save_like_release(sd, tmp_path / "pos2.ckpt"))
+
+
+def test_truncated_ckpt_is_a_checkpoint_error(ckpt, tmp_path):
+    bad = tmp_path / "truncated.ckpt"
+    bad.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated.ckpt: cannot be read"):
+        load_checkpoint_file(bad)
