@@ -98,3 +98,18 @@ def test_modalities_subset_and_dtype():
     out = model(torch.zeros(1, 16, 112, 112, 3, dtype=torch.uint8))
     assert set(out) == {"f4d", "depth"} and out["f4d"].dtype == torch.bfloat16
     assert get_preset("tiny").heads_config(("depth",)).modalities == ("depth",)
+
+
+def test_heads_handed_to_the_trainer_equal_the_teachers_heads(tmp_path):
+    """precompute saves the teacher's heads; train rebuilds them with load_heads: same maps on the same F_4D."""
+    from p4d.heads import load_heads, save_heads
+
+    teacher = build_teacher("tiny", modalities=("motion", "camray"), seed=5)
+    frames = torch.randint(0, 256, (1, 16, 112, 112, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    heads = load_heads(save_heads(teacher.heads, tmp_path))
+    with torch.no_grad():
+        out = teacher(frames)
+        again = heads(out["f4d"])
+    assert set(again) == {"motion", "camray"}
+    for k in again:
+        assert torch.equal(again[k], out[k])
