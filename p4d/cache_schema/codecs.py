@@ -48,9 +48,11 @@ BF16_NAN_BITS = 0x7FC0
 def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) of ``x``: float32 rounded to nearest, ties to even.
 
-    Matches torch's ``Tensor.bfloat16()`` bit for bit: every NaN becomes the canonical quiet
-    NaN 0x7FC0, infinities stay infinities, finite values that round past the largest
-    bfloat16 become inf, denormals round like any other value.
+    Matches torch's ``Tensor.bfloat16()`` bit for bit for every non-NaN value: infinities stay
+    infinities, finite values that round past the largest bfloat16 become inf, denormals round
+    like any other value. Every NaN becomes 0x7FC0, the quiet NaN of torch's reference scalar
+    conversion (c10::BFloat16); torch's own NaN payload varies by path (vectorised CPU 0xFFFF,
+    CUDA 0x7FFF), so only "NaN stays NaN" is portable.
     """
     bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
     rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)

@@ -137,6 +137,21 @@ class CacheStore:
             self._arrays[path] = arr
         return arr
 
+    def shard_file(self, path: str, shard_id: int) -> str:
+        """Filesystem path (fsspec) of the shard file of array ``path`` holding shard ``shard_id``."""
+        arr = self.array(path)
+        key = arr.metadata.encode_chunk_key((int(shard_id),) + (0,) * (arr.ndim - 1))
+        return posixpath.join(_fs(self.url)[1], path, key)
+
+    def delete_shard_file(self, path: str, shard_id: int) -> None:
+        """Remove one shard file (it then reads as fill value); a torn file cannot be overwritten
+        in place, because zarr reads an existing shard before writing into it."""
+        self._require_writable("delete_shard_file")
+        fs, _ = _fs(self.url)
+        target = self.shard_file(path, shard_id)
+        if fs.exists(target):
+            fs.rm(target)
+
     def root(self) -> zarr.Group:
         return zarr.open_group(store=self.zarr_store, mode="r" if self.mode == "r" else "r+", zarr_format=3)
 

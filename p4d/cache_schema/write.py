@@ -3,8 +3,11 @@
 Exactly one writer owns a shard and writes it whole. Order, so that a kill at any point leaves
 the shard's clips not done and a reader never sees a half-written clip as done:
 
-1. the shard's status is reset to pending (a rewrite of a done shard first un-marks it);
-2. every data array's whole shard is written (one shard file per array);
+1. the shard's status file is deleted, so its clips read as pending (a rewrite of a done
+   shard first un-marks it);
+2. every data array's whole shard is written (one shard file per array), after deleting the
+   old shard file: zarr reads an existing shard before writing into it, and a torn one would
+   make the rewrite fail;
 3. the failure reasons (``failures/shard-{id}.json``), or the removal of a stale record;
 4. the status shard, last. A status shard torn by a kill fails its CRC32C check on read and
    reads as pending (:meth:`CacheStore.read_status`), so it is rewritten, never trusted.
@@ -18,7 +21,7 @@ import logging
 import numpy as np
 
 from p4d.cache_schema.codecs import LATENT_CODECS
-from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED, STATUS_PENDING
+from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
 from p4d.cache_schema.store import FAILURES_DIR, CacheStore
 from p4d.errors import CacheSchemaError
 
@@ -100,25 +103,29 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
                                    "store; pass them in failures (or use a float codec)")
     parts = codec.encode(f4d)
 
-    status = store.array("clips/status")
     sl = slice(rng.start, rng.stop)
+
+    def put(path: str, values: np.ndarray) -> None:
+        store.delete_shard_file(path, shard_id)
+        store.array(path)[sl] = values
+
     # 1. un-mark: a kill during a rewrite must not leave the old "done" over new, partial data.
-    status[sl] = np.full(len(rng), STATUS_PENDING, dtype=np.uint8)
+    store.delete_shard_file("clips/status", shard_id)
     # 2. data, one whole shard per array.
     for name, part in parts.items():
-        store.array(f"latents/{name}")[sl] = part
+        put(f"latents/{name}", part)
     map_dtype = np.dtype(store.spec.map_dtype)
     for m in store.spec.modalities:
         with np.errstate(over="ignore"):
             values = data[m].astype(map_dtype)
         values[failed_rows] = 0
-        store.array(f"maps/{m}")[sl] = values
+        put(f"maps/{m}", values)
     frame_index = data["frame_index"].astype(np.int32)
     frame_index[failed_rows] = -1
-    store.array("clips/frame_index")[sl] = frame_index
+    put("clips/frame_index", frame_index)
     timestamp = data["timestamp"].astype(np.float32)
     timestamp[failed_rows] = np.nan
-    store.array("clips/timestamp")[sl] = timestamp
+    put("clips/timestamp", timestamp)
     # 3. failure reasons (before the status that points to them).
     if failures:
         record = {"shard": int(shard_id), "clips": {str(k): v for k, v in sorted(failures.items())}}
@@ -126,5 +133,5 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     else:
         store.remove_side_file(failures_file(shard_id))
     # 4. status last.
-    status[sl] = np.where(good, STATUS_DONE, STATUS_FAILED).astype(np.uint8)
+    store.array("clips/status")[sl] = np.where(good, STATUS_DONE, STATUS_FAILED).astype(np.uint8)
     log.debug("%s: %d done, %d failed", where, int(good.sum()), len(failures))

@@ -1,0 +1,210 @@
+"""Latent codecs: round trips with stated tolerances, bf16 == torch bit for bit, exact DPCM inverse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from p4d.bench.latents import vit_like_latents
+from p4d.cache_schema import (
+    DEFAULT_LATENT_CODEC,
+    LATENT_CODECS,
+    bfloat16_bits_to_float32,
+    float32_to_bfloat16_bits,
+)
+from p4d.cache_schema.codecs import DPCM_STEP_RMS
+from p4d.errors import CacheSchemaError
+
+GRID = (1, 2, 3)  # N', h', w' axes of (taps, N', h', w', c')
+
+
+def token_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.fixture(scope="module")
+def latents() -> np.ndarray:
+    return vit_like_latents(3, 4, 8, 8, 128, seed=11)  # (taps, N', h', w', c')
+
+
+def roundtrip(name: str, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    codec = LATENT_CODECS[name]
+    parts = codec.encode(x)
+    for p in codec.parts:  # every declared part, with its declared dtype and shape
+        assert parts[p.name].dtype == np.dtype(p.dtype)
+        assert parts[p.name].shape == p.shape(x.shape)
+    y = codec.decode(parts)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    return y, parts
+
+
+def test_registry_names_and_default():
+    assert {"float16-zstd", "bfloat16", "int8-token", "int8-channel", "dpcm-channel"} <= set(LATENT_CODECS)
+    assert DEFAULT_LATENT_CODEC in LATENT_CODECS
+    for name, codec in LATENT_CODECS.items():
+        assert codec.name == name and codec.description
+
+
+def test_float16_roundtrip_within_half_ulp(latents):
+    y, _ = roundtrip("float16-zstd", latents)
+    # float16 has an 11-bit significand: relative error <= 2**-11 for normal values.
+    assert np.all(np.abs(y - latents) <= np.abs(latents) * 2.0**-11 + 2.0**-25)
+
+
+def test_bfloat16_roundtrip_within_half_ulp(latents):
+    y, _ = roundtrip("bfloat16", latents)
+    # bfloat16 has an 8-bit significand: relative error <= 2**-8.
+    assert np.all(np.abs(y - latents) <= np.abs(latents) * 2.0**-8)
+    assert token_cosine(latents, y).min() > 0.9999
+
+
+def test_int8_channel_error_at_most_half_a_step(latents):
+    y, parts = roundtrip("int8-channel", latents)
+    absmax = np.abs(latents).max(axis=GRID)  # (taps, c'), computed here independently
+    assert parts["f4d_scale"].shape == absmax.shape
+    np.testing.assert_allclose(parts["f4d_scale"].astype(np.float32), absmax / 127, rtol=2**-10)
+    bound = (absmax / 127 / 2 * (1 + 2**-9))[:, None, None, None, :]
+    assert np.all(np.abs(y - latents) <= bound)
+    assert token_cosine(latents, y).mean() > 0.9999
+
+
+def test_int8_token_error_at_most_half_a_step(latents):
+    y, _ = roundtrip("int8-token", latents)
+    absmax = np.abs(latents).max(axis=-1, keepdims=True)
+    assert np.all(np.abs(y - latents) <= absmax / 127 / 2 * (1 + 2**-9))
+
+
+def test_dpcm_channel_error_bound_and_relative_error(latents):
+    y, parts = roundtrip("dpcm-channel", latents)
+    centred = latents - latents.mean(axis=GRID, keepdims=True)
+    rms = np.sqrt((centred.astype(np.float64) ** 2).mean(axis=GRID))
+    step = np.maximum(DPCM_STEP_RMS * rms, np.abs(centred).max(axis=GRID) / 127)
+    np.testing.assert_allclose(parts["f4d_scale"], step, rtol=1e-5)
+    err = y - latents
+    assert np.all(np.abs(err) <= (step / 2 * (1 + 1e-4))[:, None, None, None, :] + 1e-6)
+    # uniform quantisation: per-channel RMS error ~ step / sqrt(12) = 3.75 % of the channel RMS
+    rel = np.sqrt((err.astype(np.float64) ** 2).mean(axis=GRID)) / rms
+    assert 0.030 < np.median(rel) < 0.045
+    assert token_cosine(latents, y).mean() >= 0.999
+
+
+def test_dpcm_residuals_are_exactly_inverted():
+    """Hand-made quantised grid (one channel): residuals by hand, decode recovers q exactly,
+    including residuals that wrap modulo 256."""
+    q = np.array([[10, 12, -127], [11, 127, 5], [-100, 0, 3]], dtype=np.float32)
+    x = q.reshape(1, 1, 3, 3, 1)  # (taps, N', h', w', c') with step 1, offset 0
+    codec = LATENT_CODECS["dpcm-channel"]
+    parts = {"f4d": None, "f4d_scale": np.ones((1, 1), np.float32), "f4d_offset": np.zeros((1, 1), np.float32)}
+    # prediction: (0,0): 0; first row: left; first column: up; else floor((left + up) / 2)
+    pred = np.array([[0, 10, 12], [10, (11 + 12) // 2, (127 - 127) // 2], [11, (-100 + 127) // 2, (0 + 5) // 2]])
+    residual = (q.astype(np.int64) - pred + 128) % 256 - 128  # wrap into int8
+    parts["f4d"] = residual.astype(np.int8).reshape(1, 1, 3, 3, 1)
+    assert residual[0, 2] == 117  # -127 - 12 = -139 wraps to 117
+    np.testing.assert_array_equal(codec.decode(parts), x)
+
+
+def test_dpcm_wrapping_residuals_roundtrip(rng):
+    """White noise at full int8 range forces residuals outside [-128, 127] before wrapping."""
+    x = rng.uniform(-1, 1, size=(2, 2, 6, 5, 8)).astype(np.float32)
+    x[0, 0, 0, 0, :] = 1.0
+    x[0, 0, 0, 1, :] = -1.0
+    y, parts = roundtrip("dpcm-channel", x)
+    step = parts["f4d_scale"][:, None, None, None, :]
+    assert np.all(np.abs(y - x) <= step / 2 * (1 + 1e-4) + 1e-7)
+
+
+@pytest.mark.parametrize("name", ["int8-token", "int8-channel", "dpcm-channel"])
+def test_integer_codecs_refuse_nan(name, latents):
+    bad = latents.copy()
+    bad[0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(CacheSchemaError, match="NaN"):
+        LATENT_CODECS[name].encode(bad)
+
+
+@pytest.mark.parametrize("name", ["int8-channel", "dpcm-channel"])
+def test_constant_and_zero_channels_roundtrip(name):
+    x = np.zeros((1, 2, 3, 3, 4), np.float32)
+    x[..., 1] = 5.0  # constant non-zero channel
+    y, _ = roundtrip(name, x)
+    np.testing.assert_allclose(y, x, atol=5.0 / 254)
+
+
+def test_int8_channel_beats_int8_token_under_outlier_channels():
+    """Per-token scales are set by the outlier channels and crush every other channel."""
+    x = vit_like_latents(2, 4, 8, 8, 1408, seed=3, outlier_scale=(100.0, 100.0))
+    cos_token = token_cosine(x, roundtrip("int8-token", x)[0]).mean()
+    cos_channel = token_cosine(x, roundtrip("int8-channel", x)[0]).mean()
+    assert cos_token < 0.999 <= 0.9999 < cos_channel
+    # the channels that are not outliers: per-token scales leave most of them at > 30 % error
+    normal = x.std(axis=(0, 1, 2, 3)) < 20 * np.median(x.std(axis=(0, 1, 2, 3)))
+    def rel_err(y):
+        return np.sqrt(((y - x)[..., normal] ** 2).mean(axis=(0, 1, 2, 3)) / (x[..., normal] ** 2).mean(axis=(0, 1, 2, 3)))
+    assert np.median(rel_err(roundtrip("int8-token", x)[0])) > 10 * np.median(rel_err(roundtrip("int8-channel", x)[0]))
+
+
+# --- bfloat16 == torch, bit for bit ------------------------------------------------------
+
+
+def torch_bf16_bits(x: np.ndarray) -> np.ndarray:
+    return torch.from_numpy(x).bfloat16().view(torch.int16).numpy().view(np.uint16)
+
+
+def assert_same_bf16(ours: np.ndarray, x: np.ndarray) -> None:
+    """Bit for bit equal to torch for every non-NaN input; NaN -> a bf16 NaN.
+
+    The NaN payload is not portable in torch itself: its scalar reference conversion
+    (c10::BFloat16, a 0-d tensor) gives 0x7FC0, its vectorised CPU path 0xFFFF, CUDA 0x7FFF.
+    We emit the reference 0x7FC0 (checked against the 0-d conversion below).
+    """
+    theirs = torch_bf16_bits(x)
+    nan = np.isnan(x)
+    np.testing.assert_array_equal(ours[~nan], theirs[~nan])
+    assert np.all((ours[nan] & 0x7F80) == 0x7F80) and np.all(ours[nan] & 0x007F)
+    assert np.all((theirs[nan] & 0x7F80) == 0x7F80) and np.all(theirs[nan] & 0x007F)
+    scalar = torch.tensor(float("nan")).bfloat16().view(torch.int16).item() & 0xFFFF
+    assert np.all(ours[nan] == scalar)
+
+
+def special_float32() -> np.ndarray:
+    bits = np.array([
+        0x00000000, 0x80000000,  # +-0
+        0x7F800000, 0xFF800000,  # +-inf
+        0x7FC00000, 0xFFC00000, 0x7F800001, 0x7FBFFFFF, 0xFF812345, 0x7FFFFFFF,  # NaNs, quiet and signalling
+        0x00000001, 0x80000001, 0x00008000, 0x00018000, 0x007FFFFF, 0x00400000, 0x807F8000,  # denormals
+        0x3F808000, 0x3F818000, 0xBF808000, 0xBF818000,  # exact ties: to even (down) / to even (up)
+        0x3F808001, 0x3F807FFF,  # just above / below a tie
+        0x7F7FFFFF, 0x7F7F8000, 0x7F7F7FFF, 0xFF7FFFFF,  # largest finite: rounds to inf / tie / stays
+        0x00800000, 0x80800000, 0x3F800000, 0x3FFFFFFF, 0x477FE000,
+    ], dtype=np.uint32)
+    return bits.view(np.float32)
+
+
+def test_bfloat16_bits_match_torch_on_special_values():
+    x = special_float32()
+    assert_same_bf16(float32_to_bfloat16_bits(x), x)
+
+
+def test_bfloat16_bits_match_torch_on_random_bit_patterns(rng):
+    bits = rng.integers(0, 2**32, size=200_000, dtype=np.uint64).astype(np.uint32)
+    bits[::7] &= np.uint32(0xFFFF8000)  # many exact ties
+    bits[1::7] = (bits[1::7] & np.uint32(0xFFFF0000)) | np.uint32(0x8000)
+    x = bits.view(np.float32)
+    assert np.isnan(x).sum() > 100  # random patterns include NaNs (exponent all ones)
+    assert_same_bf16(float32_to_bfloat16_bits(x), x)
+
+
+def test_bfloat16_decode_matches_torch(rng):
+    x = np.concatenate([special_float32(), rng.standard_normal(10_000).astype(np.float32) * 1e3])
+    ours = bfloat16_bits_to_float32(float32_to_bfloat16_bits(x))
+    theirs = torch.from_numpy(x).bfloat16().float().numpy()
+    np.testing.assert_array_equal(ours.view(np.uint32)[~np.isnan(ours)], theirs.view(np.uint32)[~np.isnan(theirs)])
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+
+
+def test_bfloat16_codec_stores_nan_and_inf():
+    x = np.array([np.nan, np.inf, -np.inf, 1.0], np.float32).reshape(1, 1, 1, 1, 4)
+    y, _ = roundtrip("bfloat16", x)
+    assert np.isnan(y[..., 0]).all() and y[..., 1] == np.inf and y[..., 2] == -np.inf and y[..., 3] == 1.0
