@@ -1,0 +1,149 @@
+"""Reading the chosen option (or number) out of a model's free-form answer.
+
+:func:`parse_choice` tries, in order, and returns the first rule that gives exactly one letter:
+
+1. the whole answer is an option's text (case, surrounding punctuation and a trailing period ignored);
+2. an explicit marker: "answer/option/choice (is) (X)", e.g. "Answer: b", "The answer is (C).";
+3. the answer starts with a letter: "B", "(B)", "B.", "b)", "B: 3 m", or "B 3 m" when what follows is B's
+   text (a leading "A " starting a sentence such as "A car ..." is not read as option A);
+4. one distinct bracketed letter anywhere: "... so (D)";
+5. exactly one option's text appears in the answer as whole words (the longest wins when one option's
+   text contains another's, e.g. "13 m" over "3 m");
+6. exactly one distinct stand-alone capital letter among the options' letters ("I think C is right";
+   "A"/"I" followed by a lower-case word are taken as words).
+
+Anything else is unparsed (None), which scores 0. :func:`parse_number` reads the first number after
+an "answer" marker, else the first number in the text (digits, decimals, signs, exponents, thousands
+separators, and the words zero..twenty).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+
+LETTERS = string.ascii_uppercase
+_MARKER = re.compile(r"\b(?:answer|option|choice)\b(?:\s+is)?\s*[:=]?\s*(?:option\s+)?[\(\[]?\s*([A-Za-z])\s*[\)\]]?(?![A-Za-z])",
+                     re.IGNORECASE)
+_LEADING = re.compile(r"^[\(\[]?\s*([A-Za-z])\s*(?:[\)\]\.:,]|$)")
+_LEADING_SPACE = re.compile(r"^([A-Z])\s+(.+)$", re.DOTALL)
+_BRACKETED = re.compile(r"[\(\[]\s*([A-Za-z])\s*[\)\]]")
+_STANDALONE = re.compile(r"(?<![A-Za-z0-9'])([A-Z])(?![A-Za-z0-9'])")
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+          "sixteen seventeen eighteen nineteen twenty").split()
+_WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+_ANSWER_MARKER = re.compile(r"\banswer\b(?:\s+is)?\s*[:=]?", re.IGNORECASE)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().strip().strip(".,;:!?\"'`*").split())
+
+
+def parse_choice(text: str | None, options: Sequence[str]) -> str | None:
+    """The option letter ``text`` chooses among ``options`` (A, B, ...), or None if it cannot tell."""
+    if not text or not text.strip():
+        return None
+    letters = LETTERS[: len(options)]
+    raw = text.strip().strip("*`\"'")
+    norm = _norm(raw)
+    for rule in (_by_exact_text, _by_marker, _by_leading_letter, _by_bracketed, _by_option_text, _by_standalone):
+        found = rule(raw, norm, options, letters)
+        if found is not None:
+            return found
+    return None
+
+
+def _one(candidates, letters: str) -> str | None:
+    found = {c.upper() for c in candidates if c.upper() in letters}
+    return found.pop() if len(found) == 1 else None
+
+
+def _by_exact_text(raw, norm, options, letters):
+    matches = [letters[i] for i, o in enumerate(options) if _norm(o) == norm]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _by_marker(raw, norm, options, letters):
+    candidates = []
+    for match in _MARKER.finditer(raw):
+        letter, after = match.group(1), raw[match.end(1):].lstrip()
+        bracketed = match.group(0).rstrip().endswith((")", "]"))
+        if letter.islower() and not (bracketed or not after or after[0] in ".,:;!?)]"):
+            continue  # "the answer is a car": a word, not option a
+        named = re.match(r"(?i)(?:option|choice)\b", match.group(0)) or re.search(r"(?i)\boption\s+\S*$", match.group(0)[:-1])
+        if not named and letter in "AI" and after[:1].islower() and raw[match.end(1):match.end(1) + 1] == " ":
+            continue  # "the answer is A car" (but "Option A is correct" names option A)
+        candidates.append(letter)
+    return _one(candidates, letters)
+
+
+def _by_leading_letter(raw, norm, options, letters):
+    match = _LEADING.match(raw)
+    if match and match.group(1).upper() in letters:
+        return match.group(1).upper()
+    match = _LEADING_SPACE.match(raw)
+    if match and match.group(1) in letters:
+        rest = _norm(match.group(2))
+        if rest and rest == _norm(options[letters.index(match.group(1))]):
+            return match.group(1)
+    return None
+
+
+def _by_bracketed(raw, norm, options, letters):
+    return _one(_BRACKETED.findall(raw), letters)
+
+
+def _by_option_text(raw, norm, options, letters):
+    hits = []
+    for i, option in enumerate(options):
+        o = _norm(option)
+        if o and re.search(r"(?<![\w.])" + re.escape(o) + r"(?![\w])", norm):
+            hits.append((len(o), i, o))
+    if not hits:
+        return None
+    longest = max(hits)
+    # drop options whose text only appears inside a longer hit's text
+    kept = [h for h in hits if h is longest or h[2] not in longest[2]]
+    return letters[longest[1]] if len(kept) == 1 else None
+
+
+def _by_standalone(raw, norm, options, letters):
+    candidates = []
+    for match in _STANDALONE.finditer(raw):
+        letter = match.group(1)
+        after = raw[match.end():match.end() + 2]
+        if letter in "AI" and len(after) == 2 and after[0] == " " and after[1].islower():
+            continue  # the article "A" or the pronoun "I"
+        candidates.append(letter)
+    return _one(candidates, letters)
+
+
+def parse_number(text: str | None) -> float | None:
+    """The number ``text`` answers with, or None."""
+    if not text or not text.strip():
+        return None
+    marker = _ANSWER_MARKER.search(text)
+    for chunk in ([text[marker.end():]] if marker else []) + [text]:
+        value = _first_number(chunk)
+        if value is not None:
+            return value
+    return None
+
+
+def _first_number(text: str) -> float | None:
+    best: tuple[int, float] | None = None
+    for match in _NUMBER.finditer(text):
+        token = match.group(0)
+        if not any(ch.isdigit() for ch in token):
+            continue
+        try:
+            best = (match.start(), float(token.replace(",", "")))
+        except ValueError:
+            continue
+        break
+    word = _WORD_NUMBER.search(text)
+    if word and (best is None or word.start() < best[0]):
+        return float(_WORDS.index(word.group(1).lower()))
+    return best[1] if best else None

@@ -1,0 +1,72 @@
+"""Answer parsing on a table of hand-written model outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from p4d.eval.parse import parse_choice, parse_number
+
+OPTIONS = ["3 m", "13 m", "a car", "2.5 m"]
+
+CHOICES = [
+    ("B", "B"),
+    ("b", "B"),
+    ("(B)", "B"),
+    ("[C]", "C"),
+    ("B.", "B"),
+    ("d)", "D"),
+    ("Answer: b", "B"),
+    ("answer:C", "C"),
+    ("The answer is (C).", "C"),
+    ("The answer is D because it moved farther.", "D"),
+    ("Option A is correct", "A"),
+    ("The correct choice is B", "B"),
+    ("**B**", "B"),
+    ("B: 13 m", "B"),
+    ("B 13 m", "B"),
+    ("D) 2.5 m", "D"),
+    ("13 m", "B"),           # the option text itself
+    ("3 m.", "A"),           # ... with a trailing period
+    ("A car", "C"),          # the text of option C, not option A
+    ("answer is a car", "C"),  # "a" is an article here
+    ("It moved 13 m in total.", "B"),  # "13 m" wins over the "3 m" inside it
+    ("I think C is right", "C"),
+    ("after comparing, (D)", "D"),
+    ("A", "A"),
+    ("", None),
+    ("   ", None),
+    ("I don't know", None),
+    ("B or C", None),        # two letters: ambiguous
+    ("E", None),             # not among the four options
+    ("The object moves 7 m", None),
+]
+
+
+@pytest.mark.parametrize("text, expected", CHOICES)
+def test_parse_choice(text, expected):
+    assert parse_choice(text, OPTIONS) == expected
+
+
+def test_parse_choice_five_options_reaches_e():
+    assert parse_choice("E", ["a", "b", "c", "d", "e5"]) == "E"
+    assert parse_choice(None, OPTIONS) is None
+
+
+NUMBERS = [
+    ("3.5", 3.5),
+    ("3.5 meters", 3.5),
+    ("about -2 m", -2.0),
+    ("1,234.5 cm", 1234.5),
+    ("2e1", 20.0),
+    (".5 s", 0.5),
+    ("There are three people.", 3.0),
+    ("I count 4 people in frame 16; answer: 5", 5.0),  # the number after "answer" wins
+    ("The answer is 7.25 m", 7.25),
+    ("no idea", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize("text, expected", NUMBERS)
+def test_parse_number(text, expected):
+    assert parse_number(text) == expected
