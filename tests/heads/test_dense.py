@@ -181,7 +181,7 @@ def test_batch_items_are_independent(tiny_heads):
 
 def test_gradients_flow_through_frozen_heads_to_input(tiny_heads):
     tiny_heads.requires_grad_(False)
-    f4d = torch.randn(1, 4, 8, 8, 8, 64, requires_grad=True)
+    f4d = torch.randn(2, 4, 8, 8, 8, 64, requires_grad=True)
     out = tiny_heads(f4d)
     loss = sum(o.float().square().mean() for o in out.values())
     loss.backward()

@@ -19,7 +19,7 @@ from p4d.heads import (
     save_heads,
 )
 
-CFG = dataclasses.replace(TINY_HEADS, modalities=("depth", "flow", "camray"))
+CFG = dataclasses.replace(TINY_HEADS, modalities=("depth", "camray"))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def heads():
 
 @pytest.fixture(scope="module")
 def f4d():
-    return torch.randn(1, 4, 8, 8, 8, 64, generator=torch.Generator().manual_seed(1))
+    # batch 2: PyTorch runs tiny batch-1 Conv3d on its slow native path (a CPU backend heuristic)
+    return torch.randn(2, 4, 8, 8, 8, 64, generator=torch.Generator().manual_seed(1))
 
 
 def test_round_trip_directory_file_and_bytes_give_identical_outputs(heads, f4d, tmp_path):
@@ -56,7 +57,7 @@ def test_round_trip_directory_file_and_bytes_give_identical_outputs(heads, f4d, 
     with open(written, "rb") as fh:
         n = int.from_bytes(fh.read(8), "little")
         meta = json.loads(fh.read(n))["__metadata__"]
-    assert json.loads(meta["heads_config"])["modalities"] == ["depth", "flow", "camray"]
+    assert json.loads(meta["heads_config"])["modalities"] == ["depth", "camray"]
 
 
 def test_frozen_heads_pass_gradients_to_the_input(heads, f4d):
@@ -64,7 +65,7 @@ def test_frozen_heads_pass_gradients_to_the_input(heads, f4d):
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
     x = f4d.clone().requires_grad_(True)
     out = loaded(x)
-    (out["depth"].log().mean() + out["flow"].square().mean() + out["camray"].abs().mean()).backward()
+    (out["depth"].log().mean() + out["camray"].abs().mean()).backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     trainable = heads_from_bytes(heads_to_bytes(heads), frozen=False)
     assert trainable.training and all(p.requires_grad for p in trainable.parameters())
@@ -102,8 +103,8 @@ def test_missing_and_unexpected_keys_are_listed(heads):
     tensors = safetensors.torch.load(data)
     n = int.from_bytes(data[:8], "little")
     meta = json.loads(data[8 : 8 + n])["__metadata__"]
-    del tensors["heads.flow.dpt.head2.2.weight"]
-    tensors["heads.flow.dpt.head3.weight"] = torch.zeros(1)
-    with pytest.raises(CheckpointError, match=r"missing keys \(1\): heads.flow.dpt.head2.2.weight.*"
-                                              r"unexpected keys \(1\): heads.flow.dpt.head3.weight"):
+    del tensors["heads.camray.dpt.head2.2.weight"]
+    tensors["heads.camray.dpt.head3.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError, match=r"missing keys \(1\): heads.camray.dpt.head2.2.weight.*"
+                                              r"unexpected keys \(1\): heads.camray.dpt.head3.weight"):
         load_heads(safetensors.torch.save(tensors, metadata=meta))

@@ -128,7 +128,7 @@ def test_loaded_heads_equal_an_independent_functional_forward(checkpoint_file):
     heads = DenseHeads(TINY_HEADS).eval()
     load_published_heads(heads, sd)
     torch.manual_seed(0)
-    f4d = torch.randn(1, 4, 8, 8, 8, C_IN)
+    f4d = torch.randn(2, 4, 8, 8, 8, C_IN)
     taps = [f4d[:, i].permute(0, 4, 1, 2, 3) for i in range(4)]
     with torch.no_grad():
         ours = heads(f4d)
