@@ -37,10 +37,10 @@ def _codec_chain(arr) -> str:
 
 
 def disk_usage(store: CacheStore) -> dict[str, int]:
-    """Bytes on disk per array path (shard files + metadata)."""
+    """Bytes on disk per array path and per group (shard files + metadata), e.g. ``maps/depth``, ``maps``."""
     fs, root = _fs(store.url)
     out = {}
-    for path in store.layouts:
+    for path in list(store.layouts) + list(GROUPS):
         full = posixpath.join(root, path)
         out[path] = int(fs.du(full, total=True)) if fs.exists(full) else 0
     return out
@@ -72,7 +72,7 @@ def format_summary(store: CacheStore) -> str:
     usage = disk_usage(store)
     header = ("array", "shape", "dtype", "chunks", "shards", "codec", "on disk", "raw f32", "ratio")
     rows = [header]
-    group_disk: dict[str, int] = defaultdict(int)
+    group_disk = {g: usage[g] for g in GROUPS}
     group_raw: dict[str, int] = defaultdict(int)
     for path, lay in store.layouts.items():
         try:
@@ -83,7 +83,6 @@ def format_summary(store: CacheStore) -> str:
         per_clip = math.prod(lay.shape[1:]) * lay.raw_itemsize
         raw = per_clip * (store.num_clips if lay.group == "clips" else written)
         disk = usage[path]
-        group_disk[lay.group] += disk
         group_raw[lay.group] += raw
         ratio = f"{disk / raw:.3f}" if raw else "-"
         rows.append((path, str(tuple(shape)) if shape != "MISSING" else shape, dtype, str(tuple(chunks)) if chunks != "-" else "-",
