@@ -1,0 +1,110 @@
+"""Export a trained student for inference, without the training-only D_4DP and D_m.
+
+The export is an NVILA-Lite directory (llm/, vision_tower/, mm_projector/ in the published
+layout and key names, see :mod:`~p4d.train.model.checkpoint`) plus ``p4d_student.json`` (the
+StudentConfig: TPE mode, strategy, attention, dtype ...) and, for 4d-pe, ``f4d_embed/``. Loading
+it needs nothing from the cache, except that 4d-concat and 4d-pe students read F_4D at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from p4d.errors import CheckpointError, ConfigError
+from p4d.train.model.checkpoint import VISION_PREFIX, CheckpointNotFoundError, _expected, read_safetensors_folder
+from p4d.train.model.config import StudentConfig
+from p4d.train.model.projector import PROJECTOR_TYPE
+
+log = logging.getLogger(__name__)
+
+STUDENT_FILE = "p4d_student.json"
+EXPORT_FORMAT = "p4d.student"
+EXPORT_VERSION = 1
+
+
+def _save(state: dict[str, torch.Tensor], folder: Path, config: dict | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    safetensors.torch.save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    if config is not None:
+        (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+def export_student(model, path: str | os.PathLike) -> Path:
+    """Write ``model`` (a :class:`~p4d.train.model.student.Student`) to directory ``path`` for
+    inference. D_4DP and the heads are not written. LoRA layers must be merged first."""
+    path = Path(path)
+    for name, _ in model.named_parameters():
+        if "lora_" in name:
+            raise ConfigError(f"export: parameter {name!r} is a LoRA layer; merge the adapters before exporting")
+    path.mkdir(parents=True, exist_ok=True)
+    cfg: StudentConfig = model.cfg
+    llm_dir = path / "llm"
+    _save(_expected(model, "llm"), llm_dir)
+    model.llm.config.save_pretrained(str(llm_dir))
+    model.tokenizer.save_pretrained(str(llm_dir))
+    vision = {VISION_PREFIX + k: v for k, v in model.vision_tower.state_dict().items()}
+    _save(vision, path / "vision_tower")
+    model.vision_tower.config.save_pretrained(str(path / "vision_tower"))
+    _save(
+        model.mm_projector.state_dict(),
+        path / "mm_projector",
+        {"architectures": ["MultimodalProjector"], "model_type": "v2l_projector", "mm_projector_type": PROJECTOR_TYPE},
+    )
+    if hasattr(model, "f4d_embed"):
+        _save(model.f4d_embed.state_dict(), path / "f4d_embed")
+    record = {"format": EXPORT_FORMAT, "format_version": EXPORT_VERSION, "config": cfg.to_dict()}
+    (path / STUDENT_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
+    log.info("exported the %s student (strategy %s) to %s", cfg.name, cfg.strategy, path)
+    return path
+
+
+def read_exported_config(path: str | os.PathLike) -> StudentConfig:
+    """The StudentConfig of an export."""
+    file = Path(path) / STUDENT_FILE
+    if not file.is_file():
+        raise CheckpointNotFoundError(f"{file}: not found; expected a directory written by export_student")
+    try:
+        record = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{file}: not valid JSON ({exc})") from exc
+    if record.get("format") != EXPORT_FORMAT or record.get("format_version") != EXPORT_VERSION:
+        raise CheckpointError(
+            f"{file}: expected format {EXPORT_FORMAT!r} version {EXPORT_VERSION}, "
+            f"found {record.get('format')!r} version {record.get('format_version')!r}"
+        )
+    return StudentConfig.from_dict(record["config"])
+
+
+def load_exported_student(
+    path: str | os.PathLike, *, device: torch.device | str | None = None, attn: str | None = None, dtype: str | None = None
+):
+    """Rebuild an exported student for inference (no D_4DP, no heads), weights loaded strictly.
+    ``attn`` / ``dtype`` override the recorded choices (e.g. eager for evaluation)."""
+    from p4d.train.model.checkpoint import load_nvila_lite_weights
+    from p4d.train.model.student import build_student
+    from p4d.train.model.tokenizer import load_tokenizer
+
+    path = Path(path)
+    cfg = read_exported_config(path)
+    changes = {k: v for k, v in (("attn", attn), ("dtype", dtype)) if v is not None}
+    if changes:
+        cfg = cfg.replace(**changes)
+    model = build_student(
+        cfg, tokenizer=load_tokenizer(path / "llm"), training_modules=False, device=device, init_weights=False
+    )
+    load_nvila_lite_weights(model, path)
+    if hasattr(model, "f4d_embed"):
+        state = read_safetensors_folder(path / "f4d_embed")
+        want = model.f4d_embed.state_dict()
+        if set(state) != set(want):
+            raise CheckpointError(f"{path / 'f4d_embed'}: expected keys {sorted(want)}, found {sorted(state)}")
+        model.f4d_embed.load_state_dict({k: v.to(want[k].dtype) for k, v in state.items()})
+    model.eval()
+    return model

@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from p4d.errors import ConfigError
+from p4d.train.model import build_student, encode_chat, pad_batch
+from p4d.train.model.config import NVILA_LITE_2B, NVILA_LITE_8B, TINY
+
+from .conftest import F4D_SHAPE, NUM_FRAMES
+
+
+def _batch(model, answer="12 meters"):
+    ex = encode_chat(model.tokenizer, model.cfg, [("How far is the car?", answer)], num_frames=NUM_FRAMES)
+    return pad_batch([ex], pad_id=model.ids.pad)
+
+
+def _targets(heads, which):
+    with torch.no_grad():
+        maps = heads(torch.randn(1, *F4D_SHAPE))
+    maps["depth"] = maps["depth"] * 3.0 + 0.5  # a different depth than the head gives at init
+    maps["f4d"] = torch.randn(1, *F4D_SHAPE)
+    return {k: maps[k] for k in which}
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize("which, terms", [(("f4d",), {"ld"}), (("depth", "flow", "motion", "camray"), {"depth", "flow", "motion", "camray"})])
+def test_gradients_reach_llm_through_ld_and_ed_heads_get_none(which, terms, tiny_heads, clip):
+    torch.manual_seed(0)
+    model = build_student(TINY, heads=tiny_heads)
+    frames, timestamps = clip
+    batch = _batch(model)
+    out = model(frames, timestamps, batch["input_ids"], batch["attention_mask"], targets=_targets(tiny_heads, which))
+    assert set(out["losses"]) == terms  # no labels → no SFT term; only these distillation terms
+    out["loss"].backward()
+    llm_grad = model.llm.model.layers[-1].mlp.down_proj.weight.grad
+    assert llm_grad is not None and llm_grad.abs().sum() > 0
+    assert model.mm_projector.layers[7].weight.grad.abs().sum() > 0
+    assert model.vision_tower.encoder.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+    assert all(g is not None and g.abs().sum() > 0 for g in _grads(model.d4dp.mlps[0]))
+    assert all(g is None for g in _grads(model.heads))
+    assert not any(p.requires_grad for p in model.heads.parameters())
+    assert model.llm.lm_head.weight.grad is None  # lm_head only sees the SFT term
+
+
+def test_full_loss_is_sft_plus_weighted_terms_and_missing_modality_drops(tiny_heads, clip):
+    torch.manual_seed(0)
+    model = build_student(TINY, heads=tiny_heads)
+    frames, timestamps = clip
+    batch = _batch(model)
+    targets = _targets(tiny_heads, ("f4d", "depth", "motion"))  # no flow, no camray in this "cache"
+    out = model(frames, timestamps, **batch, targets=targets)
+    t = out["losses"]
+    assert set(t) == {"sft", "ld", "depth", "motion"}
+    want = t["sft"] + 0.01 * t["ld"] + 0.1 * t["depth"] + 0.01 * t["motion"]
+    assert torch.allclose(out["loss"], want)
+    assert out["f4d_hat"].shape == (1, *F4D_SHAPE)
+    assert out["hidden"].shape == (1, NUM_FRAMES, 2, 2, 64)
+
+
+def test_heads_stay_in_eval_mode(tiny_heads):
+    model = build_student(TINY, heads=tiny_heads).train()
+    assert model.training and model.d4dp.training and not model.heads.training
+
+
+def test_wrong_number_of_video_tokens_is_named(clip):
+    model = build_student(TINY.replace(strategy="4d-sft"))
+    frames, timestamps = clip
+    ids = encode_chat(model.tokenizer, model.cfg, [("Q", "A")], num_frames=NUM_FRAMES - 1)
+    batch = pad_batch([ids], pad_id=model.ids.pad)
+    with pytest.raises(ConfigError, match="video tokens"):
+        model(frames, timestamps, **batch)
+
+
+def test_p4d_needs_f4d_shape_and_matching_heads(tiny_heads):
+    with pytest.raises(ConfigError, match="F_4D"):
+        build_student(TINY)
+    with pytest.raises(ConfigError, match="heads"):
+        build_student(TINY, heads=tiny_heads, f4d_shape=(4, 2, 2, 2, 8))
+
+
+@pytest.mark.parametrize("strategy", ["4d-concat", "4d-pe"])
+def test_f4d_input_strategies(strategy, clip):
+    torch.manual_seed(0)
+    model = build_student(TINY.replace(strategy=strategy), f4d_shape=F4D_SHAPE)
+    assert model.d4dp is None
+    frames, timestamps = clip
+    batch = _batch(model)
+    with pytest.raises(ConfigError, match="f4d"):
+        model(frames, timestamps, **batch)
+    f4d = torch.randn(1, *F4D_SHAPE)
+    out = model(frames, timestamps, **batch, f4d=f4d)
+    assert set(out["losses"]) == {"sft"}
+    out["loss"].backward()
+    if strategy == "4d-concat":
+        assert model.mm_projector.layers[2].weight.shape[1] == 9 * (32 + 16)  # E_p input widened
+    else:
+        assert model.f4d_embed.proj.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("cfg, llm_params", [(NVILA_LITE_8B, 7_615_616_512), (NVILA_LITE_2B, 1_543_714_304)])
+def test_real_sizes_on_meta(cfg, llm_params):
+    model = build_student(cfg, device="meta", f4d_shape=(4, 8, 16, 16, 1408))
+    assert cfg.token_grid == (11, 11) and cfg.tokens_per_frame == 122
+    proj = {k: tuple(v.shape) for k, v in model.mm_projector.state_dict().items()}
+    c = cfg.llm["hidden_size"]
+    assert proj == {
+        "layers.1.weight": (10368,), "layers.1.bias": (10368,),
+        "layers.2.weight": (3456, 10368), "layers.2.bias": (3456,),
+        "layers.4.weight": (3456,), "layers.4.bias": (3456,),
+        "layers.5.weight": (c, 3456), "layers.5.bias": (c,),
+        "layers.7.weight": (c, c), "layers.7.bias": (c,),
+    }
+    # Qwen2-7B: 7.62e9 parameters; Qwen2-1.5B (tied embeddings): 1.54e9
+    assert sum(p.numel() for p in model.llm.parameters()) == llm_params
+    assert model.d4dp.mlps[0][0].weight.shape == (2560, c)
+    assert model.llm.model.layers[0].self_attn.config._attn_implementation == "eager"
