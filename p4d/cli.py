@@ -47,7 +47,7 @@ def cache_init(
     videos: str = typer.Argument(..., help="A directory of videos (searched recursively), or a text file with one path per line."),
     store: str = typer.Argument(..., help="Where to create the Zarr v3 store: a local path or an fsspec URL."),
     teacher: str = typer.Option("l4p", help="Teacher preset whose shapes the cache holds: l4p (real sizes) or tiny."),
-    frames: int = typer.Option(16, help="N, frames per clip."),
+    num_frames: int = typer.Option(16, help="N, frames per clip (the l4p teacher takes exactly 16)."),
     policy: str = typer.Option("uniform", help="Sampling policy: uniform (one clip over the whole video) or stride (consecutive clips of N frames every --frame-stride frames)."),
     frame_stride: int = typer.Option(1, help="With --policy stride: source frames between sampled frames."),
     modalities: str = typer.Option("depth,flow,motion,camray", help="Comma-separated maps to cache."),
@@ -59,7 +59,7 @@ def cache_init(
     from p4d.precompute.plan import plan_cache
 
     store_obj = plan_cache(
-        videos, store, teacher=teacher, num_frames=frames, policy=policy, frame_stride=frame_stride,
+        videos, store, teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
         modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), codec=codec,
         clips_per_shard=clips_per_shard, overwrite=overwrite, progress=True,
     )
@@ -120,10 +120,46 @@ def teacher_list() -> None:
 # --- the jobs --------------------------------------------------------------------------
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def precompute(ctx: typer.Context) -> None:
-    """Run the frozen teacher once over every video into a Zarr cache (dask, resumable)."""
-    _not_built("precompute", 5, "the teacher batch job on dask")
+@app.command()
+def precompute(
+    videos: str = typer.Argument(..., help="A directory of videos (recursive), a .txt list of paths, or the trainer's conversation .json/.jsonl."),
+    store: str = typer.Argument(..., help="The Zarr v3 cache to create or resume: a local path or an fsspec URL."),
+    teacher: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture) or tiny (tests, smoke runs)."),
+    weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); without it the preset is randomly initialised from --seed."),
+    num_frames: int = typer.Option(16, help="N, frames per clip (the l4p teacher takes exactly 16)."),
+    policy: str = typer.Option("uniform", help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart)."),
+    frame_stride: int = typer.Option(1, help="With --policy stride: source frames between sampled frames."),
+    modalities: str = typer.Option("depth,flow,motion,camray", help="Comma-separated maps to cache."),
+    codec: Optional[str] = typer.Option(None, help="Latent codec (default: the cache's default; see `p4d cache codecs`)."),
+    clips_per_shard: int = typer.Option(16, help="S, clips per shard: the unit of work and of writing."),
+    batch_size: int = typer.Option(2, help="Clips per teacher forward."),
+    dtype: str = typer.Option("auto", help="bf16 | fp16 | fp32 | auto (bf16 autocast on CUDA, fp32 on CPU)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    scheduler: Optional[str] = typer.Option(None, help="Address of an existing dask scheduler (e.g. tcp://10.0.0.5:8786); default: a local cluster on 127.0.0.1."),
+    workers: Optional[int] = typer.Option(None, help="Local cluster workers (default: one per GPU, else 1)."),
+    threads_per_worker: int = typer.Option(2, help="Shards in flight per worker (decode/write of one overlaps the forward of another)."),
+    retries: int = typer.Option(2, help="Times dask retries a shard whose task failed or whose worker died."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also redo shards holding failed clips."),
+    force: bool = typer.Option(False, "--force", help="Redo every shard."),
+    max_pixels: Optional[int] = typer.Option(None, help="Refuse (record as failed) videos whose declared frame size exceeds this many pixels."),
+    seed: int = typer.Option(0, help="Seed of a randomly initialised teacher."),
+    video_root: Optional[str] = typer.Option(None, help="Folder that relative video paths in a conversation file are relative to."),
+) -> None:
+    """Run the frozen teacher once over every video into a Zarr cache (dask; resumable; bad videos recorded, never fatal)."""
+    from p4d.precompute.config import PrecomputeConfig
+    from p4d.precompute.job import run_precompute
+
+    cfg = PrecomputeConfig(
+        videos=videos, store=store, teacher=teacher, weights=weights, num_frames=num_frames, policy=policy,
+        frame_stride=frame_stride, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+        codec=codec, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype, device=device,
+        scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
+        retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,
+    )
+    report = run_precompute(cfg)
+    typer.echo(report.headline())
+    if report.interrupted:
+        raise typer.Exit(code=130)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -138,10 +174,26 @@ def inspect(ctx: typer.Context) -> None:
     _not_built("inspect", 8, "PNG/MP4/HTML views of cached 4D maps")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(ctx: typer.Context) -> None:
-    """Benchmarks that print ratios to a baseline measured in the same run."""
-    _not_built("bench", 3, "the bench harness")
+@app.command()
+def bench(
+    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | all"),
+    size: str = typer.Option("tiny", help="tiny (seconds, CPU) | small | paper (the real L4P shapes; GPU where there is one)."),
+    out: Optional[Path] = typer.Option(None, help="Folder for bench.json (with machine info), report.md and PNG plots."),
+) -> None:
+    """Benchmarks that print ratios to a baseline measured side by side in the same run."""
+    from p4d.bench.harness import format_table
+    from p4d.bench.registry import run_benchmarks
+    from p4d.bench.report import describe_machine, machine_info, write_report
+
+    machine = machine_info()
+    typer.echo(f"machine: {describe_machine(machine)}")
+    results = run_benchmarks(name, size)
+    for res in results:
+        res.machine = machine
+        typer.echo(format_table(res) + "\n")
+    if out is not None:
+        paths = write_report(results, out, machine)
+        typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 @app.command(name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

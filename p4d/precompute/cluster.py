@@ -1,0 +1,68 @@
+"""The dask cluster precompute runs on: a local one by default, an existing one when given.
+
+Local: one worker process per GPU (pinned to its GPU by :class:`PinDevice`), else one CPU worker
+(or ``--workers``) with torch threads set to its share of the cores. The scheduler, the workers
+and the dashboard listen on 127.0.0.1 only. ``--scheduler ADDRESS`` connects to a running
+cluster instead (dask-jobqueue on SLURM, dask-kubernetes, or ``dask scheduler`` / ``dask worker``
+by hand; see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+from collections.abc import Iterator
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+log = logging.getLogger(__name__)
+
+
+class PinDevice(WorkerPlugin):
+    """Pins each local worker to one GPU (by its index in the cluster) and sets its torch threads."""
+
+    name = "p4d-pin-device"
+
+    def __init__(self, gpus: int, threads: int):
+        self.gpus, self.threads = gpus, threads
+
+    def setup(self, worker) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        if self.gpus:
+            index = int(worker.name) % self.gpus if str(worker.name).isdigit() else 0
+            torch.cuda.set_device(index)
+            log.info("worker %s pinned to cuda:%d", worker.name, index)
+
+
+def local_cluster_size(workers: int | None, device: str) -> tuple[int, int]:
+    """(number of workers, GPUs to pin): one worker per GPU when running on CUDA."""
+    import torch
+
+    gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
+    if gpus:
+        return (workers or gpus), gpus
+    return (workers or 1), 0
+
+
+@contextlib.contextmanager
+def connect(scheduler: str | None, *, workers: int | None, device: str, threads_per_worker: int) -> Iterator:
+    """Yield a ``distributed.Client``: to ``scheduler`` if given, else to a new local cluster."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    n, gpus = local_cluster_size(workers, device)
+    torch_threads = max(1, (os.cpu_count() or 1) // n)
+    dashboard = "127.0.0.1:0" if importlib.util.find_spec("bokeh") else None
+    with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
+                      dashboard_address=dashboard, silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
+        client.register_plugin(PinDevice(gpus, torch_threads))
+        log.info("local dask cluster: %d workers x %d threads, %d GPUs, scheduler %s", n, threads_per_worker, gpus,
+                 cluster.scheduler_address)
+        yield client

@@ -1,0 +1,70 @@
+"""The validated configuration of one ``p4d precompute`` run.
+
+Every check runs in :meth:`PrecomputeConfig.validate` before a cluster starts, and each message
+names the flag to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from p4d.errors import ConfigError
+
+DTYPES = ("bf16", "fp16", "fp32", "auto")
+DEVICES = ("auto", "cpu", "cuda")
+MODALITIES = ("depth", "flow", "motion", "camray")
+
+
+@dataclass(kw_only=True)
+class PrecomputeConfig:
+    videos: str                          # VIDEOS: folder, .txt list or conversation .json/.jsonl
+    store: str                           # STORE: local path or fsspec URL
+    teacher: str = "l4p"                 # --teacher preset
+    weights: str | None = None           # --weights: local .ckpt/.safetensors (None: seeded random init)
+    num_frames: int = 16                 # --num-frames N
+    policy: str = "uniform"              # --policy
+    frame_stride: int = 1                # --frame-stride
+    modalities: tuple[str, ...] = MODALITIES  # --modalities
+    codec: str | None = None             # --codec (None: the cache's default)
+    clips_per_shard: int = 16            # --clips-per-shard S
+    batch_size: int = 2                  # --batch-size: clips per teacher forward
+    dtype: str = "auto"                  # --dtype: bf16 | fp16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
+    device: str = "auto"                 # --device
+    scheduler: str | None = None         # --scheduler ADDRESS of an existing dask cluster
+    workers: int | None = None           # --workers (local cluster; default: one per GPU, else 1)
+    threads_per_worker: int = 2          # --threads-per-worker: shards in flight per worker
+    retries: int = 2                     # --retries: dask retries of a shard whose task raised
+    retry_failed: bool = False           # --retry-failed
+    force: bool = False                  # --force
+    max_pixels: int | None = None        # --max-pixels: cap on a video's declared frame size
+    seed: int = 0                        # --seed of a random-init teacher
+    video_root: str | None = None        # --video-root for relative paths in a conversation file
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> PrecomputeConfig:
+        def bad(flag: str, expected: str, got) -> ConfigError:
+            return ConfigError(f"--{flag}: expected {expected}, got {got!r}")
+
+        if self.dtype not in DTYPES:
+            raise bad("dtype", " | ".join(DTYPES), self.dtype)
+        if self.device not in DEVICES:
+            raise bad("device", " | ".join(DEVICES), self.device)
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown or not self.modalities:
+            raise bad("modalities", f"a comma-separated subset of {','.join(MODALITIES)}", ",".join(self.modalities))
+        for flag, value, low in (("clips-per-shard", self.clips_per_shard, 1), ("batch-size", self.batch_size, 1),
+                                 ("threads-per-worker", self.threads_per_worker, 1), ("retries", self.retries, 0),
+                                 ("num-frames", self.num_frames, 1), ("frame-stride", self.frame_stride, 1)):
+            if not isinstance(value, int) or value < low:
+                raise bad(flag, f"an integer >= {low}", value)
+        if self.workers is not None and self.workers < 1:
+            raise bad("workers", "an integer >= 1", self.workers)
+        if self.scheduler is not None and self.workers is not None:
+            raise ConfigError("--workers sizes a local cluster; it cannot be combined with --scheduler ADDRESS")
+        if self.force and self.retry_failed:
+            raise ConfigError("--force already redoes every shard; drop --retry-failed")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)

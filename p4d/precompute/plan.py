@@ -1,0 +1,93 @@
+"""Plan a cache: find the videos, probe them, plan their clips, create the empty store.
+
+The plan is deterministic (sorted paths, clip indices from the sampling policy) and is stored
+in the cache (``videos.json`` + ``clips/video``), so precompute, train and eval all find the
+same clips. A video that cannot be probed is kept in the plan with one clip; precompute then
+records that clip as failed with the decode error, so a bad file is recorded, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
+from p4d.errors import ConfigError, VideoDecodeError
+from p4d.precompute.sources import list_videos
+from p4d.teacher.presets import get_preset
+from p4d.video import plan_clips, probe
+
+log = logging.getLogger(__name__)
+
+FINGERPRINT_BYTES = 1 << 20  # hash the size and the first MiB: cheap, and catches a replaced file
+
+
+def file_fingerprint(path: str) -> tuple[int, str]:
+    """(size in bytes, sha256 of the size and the first MiB, 16 hex digits); (0, '') if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(FINGERPRINT_BYTES)
+        size = Path(path).stat().st_size
+    except OSError:
+        return 0, ""
+    h = hashlib.sha256(str(size).encode() + b"\0" + head)
+    return size, h.hexdigest()[:16]
+
+
+def plan_video(path: str, *, num_frames: int, policy: str, frame_stride: int,
+               max_pixels: int | None = None) -> VideoEntry:
+    """Probe one video and count its clips; an unreadable video gets one clip (failed later)."""
+    size, digest = file_fingerprint(path)
+    try:
+        info = probe(path) if max_pixels is None else probe(path, max_pixels=max_pixels)
+    except VideoDecodeError as exc:
+        log.warning("planning %s: %s (its clip will be recorded as failed)", path, exc)
+        return VideoEntry(path=path, size_bytes=size, content_hash=digest, fps=0.0, duration=0.0,
+                          num_frames=0, width=0, height=0, rotation=0, num_clips=1)
+    clips = plan_clips(info.num_frames, num_frames=num_frames, policy=policy, frame_stride=frame_stride)
+    return VideoEntry(path=path, size_bytes=size, content_hash=digest, fps=float(info.fps),
+                      duration=float(info.duration), num_frames=int(info.num_frames), width=int(info.width),
+                      height=int(info.height), rotation=int(info.rotation), num_clips=len(clips))
+
+
+def build_spec(*, teacher: str, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
+               codec: str | None, clips_per_shard: int, weights_hash: str = "") -> CacheSpec:
+    """The CacheSpec for a teacher preset and a sampling policy."""
+    preset = get_preset(teacher)
+    if num_frames != preset.num_frames:
+        raise ConfigError(
+            f"--frames {num_frames}: the {preset.name!r} teacher takes exactly {preset.num_frames} frames per clip"
+        )
+    n_lat, h_lat, w_lat, c_lat = preset.latent_grid
+    ray_h, ray_w = preset.ray_grid
+    kwargs = {} if codec is None else {"latent_codec": codec}
+    return CacheSpec(
+        modalities=tuple(modalities), taps=tuple(preset.taps), num_frames=num_frames,
+        height=preset.img_size, width=preset.img_size, latent_frames=n_lat, latent_height=h_lat,
+        latent_width=w_lat, latent_dim=c_lat, ray_height=ray_h, ray_width=ray_w,
+        clips_per_shard=clips_per_shard,
+        teacher={"name": "l4p", "preset": preset.name, "config": preset.to_dict(), "weights_hash": weights_hash},
+        sampling={"num_frames": num_frames, "policy": policy, "frame_stride": frame_stride},
+        spatial={"input_size": [preset.img_size, preset.img_size], "resize": "bilinear, non-aspect-preserving",
+                 "rotation": "applied"},
+        normalisation={"mean": list(preset.mean), "std": list(preset.std), "range": "rgb in [0, 1]"},
+        **kwargs,
+    )
+
+
+def plan_cache(videos: str | Path, store: str, *, teacher: str = "l4p", num_frames: int = 16,
+               policy: str = "uniform", frame_stride: int = 1, modalities: Sequence[str] = ("depth", "flow", "motion", "camray"),
+               codec: str | None = None, clips_per_shard: int = 16, overwrite: bool = False,
+               weights_hash: str = "", video_root: str | None = None, max_pixels: int | None = None,
+               progress: bool = False) -> CacheStore:
+    """List, probe and plan every video, then create the store with every clip pending."""
+    spec = build_spec(teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
+                      modalities=modalities, codec=codec, clips_per_shard=clips_per_shard, weights_hash=weights_hash)
+    paths = list_videos(videos, video_root=video_root)
+    entries = [plan_video(p, num_frames=num_frames, policy=policy, frame_stride=frame_stride, max_pixels=max_pixels)
+               for p in tqdm(paths, desc="probing videos", unit="video", disable=not progress)]
+    return create_store(store, spec, entries, overwrite=overwrite)
