@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import string
 from collections.abc import Sequence
@@ -136,14 +137,8 @@ class Item:
     def letters(self) -> str:
         return LETTERS[: len(self.options)]
 
-    def to_json(self, *, video_relative_to: Path | None = None) -> dict:
-        video = self.video
-        if video_relative_to is not None:
-            try:
-                video = video.relative_to(video_relative_to)
-            except ValueError:
-                pass
-        return {"id": self.id, "video": str(video), "question": self.question, "options": list(self.options),
+    def to_json(self) -> dict:
+        return {"id": self.id, "video": str(self.video), "question": self.question, "options": list(self.options),
                 "answer": self.answer, "category": self.category, "split": self.split,
                 "regions": [r.to_json() for r in self.regions]}
 
@@ -199,7 +194,10 @@ def load_bench(path: str | Path, *, check_videos: bool = True) -> Bench:
         seen.add(item_id)
         items.append(item)
     for p in problems:
-        log.warning("%s: item %s skipped: %s", path, p.id, p.reason)
+        log.debug("%s: item %s skipped: %s", path, p.id, p.reason)
+    if problems:
+        log.warning("%s: %d malformed items skipped (%s)", path, len(problems), ", ".join(p.id for p in problems[:10])
+                    + (", ..." if len(problems) > 10 else ""))
     return Bench(path=path, items=tuple(items), problems=tuple(problems))
 
 
@@ -364,13 +362,14 @@ def _region_spec(label: str, r: dict, k: int) -> RegionSpec:
 
 
 def write_items(items: Sequence[Item], path: str | Path) -> Path:
-    """Write items as JSONL (videos relative to the output folder where possible)."""
+    """Write items as JSONL, video paths relative to the output file's folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     base = path.parent.resolve()
     with path.open("w", encoding="utf-8") as f:
         for item in items:
-            record = item.to_json(video_relative_to=base) if item.video.is_absolute() else item.to_json()
+            record = item.to_json()
+            record["video"] = os.path.relpath(item.video.resolve(), base)
             f.write(json.dumps(record, default=_json_default) + "\n")
     return path
 

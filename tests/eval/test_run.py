@@ -14,7 +14,7 @@ from p4d.eval.predictions import read_predictions
 from p4d.eval.run import EvalConfig, run_eval
 from p4d.video import read_frame_code, sample_clip
 
-from .conftest import FPS, NUM_FRAMES
+from .conftest import FPS
 
 BOX = (20, 24, 70, 60)  # x0, y0, x1, y1: below the frame-code strip (top 16 rows)
 

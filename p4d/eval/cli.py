@@ -1,0 +1,119 @@
+"""``p4d eval``: the typer sub-app (wired into ``p4d.cli`` with ``app.add_typer(eval_app, name="eval")``).
+
+Examples::
+
+    p4d eval bench.jsonl --model runs/student/export --frames 16 --out preds.jsonl
+    p4d eval bench.jsonl --model runs/concat/export --cache bench_cache.zarr      # 4d-concat / 4d-pe students
+    p4d eval bench.jsonl --baseline random                                        # no model needed
+    p4d eval report preds.jsonl random.jsonl runs/ablations/
+    p4d eval make-temporal demo/videos temporal.jsonl
+    p4d eval make-regions my_vqa.jsonl my_boxes.json my_bench.jsonl
+
+``p4d eval BENCH ...`` is ``p4d eval run BENCH ...``: a first argument that is not a sub-command
+name is taken as the benchmark. Re-running the same command continues a killed eval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer.core import TyperGroup
+
+
+class _RunByDefault(TyperGroup):
+    """A group whose first argument, when it is not a sub-command, is BENCH of ``run``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=_RunByDefault, no_args_is_help=True,
+    help="R4D-Bench-format evaluation: `p4d eval BENCH --model DIR` (or --baseline), `report`, `make-temporal`, `make-regions`.",
+)
+
+
+def _default_out(bench: Path, model: Optional[Path], baseline: Optional[str]) -> Path:
+    who = baseline if baseline else (model.resolve().name if model else "run")
+    return Path(f"{bench.stem}.{who}.predictions.jsonl")
+
+
+@eval_app.command("run")
+def run_command(
+    bench: Path = typer.Argument(..., help="Benchmark items: JSON list or JSONL (the R4D-Bench form; see p4d.eval.items)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="An exported student folder (loaded by p4d.train.load_exported_student)."),
+    frames: int = typer.Option(16, "--frames", help="N, frames sampled uniformly over each video (with their timestamps)."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="F_4D cache over the benchmark videos (`p4d precompute`); required by 4d-concat / 4d-pe students."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="random (exact expectation) or first-option; instead of --model."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Predictions JSONL (default: BENCH-stem.MODEL.predictions.jsonl); an existing one is continued."),
+    attn: Optional[str] = typer.Option(None, "--attn", help="Attention implementation passed to the student loader (recorded in the predictions file)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Inference dtype passed to the student loader (recorded in the predictions file)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Evaluate a student (or a baseline) on BENCH; write per-item predictions and print the Tab. 3 table."""
+    from p4d.eval.run import EvalConfig, run_eval
+    from p4d.eval.table import format_table
+
+    out = out or _default_out(bench, model, baseline)
+    result = run_eval(EvalConfig(bench=bench, out=out, frames=frames, model_dir=model, baseline=baseline, cache=cache,
+                                 attn=attn, dtype=dtype, progress=progress))
+    name = {"random": "Random", "first-option": "First option"}.get(baseline or "", model.name if model else "model")
+    table = format_table([(name, result.summary)], extra=[("# Frames", [str(frames)])])
+    out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+    for problem in result.problems:
+        typer.echo(f"skipped {problem.id}: {problem.reason}", err=True)
+    typer.echo(table)
+    typer.echo(f"{result.predicted} items predicted now, {result.resumed} resumed, {len(result.problems)} skipped; "
+               f"predictions: {result.predictions}; table: {out.with_suffix('.md')}")
+
+
+@eval_app.command("report")
+def report_command(
+    runs: list[Path] = typer.Argument(..., help="Predictions files (or folders of them) written by `p4d eval`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the markdown report to this file."),
+) -> None:
+    """Collect runs into markdown tables shaped like the paper's Tabs. 4-7, keyed by each run's saved preset."""
+    from p4d.eval.report import format_report, load_runs
+
+    text = format_report(load_runs(runs))
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    typer.echo(text)
+
+
+@eval_app.command("make-temporal")
+def make_temporal_command(
+    videos: Path = typer.Argument(..., help="A folder of videos (recursive) or a text file with one path per line."),
+    out: Path = typer.Argument(..., help="Where to write the items (JSONL)."),
+    num_options: int = typer.Option(4, "--num-options", help="Options per question (the true duration + distractors)."),
+    numeric: bool = typer.Option(False, "--numeric", help="Open numeric questions scored by MRA instead of MCQ."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the distractor choice."),
+) -> None:
+    """Toy temporal benchmark: "How many seconds have passed in the input video?" from each container's duration."""
+    from p4d.eval.temporal import make_temporal
+
+    made = make_temporal(videos, out, num_options=num_options, numeric=numeric, seed=seed)
+    for problem in made.skipped:
+        typer.echo(f"skipped {problem.id}: {problem.reason}", err=True)
+    typer.echo(f"wrote {len(made.items)} items to {made.path} ({len(made.skipped)} videos skipped)")
+
+
+@eval_app.command("make-regions")
+def make_regions_command(
+    vqa: Path = typer.Argument(..., help="MCQ items (JSON/JSONL) whose questions refer to <obj_1>, <obj_2>, ..."),
+    boxes: Path = typer.Argument(..., help="First-frame regions per item id: {id: [regions]} or records with id + regions."),
+    out: Path = typer.Argument(..., help="Where to write the items (JSONL); OUT.html + OUT_som/ hold the SoM review sheet."),
+    sheet: bool = typer.Option(True, "--sheet/--no-sheet", help="Write the HTML SoM sheet (decodes each first frame)."),
+) -> None:
+    """Turn MCQ items plus first-frame boxes/masks into region-prompted items, with an HTML SoM sheet."""
+    from p4d.eval.regions import make_regions
+
+    made = make_regions(vqa, boxes, out, sheet=sheet)
+    for problem in made.skipped:
+        typer.echo(f"skipped {problem.id}: {problem.reason}", err=True)
+    sheet_note = f", review sheet {out.with_suffix('.html')}" if sheet else ""
+    typer.echo(f"wrote {len(made.items)} items to {made.path} ({len(made.skipped)} left out){sheet_note}")
