@@ -20,6 +20,7 @@ from typing import Optional
 import typer
 
 from p4d.errors import P4DError
+from p4d.eval.cli import eval_app
 
 app = typer.Typer(
     name="p4d",
@@ -32,6 +33,7 @@ cache_app = typer.Typer(help="Create, summarise and verify cache stores.", no_ar
 teacher_app = typer.Typer(help="The L4P teacher: presets, parameters, shapes.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
+app.add_typer(eval_app, name="eval")
 
 
 def _not_built(command: str, issue: int, what: str) -> None:
@@ -196,18 +198,12 @@ def bench(
         typer.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-@app.command(name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def eval_(ctx: typer.Context) -> None:
-    """R4D-Bench-format evaluation of an exported student."""
-    _not_built("eval", 9, "R4D-Bench-format evaluation")
-
-
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo"), help="Folder for the demo's videos and cache."),
     videos: int = typer.Option(3, help="How many synthetic videos to generate on first run."),
 ) -> None:
-    """Generate synthetic videos (first run only) and plan a cache over them."""
+    """Generate synthetic videos (first run only) and precompute a tiny-teacher cache over them."""
     from p4d.demo import run_demo
 
     run_demo(out, num_videos=videos)

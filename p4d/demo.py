@@ -1,9 +1,10 @@
-"""The README demo: synthetic videos -> a planned cache, end to end on a CPU in seconds.
+"""The README demo: synthetic videos -> a precomputed cache, end to end on a CPU in under a minute.
 
 ``p4d demo --out demo`` generates a few short H.264 videos (textured objects moving under a
-panning camera) on first run, then plans a cache over them with the tiny teacher preset and
-prints the cache summary. Later stages (precompute -> train -> inspect) extend this as their
-issues land.
+panning camera) on first run, runs ``p4d precompute`` over them with the tiny teacher preset
+(random weights: real L4P weights cannot be downloaded here) on a local dask cluster, and prints
+the cache summary. Rerunning resumes: complete shards are skipped. Later stages (train ->
+inspect) extend this as their issues land.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     """Run the demo under ``out``; returns the cache path."""
     from p4d.cache_schema import format_summary, open_store
-    from p4d.precompute.plan import plan_cache
+    from p4d.precompute.config import PrecomputeConfig
+    from p4d.precompute.job import run_precompute
     from p4d.video.synthetic import write_demo_videos
 
     out = Path(out)
@@ -26,11 +28,15 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     if len(existing) >= num_videos:
         echo(f"[1/2] reusing {len(existing)} synthetic videos in {video_dir}")
     else:
-        paths = write_demo_videos(video_dir, count=num_videos)
+        paths = write_demo_videos(video_dir, count=num_videos, seconds=3.0)
         echo(f"[1/2] wrote {len(paths)} synthetic H.264 videos to {video_dir}")
 
     store_path = out / "cache.zarr"
-    store = plan_cache(video_dir, str(store_path), teacher="tiny", overwrite=True, progress=True)
-    echo(f"[2/2] planned {store.num_clips} clips in {store.num_shards} shards at {store_path}\n")
+    echo(f"[2/2] p4d precompute {video_dir} {store_path} --teacher tiny --policy stride --frame-stride 2")
+    report = run_precompute(PrecomputeConfig(
+        videos=str(video_dir), store=str(store_path), teacher="tiny", policy="stride", frame_stride=2,
+        clips_per_shard=4, workers=1, device="cpu",
+    ))
+    echo(report.headline() + "\n")
     echo(format_summary(open_store(str(store_path))))
     return store_path
