@@ -43,6 +43,7 @@ from p4d.train.model.tokenizer import (
     special_ids,
 )
 from p4d.train.model.tpe import mark_timestamps, time_prompt, timestamp_pe
+from p4d.train.model.trainability import TRAINABILITY_PRESETS, LoraSettings, apply_trainability, merge_lora
 from p4d.train.model.vision import preprocess_frames
 
 __all__ = [
@@ -55,15 +56,18 @@ __all__ = [
     "STUDENT_FILE",
     "STUDENT_PRESETS",
     "TINY",
+    "TRAINABILITY_PRESETS",
     "TPE_MODES",
     "TRAINING_ONLY_MODULES",
     "CheckpointNotFoundError",
     "DownSample3x3",
+    "LoraSettings",
     "LossConfig",
     "NvilaLiteProjector",
     "SpecialIds",
     "Student",
     "StudentConfig",
+    "apply_trainability",
     "build_student",
     "build_tiny_tokenizer",
     "camray_loss",
@@ -78,6 +82,7 @@ __all__ = [
     "load_nvila_lite_weights",
     "load_tokenizer",
     "mark_timestamps",
+    "merge_lora",
     "motion_loss",
     "pad_batch",
     "preprocess_frames",

@@ -34,6 +34,7 @@ def test_export_drops_training_only_parameters_and_generates(tmp_path, tiny_head
     assert (TINY.d4dp_hidden, TINY.llm["hidden_size"]) not in shapes  # no D_4DP first layer
     record = json.loads((tmp_path / STUDENT_FILE).read_text())
     assert record["config"]["strategy"] == "p4d" and record["config"]["tpe"] == "add"
+    assert record["config"]["attn"] == "eager" and record["config"]["dtype"] == "float32"
 
     loaded = load_exported_student(tmp_path)
     assert loaded.d4dp is None and loaded.heads is None

@@ -116,3 +116,16 @@ def test_real_sizes_on_meta(cfg, llm_params):
     assert sum(p.numel() for p in model.llm.parameters()) == llm_params
     assert model.d4dp.mlps[0][0].weight.shape == (2560, c)
     assert model.llm.model.layers[0].self_attn.config._attn_implementation == "eager"
+
+
+def test_attention_and_dtype_are_selectable(tiny_heads, clip):
+    torch.manual_seed(0)
+    model = build_student(TINY.replace(attn="sdpa", dtype="bfloat16"), heads=tiny_heads)
+    assert model.vision_tower.config._attn_implementation == "sdpa"
+    assert model.llm.config._attn_implementation == "sdpa"
+    assert {p.dtype for n, p in model.named_parameters() if not n.startswith("heads.")} == {torch.bfloat16}
+    frames, timestamps = clip
+    out = model(frames, timestamps, **_batch(model), targets=_targets(tiny_heads, ("f4d", "depth")))
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out["losses"].values())
+    out["loss"].backward()
+    assert model.llm.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
