@@ -1,0 +1,118 @@
+"""``p4d bench loader``: clips/s delivered through the cache API vs raw reads of the same bytes.
+
+Candidate: a torch ``DataLoader`` (spawn workers, as the trainer uses) whose items are
+``read_clip(store, i)``: every cached target of one clip, decoded to float32 (targets only;
+the trainer issue adds frames). Baseline: the same DataLoader reading the store's files as raw
+bytes, sequentially, with no decoding. Both for 0, 1 and 2 reader workers, from a cold page
+cache (``posix_fadvise(DONTNEED)`` before every repeat) so that both read from the same disk.
+Goal: candidate / baseline >= 0.8. The per-clip peer formats are read the same way.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from p4d.bench.harness import BenchResult, Goal, Row, compare, time_fn
+from p4d.bench.peers import PEER_FORMATS, read_peer, write_peer
+from p4d.bench.synthetic_store import SHAPES, build_store, drop_page_cache, files_under, synthetic_clips
+from p4d.cache_schema import DEFAULT_LATENT_CODEC, open_store, read_clip
+
+WORKERS = (0, 1, 2)
+GOAL = Goal(">=", 0.8)
+
+
+class CacheClips:
+    """Map-style dataset: item i = every cached target of clip i (store opened lazily per worker)."""
+
+    def __init__(self, url: str, n: int):
+        self.url, self.n, self._store = url, n, None
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if self._store is None:
+            self._store = open_store(self.url)
+        return read_clip(self._store, i)
+
+
+class RawFiles:
+    """Map-style dataset: item i = the raw bytes of file i, no decoding."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = [str(p) for p in paths]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        with open(self.paths[i], "rb") as f:
+            return np.frombuffer(f.read(), dtype=np.uint8)
+
+
+class PeerClips:
+    def __init__(self, paths: list[Path], fmt: str):
+        self.paths, self.fmt = [str(p) for p in paths], fmt
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return read_peer(Path(self.paths[i]), self.fmt)
+
+
+def _loader(dataset, workers: int):
+    import torch
+
+    kwargs = dict(batch_size=None, shuffle=False, num_workers=workers)
+    if workers:
+        kwargs.update(multiprocessing_context="spawn", persistent_workers=True, prefetch_factor=2)
+    return torch.utils.data.DataLoader(dataset, **kwargs)
+
+
+def _drain(loader, files: list[Path]):
+    def run():
+        drop_page_cache(files)
+        for _ in loader:
+            pass
+    return run
+
+
+def run(size: str, *, repeats: int = 3) -> BenchResult:
+    shapes = SHAPES[size]
+    result = BenchResult(name="loader", size=size, shapes=shapes.describe(),
+                         plot={"x": "workers", "y": "candidate", "group": "series", "xlabel": "reader workers",
+                               "ylabel": "clips/s"})
+    clips = list(synthetic_clips(shapes))
+    n = len(clips)
+    with tempfile.TemporaryDirectory(prefix="p4d-bench-loader-") as tmp:
+        url = str(Path(tmp) / "cache.zarr")
+        build_store(url, shapes, DEFAULT_LATENT_CODEC, clips)
+        store_files = files_under(url)
+        peer_paths = {fmt: write_peer(Path(tmp) / fmt, fmt, clips) for fmt in PEER_FORMATS}
+        peer_files = {fmt: [f for p in paths for f in ([p] if p.is_file() else files_under(p))]
+                      for fmt, paths in peer_paths.items()}
+        cold = drop_page_cache(store_files)
+        for workers in WORKERS:
+            cache_loader = _loader(CacheClips(url, n), workers)
+            raw_loader = _loader(RawFiles(store_files), workers)
+            cand, base = compare(_drain(cache_loader, store_files), _drain(raw_loader, store_files), repeats=repeats)
+            result.rows.append(Row(
+                f"cache API ({DEFAULT_LATENT_CODEC}) vs raw read, {workers} workers", "clips/s", n / cand.median,
+                n / base.median, goal=GOAL, spread=cand.spread, extra={"workers": workers, "series": "p4d cache"}))
+            for fmt in PEER_FORMATS:
+                peer_loader = _loader(PeerClips(peer_paths[fmt], fmt), workers)
+                peer = time_fn(_drain(peer_loader, peer_files[fmt]), repeats=repeats)
+                result.rows.append(Row(f"cache API vs {fmt} per-clip files, {workers} workers", "clips/s",
+                                       n / cand.median, n / peer.median, spread=cand.spread,
+                                       extra={"workers": workers, "series": fmt}))
+            result.rows.append(Row(f"raw read of the store's bytes, {workers} workers", "clips/s", n / base.median,
+                                   n / base.median, extra={"workers": workers, "series": "raw bytes (baseline)"}))
+    result.notes.append("reads start from a cold page cache (posix_fadvise DONTNEED)" if cold
+                        else "page cache could not be dropped: reads come from memory")
+    result.notes.append("synthetic ViT-like latents and natural-statistics maps (p4d.bench.latents); "
+                        "real L4P weights were not available")
+    return result

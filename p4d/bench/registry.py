@@ -1,0 +1,48 @@
+"""Which benchmarks exist, which issue adds the missing ones, and running them by name."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+
+from p4d.bench.harness import BenchResult
+from p4d.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SIZES = ("tiny", "small", "paper")
+
+# name -> module with `run(size: str) -> BenchResult`, or the issue that adds it.
+BENCHMARKS: dict[str, str] = {
+    "cache": "p4d.bench.cache",
+    "loader": "p4d.bench.loader",
+    "teacher": "issue #4 (the L4P teacher)",
+    "precompute": "issue #5 (p4d precompute)",
+    "train": "issue #7 (p4d train)",
+}
+
+
+def _runner(name: str) -> Callable[[str], BenchResult] | None:
+    target = BENCHMARKS[name]
+    if not target.startswith("p4d."):
+        return None
+    return importlib.import_module(target).run
+
+
+def run_benchmarks(name: str, size: str) -> list[BenchResult]:
+    """Run one benchmark by name, or every benchmark with ``name='all'``."""
+    if size not in SIZES:
+        raise ConfigError(f"--size {size!r}: choose one of {', '.join(SIZES)}")
+    if name != "all" and name not in BENCHMARKS:
+        raise ConfigError(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}, all")
+    names = list(BENCHMARKS) if name == "all" else [name]
+    results = []
+    for n in names:
+        run = _runner(n)
+        if run is None:
+            results.append(BenchResult(name=n, size=size, shapes={}, status=f"not built yet: {BENCHMARKS[n]} adds it"))
+            continue
+        log.info("running bench %s --size %s", n, size)
+        results.append(run(size))
+    return results

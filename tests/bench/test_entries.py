@@ -1,0 +1,42 @@
+"""Bench entries: registry, metric helpers against hand values, peer formats round trip."""
+
+import numpy as np
+import pytest
+
+from p4d.bench.cache import cosine, per_token_cosine_min, rel_err
+from p4d.bench.peers import PEER_FORMATS, read_peer, write_peer
+from p4d.bench.registry import BENCHMARKS, run_benchmarks
+from p4d.errors import ConfigError
+
+
+def test_cosine_and_relerr_hand_values():
+    a = np.array([1.0, 0.0])
+    assert cosine(a, np.array([1.0, 1.0])) == pytest.approx(1 / np.sqrt(2))
+    assert rel_err(np.array([3.0, 4.0]), np.array([3.0, 0.0])) == pytest.approx(4 / 3)
+    tokens = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert per_token_cosine_min(np.array([[1.0, 0.0], [1.0, 1.0]]), tokens) == pytest.approx(1 / np.sqrt(2))
+
+
+def test_unbuilt_entries_name_their_issue():
+    unbuilt = [n for n, target in BENCHMARKS.items() if not target.startswith("p4d.")]
+    for name in unbuilt:
+        (res,) = run_benchmarks(name, "tiny")
+        assert res.status.startswith("not built yet") and "issue #" in res.status
+
+
+def test_bad_names_and_sizes_are_refused():
+    with pytest.raises(ConfigError, match="--size"):
+        run_benchmarks("cache", "huge")
+    with pytest.raises(ConfigError, match="unknown benchmark"):
+        run_benchmarks("disk", "tiny")
+
+
+@pytest.mark.parametrize("fmt,tol", [("npz-fp16", 1e-3), ("safetensors-bf16", 8e-3), ("npy-fp32", 0.0)])
+def test_peer_formats_round_trip(tmp_path, fmt, tol):
+    rng = np.random.default_rng(0)
+    clip = {"f4d": rng.normal(size=(2, 3, 4, 8)).astype(np.float32), "frame_index": np.arange(4, dtype=np.int32)}
+    (path,) = write_peer(tmp_path, fmt, [clip])
+    back = read_peer(path, fmt)
+    np.testing.assert_array_equal(back["frame_index"], clip["frame_index"])
+    np.testing.assert_allclose(back["f4d"], clip["f4d"], rtol=tol, atol=tol)
+    assert set(PEER_FORMATS) == {"npz-fp16", "safetensors-bf16", "npy-fp32"}
