@@ -79,7 +79,9 @@ def read_safetensors_folder(folder: str | os.PathLike) -> dict[str, torch.Tensor
     return state
 
 
-def _expected(model, part: str) -> dict[str, torch.Tensor]:
+def part_state_dict(model, part: str) -> dict[str, torch.Tensor]:
+    """The state dict of one published part (llm, vision_tower, mm_projector) as saved: a tied
+    lm_head is left out."""
     state = getattr(model, part).state_dict()
     if part == "llm" and model.llm.config.tie_word_embeddings:
         state.pop("lm_head.weight", None)  # tied to model.embed_tokens.weight, not saved
@@ -114,7 +116,7 @@ def load_nvila_lite_weights(model, path: str | os.PathLike) -> None:
         found = read_safetensors_folder(folder)
         if part == "vision_tower":
             found = {k[len(VISION_PREFIX):] if k.startswith(VISION_PREFIX) else k: v for k, v in found.items()}
-        expected = _expected(model, part)
+        expected = part_state_dict(model, part)
         missing = sorted(set(expected) - set(found))
         unexpected = sorted(set(found) - set(expected))
         if missing or unexpected:

@@ -17,7 +17,7 @@ import safetensors.torch
 import torch
 
 from p4d.errors import CheckpointError, ConfigError
-from p4d.train.model.checkpoint import VISION_PREFIX, CheckpointNotFoundError, _expected, read_safetensors_folder
+from p4d.train.model.checkpoint import VISION_PREFIX, CheckpointNotFoundError, part_state_dict, read_safetensors_folder
 from p4d.train.model.config import StudentConfig
 from p4d.train.model.projector import PROJECTOR_TYPE
 
@@ -46,7 +46,7 @@ def export_student(model, path: str | os.PathLike) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     cfg: StudentConfig = model.cfg
     llm_dir = path / "llm"
-    _save(_expected(model, "llm"), llm_dir)
+    _save(part_state_dict(model, "llm"), llm_dir)
     model.llm.config.save_pretrained(str(llm_dir))
     model.tokenizer.save_pretrained(str(llm_dir))
     vision = {VISION_PREFIX + k: v for k, v in model.vision_tower.state_dict().items()}
