@@ -35,10 +35,18 @@ def _failure_reason(store: CacheStore, clip: int) -> str:
         return "no reason recorded"
 
 
+def _runs(uniq: np.ndarray) -> list[slice]:
+    """Sorted unique indices as contiguous slices (zarr's basic indexing is ~30x faster than
+    its orthogonal selection with an index array)."""
+    breaks = np.flatnonzero(np.diff(uniq) != 1) + 1
+    return [slice(int(r[0]), int(r[-1]) + 1) for r in np.split(uniq, breaks)]
+
+
 def _read_rows(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarray:
     arr = store.array(path)
     try:
-        return np.asarray(arr.get_orthogonal_selection((uniq,)))
+        rows = [np.asarray(arr[sl]) for sl in _runs(uniq)]
+        return rows[0] if len(rows) == 1 else np.concatenate(rows)
     except Exception as exc:  # noqa: BLE001 - a torn shard raises a codec/checksum error
         for clip in uniq:  # name the clip whose shard is unreadable
             try:
@@ -54,7 +62,7 @@ def _read_rows(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarray:
 def _check_done(store: CacheStore, uniq: np.ndarray) -> None:
     status_arr = store.array("clips/status")
     try:
-        status = np.asarray(status_arr.get_orthogonal_selection((uniq,)), dtype=np.uint8)
+        status = np.concatenate([np.asarray(status_arr[sl], dtype=np.uint8) for sl in _runs(uniq)])
     except Exception:  # noqa: BLE001 - a torn status shard: those clips are pending
         status = np.zeros(uniq.size, dtype=np.uint8)
         for k, clip in enumerate(uniq):

@@ -214,9 +214,10 @@ def test_bfloat16_codec_stores_nan_and_inf():
 # --- the storage goal (issue #3): <= 0.15 of raw float32 at F_4D cosine >= 0.999 --------------
 
 
-def test_default_codec_is_the_smallest_meeting_the_storage_goal(tmp_path):
+def test_default_codec_meets_the_storage_goal_in_a_real_store(tmp_path):
     """Real stores at the paper's latent grid (4 taps x 8x16x16, c' reduced to 352 to stay fast),
-    bytes on disk (all latents parts, zarr metadata included) vs raw float32."""
+    bytes on disk (all latents parts, zarr metadata included) vs raw float32. (int8-token can be
+    smaller, but its cosine depends on the outlier channels: see the test above and the README.)"""
     from p4d.cache_schema import create_store, read_clips, write_shard
 
     from .conftest import tiny_videos
@@ -233,6 +234,6 @@ def test_default_codec_is_the_smallest_meeting_the_storage_goal(tmp_path):
         results[name] = (disk / x.nbytes, token_cosine(x, y).mean())
     ratio, cos = results[DEFAULT_LATENT_CODEC]
     assert ratio <= 0.15 and cos >= 0.999, results
-    for name, (r, c) in results.items():
-        assert r >= ratio or c < 0.999, (name, results)  # nothing smaller meets the cosine goal
-    assert results["int8-channel"][0] > ratio and results["float16-zstd"][0] > 0.4
+    for name in ("float16-zstd", "bfloat16", "int8-channel"):  # the codecs that keep every channel
+        assert results[name][0] > ratio and results[name][1] >= 0.999, (name, results)
+    assert results["float16-zstd"][0] > 0.4
