@@ -291,23 +291,28 @@ LATENT_CODECS: dict[str, LatentCodec] = {
         ),
         LatentCodec(
             name="bfloat16",
-            description="bfloat16 bits (round-to-nearest-even, = torch .bfloat16()) as uint16 + blosc-zstd bitshuffle; ~0.43 of raw",
+            description=("bfloat16 bits (round-to-nearest-even, = torch .bfloat16()) as uint16 + blosc-zstd "
+                         "bitshuffle; ~0.43 of raw"),
             parts=(LatentPart("f4d", "uint16", "full", _blosc_bitshuffle, BF16_NAN_BITS,
                               "F_4D bfloat16 bit patterns stored as uint16: float32 = bits << 16"),),
             encode=_bf16_encode, decode=_bf16_decode,
-            params={"storage": "uint16 = high 16 bits of float32, round to nearest even", "blosc": "zstd5 bitshuffle"},
+            params={"storage": "uint16 = high 16 bits of float32, round to nearest even",
+                    "blosc": "zstd5 bitshuffle"},
         ),
         LatentCodec(
             name="int8-token",
-            description="symmetric int8 + float16 absmax scale per token + zstd(1); ~0.13 of raw, but outlier channels set the scale: cosine can drop below 0.999 and small channels are crushed",
+            description=("symmetric int8 + float16 absmax scale per token + zstd(1); ~0.13 of raw, but outlier "
+                         "channels set the scale: cosine can drop below 0.999 and small channels are crushed"),
             parts=(LatentPart("f4d", "int8", "full", _zstd_fast, 0, "F_4D quantised: x = f4d * f4d_scale"),
                    LatentPart("f4d_scale", "float16", "token", _zstd, _NAN16, "absmax/127 per token")),
-            encode=_int8_token_encode, decode=_int8_token_decode, params={"levels": 255, "scale": "per token", "zstd_level": 1},
+            encode=_int8_token_encode, decode=_int8_token_decode,
+            params={"levels": 255, "scale": "per token", "zstd_level": 1},
             lossless_nan=False,
         ),
         LatentCodec(
             name="int8-channel",
-            description="symmetric int8 + float16 absmax scale per channel (per tap, per clip) + zstd(1); ~0.22 of raw, cosine ~0.99996",
+            description=("symmetric int8 + float16 absmax scale per channel (per tap, per clip) + zstd(1); "
+                         "~0.22 of raw, cosine ~0.99996"),
             parts=(LatentPart("f4d", "int8", "full", _zstd_fast, 0, "F_4D quantised: x = f4d * f4d_scale"),
                    LatentPart("f4d_scale", "float16", "channel", _zstd, _NAN16,
                               "absmax/127 per channel over (N', h', w')")),
