@@ -19,7 +19,7 @@ from typing import Optional
 
 import typer
 
-from p4d.errors import P4DError
+from p4d.errors import ConfigError, P4DError
 from p4d.eval.cli import eval_app
 
 app = typer.Typer(
@@ -39,6 +39,21 @@ app.add_typer(eval_app, name="eval")
 def _not_built(command: str, issue: int, what: str) -> None:
     typer.echo(f"p4d {command}: not built yet; issue #{issue} adds it ({what}).", err=True)
     raise typer.Exit(code=2)
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated integers, e.g. 14,21,28,36") from None
+
+
+def _range(text: str) -> tuple[int, int]:
+    start, sep, end = text.partition(":")
+    try:
+        return int(start), int(end)
+    except ValueError:
+        raise ConfigError(f"--shards {text!r}: expected START:END, e.g. 0:64") from None
 
 
 # --- cache -----------------------------------------------------------------------------
@@ -127,7 +142,9 @@ def precompute(
     videos: str = typer.Argument(..., help="A directory of videos (recursive), a .txt list of paths, or the trainer's conversation .json/.jsonl."),
     store: str = typer.Argument(..., help="The Zarr v3 cache to create or resume: a local path or an fsspec URL."),
     teacher: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture) or tiny (tests, smoke runs)."),
-    weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); without it the preset is randomly initialised from --seed."),
+    teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); without it the preset has seeded RANDOM weights (--seed)."),
+    taps: Optional[str] = typer.Option(None, help="Comma-separated encoder layers stored as F_4D and tapped by the heads (default: the preset's, 14,21,28,36 for l4p)."),
+    shards: Optional[str] = typer.Option(None, help="START:END: only shards in [START, END), to split one store between several processes."),
     num_frames: int = typer.Option(16, help="N, frames per clip (the l4p teacher takes exactly 16)."),
     policy: str = typer.Option("uniform", help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart)."),
     frame_stride: int = typer.Option(1, help="With --policy stride: source frames between sampled frames."),
@@ -152,7 +169,8 @@ def precompute(
     from p4d.precompute.job import run_precompute
 
     cfg = PrecomputeConfig(
-        videos=videos, store=store, teacher=teacher, weights=weights, num_frames=num_frames, policy=policy,
+        videos=videos, store=store, teacher=teacher, weights=teacher_weights, num_frames=num_frames, policy=policy,
+        taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
         frame_stride=frame_stride, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
         codec=codec, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype, device=device,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,

@@ -20,7 +20,8 @@ class PrecomputeConfig:
     videos: str                          # VIDEOS: folder, .txt list or conversation .json/.jsonl
     store: str                           # STORE: local path or fsspec URL
     teacher: str = "l4p"                 # --teacher preset
-    weights: str | None = None           # --weights: local .ckpt/.safetensors (None: seeded random init)
+    weights: str | None = None           # --teacher-weights: local .ckpt/.safetensors (None: seeded random init)
+    taps: tuple[int, ...] | None = None  # --taps: encoder layers stored as F_4D and tapped by the heads (None: the preset's)
     num_frames: int = 16                 # --num-frames N
     policy: str = "uniform"              # --policy
     frame_stride: int = 1                # --frame-stride
@@ -39,6 +40,7 @@ class PrecomputeConfig:
     max_pixels: int | None = None        # --max-pixels: cap on a video's declared frame size
     seed: int = 0                        # --seed of a random-init teacher
     video_root: str | None = None        # --video-root for relative paths in a conversation file
+    shards: tuple[int, int] | None = None  # --shards START:END: only shards in [START, END) (several processes, one store)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -62,6 +64,10 @@ class PrecomputeConfig:
             raise bad("workers", "an integer >= 1", self.workers)
         if self.scheduler is not None and self.workers is not None:
             raise ConfigError("--workers sizes a local cluster; it cannot be combined with --scheduler ADDRESS")
+        if self.shards is not None and not (0 <= self.shards[0] < self.shards[1]):
+            raise bad("shards", "START:END with 0 <= START < END", f"{self.shards[0]}:{self.shards[1]}")
+        if self.taps is not None and (not self.taps or list(self.taps) != sorted(set(self.taps)) or min(self.taps) < 0):
+            raise bad("taps", "strictly increasing, non-negative encoder layer indices", ",".join(map(str, self.taps)))
         if self.force and self.retry_failed:
             raise ConfigError("--force already redoes every shard; drop --retry-failed")
         return self

@@ -13,22 +13,25 @@ half-marked done (a clip turns done only after its whole shard is written).
 
 Example::
 
-    p4d precompute videos/ cache.zarr --teacher l4p --weights l4p.ckpt --dtype bf16
+    p4d precompute videos/ cache.zarr --teacher l4p --teacher-weights l4p.ckpt --dtype bf16
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import fsspec
 from tqdm import tqdm
 
 from p4d.cache_schema import CacheStore, open_store, write_shard
 from p4d.errors import CacheNotFoundError, CacheSchemaError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
-from p4d.precompute.plan import build_spec, plan_cache
+from p4d.precompute.plan import build_spec, plan_cache, resolve_teacher
+from p4d.teacher.presets import TeacherPreset
 from p4d.precompute.worker import (TeacherJob, empty_shard_arrays, process_shard, resolve_device, resolve_dtype,
                                   save_heads_to_store, teacher_identity)
 
@@ -44,22 +47,26 @@ class PrecomputeReport:
     clips_done: int = 0
     clips_failed: int = 0
     interrupted: bool = False
+    wall_s: float = 0.0
+    store_bytes: int = 0
 
     def headline(self) -> str:
         lost = f", {len(self.shards_lost)} shards recorded failed after retries" if self.shards_lost else ""
         stop = " (interrupted: rerun the same command to resume)" if self.interrupted else ""
+        rate = (self.clips_done + self.clips_failed) / self.wall_s if self.wall_s else 0.0
         return (f"{self.shards_written} shards written ({self.clips_done} clips done, {self.clips_failed} failed), "
-                f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}{stop}")
+                f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}; "
+                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB{stop}")
 
 
-def _open_or_plan(cfg: PrecomputeConfig, weights_hash: str) -> CacheStore:
-    spec = build_spec(teacher=cfg.teacher, num_frames=cfg.num_frames, policy=cfg.policy,
+def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str) -> CacheStore:
+    spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
                       frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
                       clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash)
     try:
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:
-        return plan_cache(cfg.videos, cfg.store, teacher=cfg.teacher, num_frames=cfg.num_frames, policy=cfg.policy,
+        return plan_cache(cfg.videos, cfg.store, teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
                           frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
                           clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, progress=cfg.progress,
                           video_root=cfg.video_root, max_pixels=cfg.max_pixels)
@@ -78,6 +85,14 @@ def _record_lost_shard(store: CacheStore, shard: int, reason: str) -> None:
     write_shard(store, shard, empty_shard_arrays(store, len(clips)), {i: reason for i in clips})
 
 
+def _dashboard(client) -> str:
+    try:
+        link = client.dashboard_link
+    except Exception:  # noqa: BLE001 - no bokeh: no dashboard
+        return ""
+    return link or ""
+
+
 def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard) -> PrecomputeReport:
     """Run the batch job described by ``cfg``; see the module docstring.
 
@@ -86,26 +101,35 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     """
     from distributed import as_completed
 
+    # --- config: every check fires here, before a cluster starts ---
     cfg.validate()
+    preset = resolve_teacher(cfg.teacher, cfg.taps)
     device = resolve_device(cfg.device)
-    job = TeacherJob(preset=cfg.teacher, weights=cfg.weights, seed=cfg.seed, device=device,
+    job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=device,
                      dtype=resolve_dtype(cfg.dtype, device), batch_size=cfg.batch_size, max_pixels=cfg.max_pixels)
     report = PrecomputeReport()
+    t0 = time.perf_counter()
     with connect(cfg.scheduler, workers=cfg.workers, device=cfg.device,
                  threads_per_worker=cfg.threads_per_worker) as client:
+        if _dashboard(client):
+            log.warning("dask dashboard: %s", _dashboard(client))
         # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
         identity = client.submit(teacher_identity, job, pure=False).result()
         # --- a new plan, or the existing store checked against this run ---
-        store = _open_or_plan(cfg, identity["weights_hash"])
-        client.submit(save_heads_to_store, store.url, job, pure=False).result()
+        store = _open_or_plan(cfg, preset, identity["weights_hash"])
+        client.submit(save_heads_to_store, store.url, job, pure=False).result()  # same bytes on every run
         todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
-        report.shards_total = store.num_shards
-        report.shards_skipped = store.num_shards - len(todo)
-        log.info("%d of %d shards to do", len(todo), store.num_shards)
+        if cfg.shards is not None:
+            todo = [s for s in todo if cfg.shards[0] <= s < cfg.shards[1]]
+        report.shards_total = store.num_shards if cfg.shards is None else \
+            len(range(cfg.shards[0], min(cfg.shards[1], store.num_shards)))
+        report.shards_skipped = report.shards_total - len(todo)
+        log.info("%d of %d shards to do", len(todo), report.shards_total)
         # --- one task per shard; results recorded as they complete ---
         futures = {client.submit(shard_fn, store.url, s, job, retries=cfg.retries, pure=False,
                                  key=f"p4d-shard-{s}-{client.id}"): s for s in todo}
-        bar = tqdm(total=len(todo), desc="shards", unit="shard", disable=not cfg.progress)
+        bar = tqdm(total=sum(len(store.shard_clips(s)) for s in todo), desc="clips", unit="clip",
+                   disable=not cfg.progress)
         try:
             for fut in as_completed(futures):
                 shard = futures[fut]
@@ -116,12 +140,12 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
                     log.error("shard %d: %s", shard, reason)
                     _record_lost_shard(store, shard, reason)
                     report.shards_lost[shard] = reason
-                    report.clips_failed += len(store.shard_clips(shard))
+                    res = {"done": 0, "failed": len(store.shard_clips(shard))}
                 else:
                     report.shards_written += 1
-                    report.clips_done += res["done"]
-                    report.clips_failed += res["failed"]
-                bar.update(1)
+                report.clips_done += res["done"]
+                report.clips_failed += res["failed"]
+                bar.update(res["done"] + res["failed"])
                 bar.set_postfix(done=report.clips_done, failed=report.clips_failed)
         except KeyboardInterrupt:
             report.interrupted = True
@@ -129,4 +153,7 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
             log.warning("interrupted: cancelled the remaining shards; completed shards are kept")
         finally:
             bar.close()
+    report.wall_s = time.perf_counter() - t0
+    fs, root = fsspec.core.url_to_fs(store.url)
+    report.store_bytes = int(fs.du(root, total=True))
     return report

@@ -8,6 +8,7 @@ records that clip as failed with the decode error, so a bad file is recorded, ne
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
 from p4d.errors import ConfigError, VideoDecodeError
 from p4d.precompute.sources import list_videos
-from p4d.teacher.presets import get_preset
+from p4d.teacher.presets import TeacherPreset, get_preset
 from p4d.video import plan_clips, probe
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,18 @@ def plan_video(path: str, *, num_frames: int, policy: str, frame_stride: int,
                       height=int(info.height), rotation=int(info.rotation), num_clips=len(clips))
 
 
-def build_spec(*, teacher: str, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
+def resolve_teacher(name: str | TeacherPreset, taps: Sequence[int] | None = None) -> TeacherPreset:
+    """The preset ``name`` (flag --teacher), with its tapped layers replaced by ``taps`` (flag --taps)."""
+    preset = get_preset(name)
+    if taps is None or tuple(taps) == preset.taps:
+        return preset
+    try:
+        return dataclasses.replace(preset, taps=tuple(taps))
+    except ConfigError as exc:
+        raise ConfigError(f"--taps {','.join(map(str, taps))}: {exc}") from None
+
+
+def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
                codec: str | None, clips_per_shard: int, weights_hash: str = "") -> CacheSpec:
     """The CacheSpec for a teacher preset and a sampling policy."""
     preset = get_preset(teacher)
@@ -79,7 +91,7 @@ def build_spec(*, teacher: str, num_frames: int, policy: str, frame_stride: int,
     )
 
 
-def plan_cache(videos: str | Path, store: str, *, teacher: str = "l4p", num_frames: int = 16,
+def plan_cache(videos: str | Path, store: str, *, teacher: str | TeacherPreset = "l4p", num_frames: int = 16,
                policy: str = "uniform", frame_stride: int = 1, modalities: Sequence[str] = ("depth", "flow", "motion", "camray"),
                codec: str | None = None, clips_per_shard: int = 16, overwrite: bool = False,
                weights_hash: str = "", video_root: str | None = None, max_pixels: int | None = None,

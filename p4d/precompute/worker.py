@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from p4d.cache_schema import CacheStore, open_store, write_shard
 from p4d.errors import P4DError
+from p4d.teacher.presets import TeacherPreset
 from p4d.video import decode_frames, plan_clips
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ _TEACHERS_LOCK = threading.Lock()
 class TeacherJob:
     """Which teacher a worker runs, and how (picklable, shipped with every task)."""
 
-    preset: str
+    preset: TeacherPreset  # with the run's taps
     weights: str | None
     seed: int
     device: str          # "cpu", "cuda" (the worker's pinned GPU) or "cuda:i"
@@ -71,11 +72,9 @@ def get_teacher(job: TeacherJob):
 
             from p4d.teacher import build_teacher
 
-            torch.manual_seed(job.seed)
-            teacher = build_teacher(job.preset, weights=job.weights, device=job.device).eval()
-            teacher.requires_grad_(False)
+            teacher = build_teacher(job.preset, weights=job.weights, device=job.device, seed=job.seed)
             _TEACHERS[job.key] = (teacher, threading.Lock())
-            log.info("loaded teacher %s on %s", job.preset, job.device)
+            log.info("loaded teacher %s (taps %s) on %s", job.preset.name, list(job.preset.taps), job.device)
         return _TEACHERS[job.key]
 
 
@@ -161,8 +160,18 @@ def empty_shard_arrays(store: CacheStore, n: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def process_shard(url: str, shard_id: int, job: TeacherJob) -> dict:
-    """Decode, run the teacher on and write every clip of one shard; returns its done/failed counts."""
+def teacher_forward(teacher, lock, frames: np.ndarray, clip_ids: list[int], job: TeacherJob,
+                    modalities) -> dict[str, np.ndarray]:
+    """The teacher on a batch of clips: frames (B, N, H, W, 3) uint8 -> float32 arrays, batch first."""
+    return _forward(teacher, lock, frames, job, modalities)
+
+
+def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable = teacher_forward) -> dict:
+    """Decode, run the teacher on and write every clip of one shard; returns its done/failed counts.
+
+    ``forward(teacher, lock, frames, clip_ids, job, modalities)`` runs the teacher on one batch
+    (:func:`teacher_forward`; tests wrap it to inject faults).
+    """
     store = open_store(url, mode="r+")
     clips = list(store.shard_clips(shard_id))
     plan = clip_frame_plan(store)
@@ -173,11 +182,11 @@ def process_shard(url: str, shard_id: int, job: TeacherJob) -> dict:
     first = clips[0]
 
     def run_batch(batch: list[tuple[int, object]]) -> None:
-        out = _forward(teacher, lock, np.stack([c.frames for _, c in batch]), job, modalities)
+        out = forward(teacher, lock, np.stack([c.frames for _, c in batch]), [i for i, _ in batch], job, modalities)
         for b, (i, clip) in enumerate(batch):
             bad = [k for k, v in out.items() if not np.isfinite(v[b]).all()]
             if bad:
-                failures[i] = f"teacher output has NaN/Inf in {', '.join(bad)}"
+                failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
                 continue
             for k, v in out.items():
                 arrays[k][i - first] = v[b]
