@@ -10,7 +10,6 @@ by hand; see the README).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 from collections.abc import Iterator
@@ -59,7 +58,7 @@ def connect(scheduler: str | None, *, workers: int | None, device: str, threads_
         return
     n, gpus = local_cluster_size(workers, device)
     torch_threads = max(1, (os.cpu_count() or 1) // n)
-    dashboard = "127.0.0.1:0" if importlib.util.find_spec("bokeh") else None
+    dashboard = "127.0.0.1:0"  # loopback only, any free port (dask's default listens on every interface)
     with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
                       dashboard_address=dashboard, silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
         client.register_plugin(PinDevice(gpus, torch_threads))
