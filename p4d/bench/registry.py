@@ -17,7 +17,7 @@ SIZES = ("tiny", "small", "paper")
 BENCHMARKS: dict[str, str] = {
     "cache": "p4d.bench.cache",
     "loader": "p4d.bench.loader",
-    "teacher": "issue #4 (the L4P teacher)",
+    "teacher": "p4d.bench.teacher",
     "precompute": "issue #5 (p4d precompute)",
     "train": "issue #7 (p4d train)",
 }

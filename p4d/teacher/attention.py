@@ -21,8 +21,8 @@ from p4d.errors import ConfigError, require_package
 
 log = logging.getLogger(__name__)
 
-AttnBackend = Literal["auto", "sdpa", "xformers"]
-BACKENDS: tuple[str, ...] = ("auto", "sdpa", "xformers")
+AttnBackend = Literal["auto", "sdpa", "xformers", "math"]
+BACKENDS: tuple[str, ...] = ("auto", "sdpa", "xformers", "math")  # math: explicit softmax, the bench baseline
 
 
 @functools.cache
@@ -49,6 +49,9 @@ def uses_xformers(backend: str, device: torch.device) -> bool:
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
     """softmax(q kᵀ · d^-½) v. q, k, v: (B, heads, L, d) -> (B, heads, L, d). No mask, no dropout."""
+    if backend == "math":
+        weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1)
+        return weights @ v
     if uses_xformers(backend, q.device):
         ops = xformers_ops()
         # xformers takes (B, L, heads, d).

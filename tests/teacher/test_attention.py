@@ -31,6 +31,11 @@ def test_sdpa_matches_reference():
     torch.testing.assert_close(out.double(), reference_attention(q, k, v), atol=1e-5, rtol=1e-5)
 
 
+def test_math_backend_matches_reference():
+    q, k, v = qkv(seed=2)
+    torch.testing.assert_close(attend(q, k, v, backend="math").double(), reference_attention(q, k, v), atol=1e-5, rtol=1e-5)
+
+
 def test_auto_on_cpu_is_sdpa_and_matches_reference():
     q, k, v = qkv(seed=1)
     assert not uses_xformers("auto", q.device)
@@ -56,7 +61,7 @@ def test_xformers_layout_path(monkeypatch):
 
 
 def test_backend_validation():
-    with pytest.raises(ConfigError, match="expected one of auto, sdpa, xformers, got 'flash'"):
+    with pytest.raises(ConfigError, match="expected one of auto, sdpa, xformers, math, got 'flash'"):
         check_backend("flash")
     if xformers_ops() is None:
         with pytest.raises(MissingDependencyError, match=r"p4d\[gpu\]"):
