@@ -1,4 +1,21 @@
 """Render cached 4D maps and latents (PCA) to PNG/MP4/HTML; teacher vs student.
 
-Filled by issue #8 (p4d inspect).
+Never imports the teacher or precompute: everything comes from the store (maps, F_4D, frame
+indices, timestamps, the D_m heads) and the source videos (decoded at the stored indices).
+
+Modules:
+- ``colors``: depth colormap + colorbar range, flow colour wheel (Baker et al.) + legend, motion
+  overlay, ray directions as RGB, nearest upsampling.
+- ``pca``: F_4D → RGB by PCA with one fixed basis per clip and tap.
+- ``camera``: camera trajectory/frustums from the Plücker rays (``p4d.heads.geometry``), 3-D plot.
+- ``clipdata``: :class:`ClipData` (one clip's targets + source frames), ``--clip`` specs.
+- ``panels``: a clip as tile columns + legends; ``figure``: the PNG grid and its layout;
+  ``video``: the MP4 at the source timing; ``html``: the self-contained many-clip page.
+- ``compare``: teacher vs student P̂_m = D_m(F̂_4D) with per-modality errors, P̂_depth over steps.
+- ``run``: :func:`inspect_store` (``p4d inspect`` as a function); ``cli``: the typer command.
 """
+
+from p4d.inspect.clipdata import ClipData, load_clip, parse_clip_spec
+from p4d.inspect.run import InspectResult, inspect_store
+
+__all__ = ["ClipData", "InspectResult", "inspect_store", "load_clip", "parse_clip_spec"]

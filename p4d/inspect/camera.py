@@ -1,0 +1,110 @@
+"""The camera trajectory and frustums recovered from a clip's Plücker rays, as a small 3-D plot.
+
+Recovery is :func:`p4d.heads.geometry.camera_from_rays` with ``fixed_intrinsics=True`` (one K
+from frame 0, as L4P's camray head): per frame a rotation R_t (camera → frame-0 camera) and a
+centre c_t, in grid units (K in ray-grid pixels). The plot uses matplotlib's Agg canvas directly
+(no pyplot, no global backend switch).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from p4d.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trajectory:
+    """Cameras of one clip: K (3, 3) in ray-grid units, R (N, 3, 3) camera-to-frame-0 rotations,
+    centres (N, 3) in the frame-0 camera's coordinates, grid_hw (h_p, w_p)."""
+
+    K: np.ndarray
+    R: np.ndarray
+    centres: np.ndarray
+    grid_hw: tuple[int, int]
+
+    def frustum_corners(self, scale: float) -> np.ndarray:
+        """(N, 4, 3) world points of the image-plane corners at depth ``scale`` (z = scale in each
+        camera), in the order top-left, top-right, bottom-right, bottom-left."""
+        h, w = self.grid_hw
+        px = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]])
+        dirs = px @ np.linalg.inv(self.K).T  # (4, 3), z = 1
+        return self.centres[:, None, :] + scale * np.einsum("nij,cj->nci", self.R, dirs)
+
+
+def trajectory_from_rays(rays: np.ndarray) -> Trajectory:
+    """Rays (N, h_p, w_p, 6) → :class:`Trajectory`. ConfigError if the rays give no finite camera
+    (e.g. degenerate rays of an untrained teacher)."""
+    import torch
+
+    from p4d.heads.geometry import camera_from_rays
+
+    rays = np.asarray(rays, dtype=np.float64)
+    if rays.ndim != 4 or rays.shape[-1] != 6:
+        raise ConfigError(f"camray: expected (N, h_p, w_p, 6) Plücker rays, found shape {rays.shape}")
+    try:
+        K, R, c = camera_from_rays(torch.from_numpy(rays), fixed_intrinsics=True)
+    except (RuntimeError, ValueError) as exc:  # torch.linalg errors on singular systems
+        raise ConfigError(f"camray: no camera recoverable from these rays ({exc})") from exc
+    K, R, c = (t.detach().cpu().numpy().astype(np.float64) for t in (K[0], R, c))
+    if not (np.isfinite(K).all() and np.isfinite(R).all() and np.isfinite(c).all()) or abs(np.linalg.det(K)) < 1e-12:
+        raise ConfigError("camray: no finite camera recoverable from these rays")
+    return Trajectory(K=K, R=R, centres=c, grid_hw=(rays.shape[1], rays.shape[2]))
+
+
+def frustum_scale(traj: Trajectory) -> float:
+    """Frustum depth for the plot: a fifth of the trajectory's extent, or 0.2 if it barely moves."""
+    extent = float(np.ptp(traj.centres, axis=0).max()) if len(traj.centres) else 0.0
+    return 0.2 * extent if extent > 1e-6 else 0.2
+
+
+def render_camera_plot(rays: np.ndarray, size: tuple[int, int] = (240, 240), *, title: str = "camera",
+                       highlight: int | None = None) -> np.ndarray:
+    """(height, width, 3) uint8 image of the trajectory (line) and one frustum per frame, coloured
+    by time (viridis, frame 0 dark); ``highlight`` draws that frame's frustum thicker in red.
+    Rays that give no camera render a notice instead of a plot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    import matplotlib
+
+    height, width = size
+    dpi = 80
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    canvas = FigureCanvasAgg(fig)
+    try:
+        traj = trajectory_from_rays(rays)
+    except ConfigError as exc:
+        log.info("camera plot: %s", exc)
+        fig.text(0.5, 0.5, "camera not recoverable\nfrom these rays", ha="center", va="center", fontsize=8)
+        traj = None
+    if traj is not None:
+        ax = fig.add_axes((0.0, 0.0, 1.0, 0.9), projection="3d")
+        fig.text(0.5, 0.95, title, ha="center", va="center", fontsize=8)
+        c = traj.centres
+        corners = traj.frustum_corners(frustum_scale(traj))
+        colours = matplotlib.colormaps["viridis"](np.linspace(0, 1, max(len(c), 2)))
+        ax.plot(c[:, 0], c[:, 2], -c[:, 1], color="black", linewidth=1)
+        for t in range(len(c)):
+            col, lw = (("red", 2.0) if t == highlight else (colours[t], 0.7))
+            loop = corners[t][[0, 1, 2, 3, 0]]
+            ax.plot(loop[:, 0], loop[:, 2], -loop[:, 1], color=col, linewidth=lw)
+            for k in range(4):
+                ax.plot([c[t, 0], corners[t, k, 0]], [c[t, 2], corners[t, k, 2]], [-c[t, 1], -corners[t, k, 1]],
+                        color=col, linewidth=lw)
+        pts = np.concatenate([c, corners.reshape(-1, 3)])
+        mid, half = (pts.max(0) + pts.min(0)) / 2, max(float(np.ptp(pts, axis=0).max()) / 2, 1e-3)
+        ax.set_xlim(mid[0] - half, mid[0] + half)
+        ax.set_ylim(mid[2] - half, mid[2] + half)
+        ax.set_zlim(-mid[1] - half, -mid[1] + half)
+        ax.set_xlabel("x", fontsize=6, labelpad=-12)
+        ax.set_ylabel("z", fontsize=6, labelpad=-12)
+        ax.set_zlabel("-y", fontsize=6, labelpad=-12)
+        ax.tick_params(labelsize=0, length=0)
+    canvas.draw()
+    img = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return img[:height, :width]

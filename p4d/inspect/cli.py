@@ -1,0 +1,45 @@
+"""``p4d inspect``: the typer command function (wired into ``p4d.cli`` by the lead).
+
+Examples::
+
+    p4d inspect cache.zarr --clip 3 --out clip3.png          # grid: frame | depth | flow | motion | rays | F4D PCA
+    p4d inspect cache.zarr --clip 3 --out clip3.mp4          # the clip with its maps, at the source timing
+    p4d inspect cache.zarr --out cache.html                  # every done clip + status/failure table
+    p4d inspect s3://bucket/cache.zarr --clip 0-9 --out first10.html --video-root videos/
+    p4d inspect cache.zarr --clip 3 --compare runs/p4d --out cmp.png          # needs a trainer run (#7)
+    p4d inspect cache.zarr --clip 3 --compare runs/p4d --steps all --out steps.png
+
+Heavy modules are imported inside the command, so ``p4d --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def inspect_command(
+    store: str = typer.Argument(..., help="Path or fsspec URL of a cache store (may still be being written: done clips only)."),
+    out: Path = typer.Option(..., "--out", "-o", help="FILE.png (grid per frame), FILE.mp4 (clip with maps, source timing) or FILE.html (many clips, self-contained)."),
+    clip: Optional[str] = typer.Option(None, "--clip", help="Clip index (.png/.mp4; default: the first done clip), or a list/range such as 0-4,7 or 'all' (.html; default all)."),
+    frames: Optional[str] = typer.Option(None, "--frames", help="Frame positions to show, e.g. 0,5,10 (.png/.html; default: all for .png)."),
+    per_clip: int = typer.Option(4, "--per-clip", help=".html: evenly spaced frames shown per clip when --frames is not given."),
+    max_clips: int = typer.Option(50, "--max-clips", help=".html: render at most this many done clips (all are listed in the status table)."),
+    video_root: Optional[str] = typer.Option(None, "--video-root", help="Folder to find source videos in when their recorded path is missing (e.g. a store read from a URL)."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="A student run: render teacher maps vs the student's P̂_m with per-modality errors (.png/.mp4). Needs a trainer run (issue #7)."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="With --compare: 'all' or steps such as 1000,2000: P̂_depth of every saved checkpoint beside the teacher's (.png)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (.html, .mp4)."),
+) -> None:
+    """Render cached maps and latents of clips to PNG/MP4/HTML; teacher vs student with --compare."""
+    from p4d.inspect.run import inspect_store, parse_frames
+
+    result = inspect_store(
+        store, out, clip=clip, frames=parse_frames(frames), per_clip=per_clip, video_root=video_root,
+        max_clips=max_clips, compare=compare, steps=steps, progress=progress,
+    )
+    shown = ", ".join(str(c) for c in result.clips) or "none"
+    typer.echo(f"wrote {result.path} (clips: {shown})")
+    for c, why in sorted(result.not_rendered.items()):
+        typer.echo(f"  clip {c} not rendered: {why}")

@@ -1,0 +1,228 @@
+"""Teacher maps vs the student's P̂_m for the same clip, and P̂_depth over training steps.
+
+The student's maps are P̂_m = D_m(F̂_4D) (Eq. 4): the student predicts F̂_4D (taps, N', h', w',
+c') from the frames and timestamps, and the store's frozen D_m heads (``heads.safetensors``,
+the same weights the student trains against) decode it. Nothing here loads the teacher.
+
+- :func:`map_errors`: per-modality error numbers of student vs teacher maps.
+- :func:`compare_panels`: frame | teacher | student for each modality (student in the teacher's
+  colour scale), error numbers in the title.
+- :func:`steps_panels`: frame | teacher depth | P̂_depth at each checkpoint step (paper Fig. 5).
+- :func:`open_run`: a student run's checkpoints as F̂_4D predictors. Reading a run needs the
+  trainer's run layout (issue #7, ``p4d train``), which does not exist yet: it raises
+  :class:`~p4d.errors.CheckpointError` saying so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from p4d.cache_schema import CacheStore
+from p4d.errors import CheckpointError, ConfigError
+from p4d.inspect.clipdata import ClipData
+from p4d.inspect.colors import (
+    depth_range,
+    depth_to_rgb,
+    flow_to_rgb,
+    motion_overlay,
+    ray_directions_rgb,
+    sigmoid,
+    upsample_nearest,
+)
+from p4d.inspect.panels import Panels, depth_tiles, flow_tiles, notice_tile, row_labels
+
+#: F̂_4D predictor: (frames (N, H, W, 3) uint8, timestamps (N,) s) → (taps, N', h', w', c').
+F4DPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+class StudentRun(Protocol):
+    """A trainer run as inspect needs it: the saved checkpoint steps, and F̂_4D from any of them."""
+
+    url: str
+    steps: list[int]
+
+    def predictor(self, step: int | None = None) -> F4DPredictor:
+        """F̂_4D predictor of checkpoint ``step`` (None: the latest)."""
+        ...
+
+
+def open_run(run: str) -> StudentRun:
+    """The student run at ``run`` (the ``--compare`` argument).
+
+    Not available yet: the trainer (issue #7) defines the run folder and its checkpoints; until
+    it lands this raises CheckpointError naming the flag and the issue.
+    """
+    raise CheckpointError(
+        f"--compare {run}: reading a student run needs a trainer run (issue #7, `p4d train`), whose run "
+        "layout and checkpoints are not built yet; the comparison itself is available from Python as "
+        "p4d.inspect.compare.compare_panels(clip_data, student_maps)"
+    )
+
+
+# --- P̂_m from F̂_4D -------------------------------------------------------------------------
+
+
+def load_store_heads(store: CacheStore):
+    """The frozen D_m heads saved in the store (``heads.safetensors``), float32 on the CPU."""
+    import torch
+
+    from p4d.heads import HEADS_FILENAME, heads_from_bytes
+
+    return heads_from_bytes(store.read_side_file(HEADS_FILENAME), dtype=torch.float32)
+
+
+def maps_from_f4d(heads, f4d: np.ndarray, modalities: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """P̂_m = D_m(F̂_4D): F̂_4D (taps, N', h', w', c') → {modality: float32 map in the cache layout}."""
+    import torch
+
+    f4d = np.asarray(f4d, dtype=np.float32)
+    want = (heads.cfg.num_taps, *heads.cfg.tap_shape())
+    if f4d.shape != tuple(want):
+        raise ConfigError(f"F̂_4D: expected (taps, N', h', w', c') = {tuple(want)} for the store's heads, "
+                          f"found {f4d.shape}")
+    names = list(heads.heads) if modalities is None else [m for m in modalities if m in heads.heads]
+    with torch.inference_mode():
+        x = torch.from_numpy(f4d)[None]
+        taps = heads.prepare_taps(x)
+        return {m: heads.heads[m](taps)[0].float().numpy() for m in names}
+
+
+# --- error numbers ---------------------------------------------------------------------------
+
+
+def map_errors(teacher: dict[str, np.ndarray], student: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per-modality errors of student maps vs teacher maps (modalities present in both):
+
+    - depth: ``abs_rel`` = mean |d̂ − d| / d over d > 0; ``rmse_log`` = √mean (log d̂ − log d)²
+      over d, d̂ > 0;
+    - flow: ``epe`` = mean ‖f̂ − f‖₂ in pixels over frames 1..N−1 (frame 0 is invalid);
+    - motion: ``iou`` of the masks sigmoid > 0.5 (1.0 when both are empty) and ``prob_mae`` =
+      mean |σ(ŝ) − σ(s)|;
+    - camray: ``dir_deg`` = mean angle in degrees between ray directions and ``moment_l1`` =
+      mean |m̂ − m| per component.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for m in teacher:
+        if m not in student:
+            continue
+        t = np.asarray(teacher[m], np.float64)
+        s = np.asarray(student[m], np.float64)
+        if t.shape != s.shape:
+            raise ConfigError(f"{m}: student map shape {s.shape} differs from the teacher's {t.shape}")
+        if m == "depth":
+            pos = t > 0
+            both = pos & (s > 0)
+            out[m] = {"abs_rel": float(np.mean(np.abs(s[pos] - t[pos]) / t[pos])) if pos.any() else float("nan"),
+                      "rmse_log": float(np.sqrt(np.mean((np.log(s[both]) - np.log(t[both])) ** 2)))
+                      if both.any() else float("nan")}
+        elif m == "flow":
+            diff = (s - t)[1:]
+            out[m] = {"epe": float(np.mean(np.linalg.norm(diff, axis=-1))) if diff.size else float("nan")}
+        elif m == "motion":
+            pt, ps = sigmoid(t), sigmoid(s)
+            mt, ms = pt > 0.5, ps > 0.5
+            union = (mt | ms).sum()
+            out[m] = {"iou": float((mt & ms).sum() / union) if union else 1.0,
+                      "prob_mae": float(np.mean(np.abs(ps - pt)))}
+        elif m == "camray":
+            dt, ds = t[..., :3], s[..., :3]
+            cos = (dt * ds).sum(-1) / np.maximum(np.linalg.norm(dt, axis=-1) * np.linalg.norm(ds, axis=-1), 1e-12)
+            out[m] = {"dir_deg": float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean()),
+                      "moment_l1": float(np.mean(np.abs(s[..., 3:] - t[..., 3:])))}
+    return out
+
+
+def format_errors(errors: dict[str, dict[str, float]]) -> str:
+    """One line: ``depth abs_rel 0.012, rmse_log 0.02 | flow epe 0.3 px | ...``."""
+    parts = []
+    for m, vals in errors.items():
+        unit = " px" if m == "flow" else ""
+        parts.append(f"{m} " + ", ".join(f"{k} {v:.4g}{unit if k == 'epe' else ''}" for k, v in vals.items()))
+    return " | ".join(parts)
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def compare_panels(data: ClipData, student: dict[str, np.ndarray], *, label: str = "student") -> Panels:
+    """Columns: frame, then teacher and ``label`` tiles for each modality in both, the student's
+    drawn in the teacher's colour scale (depth range, flow max magnitude); errors in the title."""
+    h, w = data.size
+    teacher = data.maps
+    errors = map_errors(teacher, student)
+    columns, tiles, legends = ["frame"], [data.frames], []
+    if "depth" in errors:
+        t_tiles, leg = depth_tiles(teacher["depth"])
+        lo, hi = depth_range(teacher["depth"])
+        columns += ["depth teacher", f"depth {label}"]
+        tiles += [t_tiles, depth_to_rgb(student["depth"], lo, hi)]
+        legends.append(leg)
+    if "flow" in errors:
+        t_tiles, leg = flow_tiles(teacher["flow"])
+        valid = teacher["flow"][1:]
+        vmax = float(np.hypot(valid[..., 0], valid[..., 1]).max()) if valid.size else 0.0
+        s_tiles = flow_to_rgb(student["flow"], max_magnitude=vmax)
+        s_tiles[0] = notice_tile(h, w, "no flow (frame 0)")
+        columns += ["flow teacher", f"flow {label}"]
+        tiles += [t_tiles, s_tiles]
+        legends.append(leg)
+    if "motion" in errors:
+        columns += ["motion teacher", f"motion {label}"]
+        tiles += [motion_overlay(data.frames, teacher["motion"]), motion_overlay(data.frames, student["motion"])]
+    if "camray" in errors:
+        columns += ["rays teacher", f"rays {label}"]
+        tiles += [upsample_nearest(ray_directions_rgb(teacher["camray"]), h, w),
+                  upsample_nearest(ray_directions_rgb(student["camray"]), h, w)]
+    title = data.title_lines() + [f"teacher vs {label}: " + format_errors(errors)]
+    flat = {f"{m}.{k}": v for m, vals in errors.items() for k, v in vals.items()}
+    return Panels(title=title, columns=columns, tiles=tiles, row_labels=row_labels(data.frame_index, data.timestamp),
+                  legends=legends, errors=flat)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepDepth:
+    """P̂_depth (N, H, W, 1) of one checkpoint ``step``."""
+
+    step: int
+    depth: np.ndarray
+
+
+def steps_panels(data: ClipData, steps: Sequence[StepDepth]) -> Panels:
+    """Columns: frame, teacher depth, then P̂_depth at each step (ascending), all in the teacher's
+    depth range (paper Fig. 5); per-step abs_rel in the title."""
+    if "depth" not in data.maps:
+        raise ConfigError(f"--steps: the store {data.store_url} holds no depth maps (modalities "
+                          f"{tuple(data.maps)})")
+    if not steps:
+        raise ConfigError("--steps: no checkpoint steps to show")
+    steps = sorted(steps, key=lambda s: s.step)
+    t_tiles, leg = depth_tiles(data.maps["depth"])
+    lo, hi = depth_range(data.maps["depth"])
+    columns, tiles = ["frame", "depth teacher"], [data.frames, t_tiles]
+    rel = []
+    for s in steps:
+        if s.depth.shape != data.maps["depth"].shape:
+            raise ConfigError(f"--steps: step {s.step} depth has shape {s.depth.shape}, expected "
+                              f"{data.maps['depth'].shape}")
+        columns.append(f"step {s.step}")
+        tiles.append(depth_to_rgb(s.depth, lo, hi))
+        rel.append(f"{s.step}: {map_errors({'depth': data.maps['depth']}, {'depth': s.depth})['depth']['abs_rel']:.3g}")
+    title = data.title_lines() + ["P̂_depth over training steps, abs_rel vs teacher: " + ", ".join(rel)]
+    return Panels(title=title, columns=columns, tiles=tiles, row_labels=row_labels(data.frame_index, data.timestamp),
+                  legends=[leg])
+
+
+def step_depths(run: StudentRun, heads, data: ClipData, steps: Sequence[int] | None = None) -> list[StepDepth]:
+    """P̂_depth of ``data`` at each saved step of ``run`` (``steps``: a subset; None = all)."""
+    chosen = list(run.steps) if steps is None else list(steps)
+    missing = sorted(set(chosen) - set(run.steps))
+    if missing:
+        raise ConfigError(f"--steps: run {run.url} has no checkpoints at steps {missing} (saved: {run.steps})")
+    out = []
+    for step in chosen:
+        f4d_hat = run.predictor(step)(data.frames, data.timestamp)
+        out.append(StepDepth(step=step, depth=maps_from_f4d(heads, f4d_hat, ["depth"])["depth"]))
+    return out

@@ -1,0 +1,60 @@
+"""Camera trajectory/frustums recovered from Plücker rays built from known cameras."""
+
+import numpy as np
+import pytest
+import torch
+
+from p4d.errors import ConfigError
+from p4d.inspect.camera import Trajectory, frustum_scale, render_camera_plot, trajectory_from_rays
+
+
+def _known_rays(n=6):
+    """Rays (n, 8, 8, 6) of cameras yawing about y while moving along x/z; K in grid units."""
+    from p4d.heads.geometry import plucker_rays
+
+    angles = np.linspace(0, 0.5, n)
+    R = np.stack([[[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]] for a in angles])
+    c = np.stack([[0.4 * t, 0.0, 0.1 * t] for t in np.linspace(0, 1, n)])
+    K = torch.tensor([[7.0, 0, 3.5], [0, 7.0, 3.5], [0, 0, 1]], dtype=torch.float64)
+    rays = plucker_rays(K.expand(n, 3, 3), (torch.from_numpy(R), torch.from_numpy(c)), (8, 8))
+    return rays.numpy(), K.numpy(), R, c
+
+
+def test_trajectory_recovers_the_cameras():
+    rays, K, R, c = _known_rays()
+    traj = trajectory_from_rays(rays)
+    np.testing.assert_allclose(traj.centres, c, atol=1e-6)
+    np.testing.assert_allclose(traj.R, R, atol=1e-6)
+    np.testing.assert_allclose(traj.K, K, atol=1e-6)
+    assert traj.grid_hw == (8, 8)
+    assert frustum_scale(traj) == pytest.approx(0.2 * 0.4)
+
+
+def test_frustum_corners_of_an_identity_camera():
+    """K = [[2, 0, 1.5], [0, 2, 0.5], [0, 0, 1]] on a 2 x 4 grid: corner pixel (-0.5, -0.5) maps to
+    ((-0.5 - 1.5) / 2, (-0.5 - 0.5) / 2, 1) = (-1, -0.5, 1), etc.; scale 2, centre (1, 0, 0)."""
+    traj = Trajectory(K=np.array([[2.0, 0, 1.5], [0, 2.0, 0.5], [0, 0, 1]]), R=np.eye(3)[None],
+                      centres=np.array([[1.0, 0, 0]]), grid_hw=(2, 4))
+    corners = traj.frustum_corners(2.0)[0]
+    want = np.array([[-1, -0.5, 1], [1, -0.5, 1], [1, 0.5, 1], [-1, 0.5, 1]]) * 2 + [1, 0, 0]
+    np.testing.assert_allclose(corners, want)
+
+
+def test_plot_has_the_requested_size():
+    rays, *_ = _known_rays()
+    img = render_camera_plot(rays, (120, 160), highlight=2)
+    assert img.shape == (120, 160, 3) and img.dtype == np.uint8
+    assert (img != 255).any()
+
+
+def test_degenerate_rays_give_an_error_and_a_notice_plot():
+    rays = np.zeros((4, 8, 8, 6))
+    with pytest.raises(ConfigError, match="camray"):
+        trajectory_from_rays(rays)
+    img = render_camera_plot(rays, (80, 80))
+    assert img.shape == (80, 80, 3)
+
+
+def test_bad_ray_shape():
+    with pytest.raises(ConfigError, match=r"\(N, h_p, w_p, 6\)"):
+        trajectory_from_rays(np.zeros((8, 8, 6)))
