@@ -18,7 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "cache": "p4d.bench.cache",
     "loader": "p4d.bench.loader",
     "teacher": "p4d.bench.teacher",
-    "precompute": "issue #5 (p4d precompute)",
+    "precompute": "p4d.bench.precompute",
     "train": "issue #7 (p4d train)",
 }
 

@@ -49,6 +49,16 @@ class PrecomputeReport:
     interrupted: bool = False
     wall_s: float = 0.0
     store_bytes: int = 0
+    completions: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, clips) per shard
+    worker_peak_rss_mib: float = 0.0  # the largest worker's RSS high-water mark
+
+    @property
+    def steady_clips_per_s(self) -> float:
+        """Clips/s between the first and the last shard completion (start-up excluded)."""
+        if len(self.completions) < 2:
+            return 0.0
+        (t0, _), (t1, _) = self.completions[0], self.completions[-1]
+        return sum(n for _, n in self.completions[1:]) / (t1 - t0) if t1 > t0 else 0.0
 
     def headline(self) -> str:
         lost = f", {len(self.shards_lost)} shards recorded failed after retries" if self.shards_lost else ""
@@ -83,6 +93,12 @@ def _record_lost_shard(store: CacheStore, shard: int, reason: str) -> None:
     """Mark every clip of a shard whose task never succeeded as failed (the driver owns it now)."""
     clips = store.shard_clips(shard)
     write_shard(store, shard, empty_shard_arrays(store, len(clips)), {i: reason for i in clips})
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _dashboard(client) -> str:
@@ -145,6 +161,7 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
                     report.shards_written += 1
                 report.clips_done += res["done"]
                 report.clips_failed += res["failed"]
+                report.completions.append((time.perf_counter() - t0, res["done"] + res["failed"]))
                 bar.update(res["done"] + res["failed"])
                 bar.set_postfix(done=report.clips_done, failed=report.clips_failed)
         except KeyboardInterrupt:
@@ -153,6 +170,8 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
             log.warning("interrupted: cancelled the remaining shards; completed shards are kept")
         finally:
             bar.close()
+        if not report.interrupted and cfg.scheduler is None:
+            report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
     report.wall_s = time.perf_counter() - t0
     fs, root = fsspec.core.url_to_fs(store.url)
     report.store_bytes = int(fs.du(root, total=True))
