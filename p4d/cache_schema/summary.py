@@ -60,7 +60,7 @@ def format_summary(store: CacheStore) -> str:
         f"  schema v{store.attrs.get('schema_version')} (written by p4d {store.attrs.get('p4d_version', '?')}); "
         f"teacher {spec.teacher.get('name')}/{spec.teacher.get('preset')} weights {spec.teacher.get('weights_hash') or 'n/a'}",
         f"  {store.num_clips} clips from {len(store.videos)} videos in {store.num_shards} shards of S={spec.clips_per_shard}; "
-        f"sampling N={spec.num_frames} {spec.sampling.get('policy')} stride {spec.sampling.get('frame_stride')}; "
+        f"sampling N={spec.num_frames}, policy {spec.sampling.get('policy')}, frame stride {spec.sampling.get('frame_stride')}; "
         f"input {spec.height}x{spec.width}",
         f"  F_4D taps {list(spec.taps)}, latent grid N'xh'xw'xc' = {spec.latent_frames}x{spec.latent_height}x"
         f"{spec.latent_width}x{spec.latent_dim}; maps {', '.join(spec.modalities) or 'none'} ({spec.map_dtype})",
