@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -96,17 +96,20 @@ def save_heads_to_store(url: str, job: TeacherJob) -> int:
     return len(data)
 
 
-def clip_frame_plan(store: CacheStore) -> list[tuple[int, np.ndarray]]:
-    """(video row, source frame indices) of every clip, from the stored plan and sampling policy."""
+def clip_frame_plan(store: CacheStore, clips: Sequence[int]) -> dict[int, tuple[int, np.ndarray]]:
+    """(video row, source frame indices) of each clip in ``clips``, from the stored plan and sampling policy."""
     s = store.spec.sampling
-    plan = []
-    for v, video in enumerate(store.videos):
+    first_clip = np.cumsum([0] + [v.num_clips for v in store.videos])
+    plan = {}
+    for i in clips:
+        v = int(np.searchsorted(first_clip, i, side="right") - 1)
+        video = store.videos[v]
         if video.num_frames <= 0:  # unprobeable at plan time: one clip, failed when decoded
-            plan += [(v, np.zeros(store.spec.num_frames, np.int32))] * video.num_clips
+            plan[i] = (v, np.zeros(store.spec.num_frames, np.int32))
             continue
-        clips = plan_clips(video.num_frames, num_frames=s["num_frames"], policy=s["policy"],
-                           frame_stride=s["frame_stride"])
-        plan += [(v, idx) for idx in clips[: video.num_clips]]
+        per_video = plan_clips(video.num_frames, num_frames=s["num_frames"], policy=s["policy"],
+                               frame_stride=s["frame_stride"])
+        plan[i] = (v, per_video[i - int(first_clip[v])])
     return plan
 
 
@@ -174,7 +177,7 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     """
     store = open_store(url, mode="r+")
     clips = list(store.shard_clips(shard_id))
-    plan = clip_frame_plan(store)
+    plan = clip_frame_plan(store, clips)
     modalities = store.spec.modalities
     arrays = empty_shard_arrays(store, len(clips))
     failures: dict[int, str] = {}
