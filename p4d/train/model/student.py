@@ -115,16 +115,17 @@ class Student(nn.Module):
         return self.llm.lm_head.weight.device
 
     # ---- encoding ------------------------------------------------------------------------
-    def encode_video(self, frames: Tensor, timestamps: Tensor, f4d: Tensor | None = None) -> Tensor:
-        """E_p(E_v(I) + TPE): (B, N, H, W, 3) uint8 + (B, N) s → (B, N, h·w, c) LLM tokens."""
+    def encode_video(self, frames: Tensor, timestamps: Tensor, f4d: Tensor | None = None, *, tpe: bool = True) -> Tensor:
+        """E_p(E_v(I) + TPE): (B, N, H, W, 3) uint8 + (B, N) s → (B, N, h·w, c) LLM tokens.
+        ``tpe=False`` skips the time cue for this call (image records: no timestamps)."""
         cfg = self.cfg
         b, n = check_frames(frames, timestamps)
-        if cfg.tpe == "mark":
+        if cfg.tpe == "mark" and tpe:
             frames = mark_timestamps(frames, timestamps)
         dtype = self.mm_projector.layers[2].weight.dtype
         pixels = preprocess_frames(frames.to(self.device), cfg, dtype=dtype)
         feats = vision_features(self.vision_tower, pixels, cfg.select_layer)  # (B·N, P, D)
-        if cfg.tpe == "add":
+        if cfg.tpe == "add" and tpe:
             pe = timestamp_pe(timestamps.to(feats.device), cfg.vision_width, cfg.tpe_temperature)
             feats = feats + pe.reshape(b * n, 1, -1).to(feats.dtype)
         if cfg.needs_f4d_input:
@@ -141,7 +142,9 @@ class Student(nn.Module):
         tokens = self.mm_projector(feats)
         return tokens.reshape(b, n, tokens.shape[1], tokens.shape[2])
 
-    def embed(self, frames, timestamps, input_ids: Tensor, f4d: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def embed(
+        self, frames, timestamps, input_ids: Tensor, f4d: Tensor | None = None, *, tpe: bool = True
+    ) -> tuple[Tensor, Tensor]:
         """LLM input embeddings with the visual tokens scattered in; returns (embeds, video mask)."""
         b, n = check_frames(frames, timestamps)
         if input_ids.dim() != 2 or input_ids.shape[0] != b:
@@ -154,7 +157,7 @@ class Student(nn.Module):
                 f"input_ids: expected {n} frames × {per_frame} video tokens = {n * per_frame} per row "
                 f"(id {self.ids.video}), found {counts}; build the ids with encode_chat(num_frames={n})"
             )
-        visual = self.encode_video(frames, timestamps, f4d)
+        visual = self.encode_video(frames, timestamps, f4d, tpe=tpe)
         embeds = self.llm.get_input_embeddings()(input_ids)
         embeds = embeds.masked_scatter(mask.unsqueeze(-1), visual.to(embeds.dtype))
         return embeds, mask
@@ -170,6 +173,7 @@ class Student(nn.Module):
         targets: Mapping[str, Tensor] | None = None,
         f4d: Tensor | None = None,
         return_logits: bool = False,
+        tpe: bool = True,
     ) -> dict[str, Any]:
         """Returns {"loss": scalar or None, "losses": {term: unweighted float32 scalar},
         "f4d_hat": (B, taps, N', h', w', c') or None, "hidden": F_hidden (B, N, h, w, c),
@@ -177,11 +181,12 @@ class Student(nn.Module):
 
         targets: cache targets {"f4d", "depth", "flow", "motion", "camray"}; a missing key (or
         weight 0, or no heads) drops its term. f4d: input F_4D for 4d-concat / 4d-pe.
+        tpe: False skips the time cue (``add``/``mark``) for this batch (image records).
         """
         cfg = self.cfg
         b, n = check_frames(frames, timestamps)
         input_ids = input_ids.to(self.device)
-        embeds, mask = self.embed(frames, timestamps, input_ids, f4d)
+        embeds, mask = self.embed(frames, timestamps, input_ids, f4d, tpe=tpe)
         if attention_mask is not None:
             attention_mask = attention_mask.to(self.device)
         hidden = self.llm.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state

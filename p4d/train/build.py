@@ -1,0 +1,165 @@
+"""Factories the trainer calls: the student of a recipe, its frozen D_m from the cache, the
+per-group optimizer and the warmup + cosine schedule, and the cache pre-flight checks.
+
+The D_m heads come from the cache (``heads.safetensors`` + their config in the store), never
+from the teacher package.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from p4d.cache_schema import SCHEMA_VERSION, CacheStore
+from p4d.errors import CacheSchemaError, ConfigError
+from p4d.train.config import TIME_CUES, TrainConfig
+from p4d.train.model import (
+    LoraSettings,
+    LossConfig,
+    StudentConfig,
+    apply_trainability,
+    build_student,
+    load_nvila_lite,
+    student_preset,
+)
+
+log = logging.getLogger(__name__)
+
+HEADS_FILE = "heads.safetensors"
+#: Student part → optimizer group (and the OptimConfig field with its lr).
+PARAM_GROUPS = {"vision_tower": "lr_vision", "mm_projector": "lr_projector", "f4d_embed": "lr_projector",
+                "llm": "lr_llm", "d4dp": "lr_d4dp"}
+#: Spatial transform the loader applies; the store's attrs must record the same one.
+EXPECTED_SPATIAL = {"resize": "bilinear, non-aspect-preserving", "rotation": "applied"}
+
+
+# ---- cache pre-flight ---------------------------------------------------------------------------
+
+def check_store(cfg: TrainConfig, store: CacheStore) -> None:
+    """Refuse a store the run cannot use, before any process group starts: another schema version
+    or teacher weights than ``--expect.*``, a spatial transform the loader does not replay, maps the
+    loss needs but the cache lacks."""
+    attrs = store.attrs
+    version = attrs.get("schema_version")
+    want = cfg.expect.schema_version
+    if want is not None and version != want:
+        raise CacheSchemaError(f"--cache {store.url}: schema version {version}, but --expect.schema-version is {want}")
+    if version != SCHEMA_VERSION:
+        raise CacheSchemaError(f"--cache {store.url}: schema version {version}; this p4d reads {SCHEMA_VERSION}")
+    found_hash = store.spec.teacher.get("weights_hash", "")
+    if cfg.expect.teacher_hash is not None and found_hash != cfg.expect.teacher_hash:
+        raise CacheSchemaError(
+            f"--cache {store.url}: made with teacher weights {found_hash or '(none recorded)'}, but "
+            f"--expect.teacher-hash is {cfg.expect.teacher_hash}; rebuild the cache or fix the flag")
+    spatial = store.spec.spatial
+    for key, value in EXPECTED_SPATIAL.items():
+        if spatial.get(key) != value:
+            raise CacheSchemaError(
+                f"--cache {store.url}: spatial transform {key}={spatial.get(key)!r}; the loader decodes frames with "
+                f"{key}={value!r}, so frames and cached maps would not line up")
+    weights = cfg.loss_weights(LossConfig().__dict__)
+    for term in ("depth", "flow", "motion", "camray"):
+        if weights[f"{term}_weight"] > 0 and term not in store.spec.modalities:
+            raise ConfigError(
+                f"--loss {cfg.recipe.loss}: needs the {term} map, but the cache {store.url} holds only "
+                f"{', '.join(store.spec.modalities)}; pick another --loss or set --loss.{term}-weight 0")
+
+
+def load_cache_heads(store: CacheStore):
+    """The frozen D_m stored in the cache (float32)."""
+    from p4d.heads import load_heads
+
+    return load_heads(store.read_side_file(HEADS_FILE), dtype=torch.float32)
+
+
+# ---- the student --------------------------------------------------------------------------------
+
+def student_config(cfg: TrainConfig) -> StudentConfig:
+    """The preset with the recipe's strategy, time cue, loss weights and model overrides."""
+    base = student_preset(cfg.model.preset)
+    changes: dict[str, Any] = {
+        "strategy": cfg.recipe.strategy,
+        "tpe": TIME_CUES[cfg.recipe.time_cue],
+        "loss": base.loss.__class__(**{**base.loss.__dict__, **cfg.loss_weights(base.loss.__dict__)}),
+    }
+    for name in ("attn", "dtype", "d4dp_hidden"):
+        value = getattr(cfg.model, name)
+        if value is not None:
+            changes[name] = value
+    return base.replace(**changes)
+
+
+def needs_heads(cfg: TrainConfig) -> bool:
+    return any(t in cfg.loss_terms for t in ("depth", "flow", "motion", "camray"))
+
+
+def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """The student of the recipe on ``device`` with its trainability applied; returns (model,
+    {part: trainable parameter count}). Random init is seeded by ``--runtime.seed``."""
+    scfg = student_config(cfg)
+    heads = load_cache_heads(store) if needs_heads(cfg) else None
+    torch.manual_seed(cfg.runtime.seed)
+    if cfg.model.init_from:
+        model = load_nvila_lite(cfg.model.init_from, config=None, heads=heads, cache_spec=store.spec,
+                                **_checkpoint_overrides(scfg))
+    else:
+        model = build_student(scfg, heads=heads, cache_spec=store.spec)
+    counts = apply_trainability(model, cfg.recipe.tune, lora=LoraSettings(r=cfg.lora.r, alpha=cfg.lora.alpha,
+                                                                           dropout=cfg.lora.dropout))
+    if cfg.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model.to(device), counts
+
+
+def _checkpoint_overrides(scfg: StudentConfig) -> dict[str, Any]:
+    return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "d4dp_hidden", "name")}
+
+
+# ---- optimizer and schedule ---------------------------------------------------------------------
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """One AdamW group per (part, decay): lr from ``--optim.lr-*``; biases and norms get no decay."""
+    groups: dict[tuple[str, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = name.split(".", 1)[0]
+        if part not in PARAM_GROUPS:
+            raise ConfigError(f"trainable parameter {name!r} belongs to no optimizer group ({', '.join(PARAM_GROUPS)})")
+        groups.setdefault((part, p.ndim >= 2), []).append(p)
+    out = []
+    for (part, decay), params in sorted(groups.items()):
+        lr = getattr(cfg.optim, PARAM_GROUPS[part])
+        out.append({"params": params, "lr": lr, "weight_decay": cfg.optim.weight_decay if decay else 0.0,
+                    "name": f"{part}{'' if decay else '.no_decay'}"})
+    if not out:
+        raise ConfigError(f"--tune {cfg.recipe.tune}: no parameter is trainable")
+    return out
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    fused = {"foreach": True} if torch.cuda.is_available() else {}
+    return torch.optim.AdamW(param_groups(model, cfg), betas=tuple(cfg.optim.betas), **fused)
+
+
+def warmup_steps(cfg: TrainConfig) -> int:
+    o = cfg.optim
+    return o.warmup_steps if o.warmup_steps > 0 else int(math.ceil(o.warmup_ratio * o.max_steps))
+
+
+def lr_factor(step: int, *, warmup: int, total: int, floor: float = 0.0) -> float:
+    """Linear warmup over ``warmup`` steps, then cosine from 1 to ``floor`` at ``total``.
+    ``step`` counts finished optimizer steps (0 = before the first)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    w, total, floor = warmup_steps(cfg), cfg.optim.max_steps, cfg.optim.min_lr_ratio
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup=w, total=total, floor=floor))

@@ -1,0 +1,93 @@
+"""The ``p4d train`` command (typer) and ``python -m p4d.train`` (what torchrun starts).
+
+Every setting of :class:`~p4d.train.config.TrainConfig` is a flag ``--SECTION.FIELD VALUE``
+(e.g. ``--optim.lr-llm 1e-5``, ``--augment.hflip 0.5``, ``--checkpoint.every 500``); the common ones
+below have short names. ``--resume DIR`` without ``--config`` continues with the checkpoint's own
+config (flags still override, e.g. a larger ``--steps``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+HELP = "Train the student from conversations + a cache, never loading the teacher."
+CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def train_command(
+    ctx: typer.Context,
+    data: Optional[str] = typer.Option(None, "--data", help="LLaVA-style conversation .json/.jsonl (video or image records)."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="The cache store written by `p4d precompute`."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run folder: config.yaml, log.jsonl, checkpoints/, export/."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any settings (flags override it)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="A checkpoint folder, or a run folder (its newest checkpoint)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Tab. 4: 4d-sft | 4d-concat | 4d-pe | p4d (default)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="Tab. 5: ld-only | ld+d | ld+d+f | ld+d+f+m | ed-only | ld+ed (default)."),
+    time_cue: Optional[str] = typer.Option(None, "--time-cue", help="Tab. 6: none | mark | prompt | tpe (default)."),
+    tune: Optional[str] = typer.Option(None, "--tune", help="Tab. 7: tune-all | tune-v | tune-p | tune-llm | tune-llm-lora | tune-p+llm-lora | tune-p+llm (default)."),
+    student: Optional[str] = typer.Option(None, "--student", help="Student preset: tiny | nvila-lite-2b | nvila-lite-8b."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps (--optim.max-steps)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Clips per process per micro-step."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader workers per process (spawned)."),
+    allow_missing_targets: bool = typer.Option(False, "--allow-missing-targets", help="Train records whose clip failed or is missing SFT-only instead of skipping them."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of init, data order and augmentation."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
+    from p4d.train.config import merge, parse_overrides, set_path
+
+    short = {"data.conversations": data, "data.cache": cache, "out": out, "resume": resume,
+             "recipe.strategy": strategy, "recipe.loss": loss, "recipe.time_cue": time_cue, "recipe.tune": tune,
+             "model.preset": student, "optim.max_steps": steps, "data.batch_size": batch_size,
+             "data.num_workers": workers, "runtime.seed": seed, "runtime.device": device,
+             "data.allow_missing_targets": True if allow_missing_targets else None}
+    overrides: dict = {}
+    for key, value in short.items():
+        if value is not None:
+            set_path(overrides, key, value)
+    overrides = merge(overrides, parse_overrides(ctx.args))
+    result = run_from_flags(config, overrides)
+    typer.echo(summary_line(result))
+
+
+def run_from_flags(config_file: Path | None, overrides: dict):
+    """Resolve (YAML or the resumed checkpoint's config, then flags), validate and train."""
+    from p4d.train.checkpoint import find_checkpoint, read_meta
+    from p4d.train.config import TrainConfig, merge, resolve_config
+    from p4d.train.trainer import main
+
+    if config_file is None and overrides.get("resume"):
+        saved = read_meta(find_checkpoint(overrides["resume"]))["config"]
+        saved.pop("resume", None)
+        cfg = TrainConfig.from_dict(merge(saved, overrides), source="the checkpoint's config + flags").validate()
+    else:
+        cfg = resolve_config(config_file=config_file, overrides=overrides)
+    return main(cfg)
+
+
+def summary_line(result) -> str:
+    terms = ", ".join(f"{k} {result.last[k]:.4g}" for k in ("loss", "sft", "ld", "depth", "flow", "motion", "camray")
+                      if isinstance(result.last.get(k), float))
+    text = f"trained {result.steps} steps into {result.out}: {terms}"
+    if result.export is not None:
+        text += f"; exported to {result.export}"
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m p4d.train ...`` (torchrun entry): the same flags as ``p4d train``."""
+    from p4d.errors import P4DError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command(context_settings=CONTEXT, help=HELP)(train_command)
+    try:
+        app(args=sys.argv[1:] if argv is None else argv, prog_name="p4d train", standalone_mode=True)
+    except P4DError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None

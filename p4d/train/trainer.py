@@ -1,0 +1,286 @@
+"""``p4d train``: the student trainer. Reads the cache, never loads the teacher.
+
+Run it::
+
+    p4d train --data convs.jsonl --cache cache.zarr --out runs/p4d              # one process
+    p4d train --config recipe.yaml --out runs/p4d --optim.lr-llm 1e-5         # YAML + flag overrides
+    torchrun --nproc-per-node 8 -m p4d.train --config recipe.yaml --out runs/p4d   # DDP (nccl on GPU)
+    p4d train --resume runs/p4d                                               # continue exactly
+
+:func:`main` reads top to bottom: config and cache checks (before any process group) → process
+group → data → student → optimizer and schedule → resume → loop → export. The loop body is
+:func:`train_step`; factories live in :mod:`~p4d.train.build`, :mod:`~p4d.train.loader`,
+:mod:`~p4d.train.checkpoint` and :mod:`~p4d.train.logs`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from p4d.cache_schema import open_store
+from p4d.errors import CheckpointError, ConfigError
+from p4d.train import checkpoint as ckpt
+from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
+from p4d.train.config import TrainConfig
+from p4d.train.data import DataReport, build_samples
+from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across
+from p4d.train.export import export_trained
+from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
+from p4d.train.logs import RunLog, peak_memory_mb
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+DATA_REPORT = "data_report.json"
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    last: dict[str, Any] = field(default_factory=dict)   # the last logged record
+    checkpoint: Path | None = None
+    export: Path | None = None
+    data: dict[str, Any] = field(default_factory=dict)   # DataReport.to_dict()
+
+
+def needed_targets(cfg: TrainConfig) -> tuple[str, ...]:
+    """Cache targets the recipe's losses read (F_4D for LD, the maps with a non-zero weight)."""
+    return tuple(t if t != "ld" else "f4d" for t in cfg.loss_terms
+                 if (getattr(cfg.loss, f"{t}_weight") is None or getattr(cfg.loss, f"{t}_weight") > 0))
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast on CUDA (``auto``/``bf16``), on CPU only with ``bf16``; else nothing."""
+    p = cfg.runtime.precision
+    if p == "bf16" or (p == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The student's loss dict for one collated batch."""
+    move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+    targets = {k: move(v) for k, v in batch["targets"].items()} or None
+    return model(frames=move(batch["frames"]), timestamps=move(batch["timestamps"]), input_ids=move(batch["input_ids"]),
+                 attention_mask=move(batch["attention_mask"]), labels=move(batch["labels"]), targets=targets,
+                 f4d=move(batch["f4d"]) if batch.get("f4d") is not None else None, tpe=batch["tpe"])
+
+
+def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, cfg: TrainConfig, dist: Dist,
+               dump_grads: Path | None = None) -> dict[str, float]:
+    """One optimizer step over ``grad_accum`` micro-batches; returns the step's mean loss terms."""
+    model.train()
+    sums: dict[str, float] = {}
+    for k, batch in enumerate(batches):
+        sync = k == len(batches) - 1 or dist.backend is None
+        with (contextlib.nullcontext() if sync else model.no_sync()), autocast(cfg, dist.device):
+            out = forward_batch(model, batch, dist.device)
+        (out["loss"] / len(batches)).backward()
+        sums["loss"] = sums.get("loss", 0.0) + float(out["loss"].detach())
+        for name, value in out["losses"].items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+    if dump_grads is not None and dist.is_main:
+        import safetensors.torch
+
+        inner = model.module if hasattr(model, "module") else model
+        grads = {n: p.grad.detach().cpu().contiguous() for n, p in inner.named_parameters() if p.grad is not None}
+        safetensors.torch.save_file(grads, str(dump_grads))
+    terms = {k: v / len(batches) for k, v in sums.items()}
+    if cfg.optim.grad_clip > 0:
+        params = [p for p in model.parameters() if p.grad is not None]
+        terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return terms
+
+
+class BatchStream:
+    """Micro-batches across epochs from a loader over a :class:`ShardBatchSampler`; tracks the
+    resumable position (epoch, next batch) and the samples that failed to load."""
+
+    def __init__(self, loader, sampler: ShardBatchSampler):
+        self.loader, self.sampler = loader, sampler
+        self.consumed = 0  # batches taken from the current iterator
+        self.dropped = 0
+        self._it = None
+        if len(sampler.epoch_batches(sampler.epoch)) == 0:
+            raise ConfigError(f"--data.batch-size: {len(sampler.samples)} usable samples make no global batch of "
+                              f"{sampler.global_batch} (batch size × processes); lower --batch-size")
+
+    def next(self) -> dict[str, Any]:
+        while True:
+            if self._it is None:
+                self._it = iter(self.loader)
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self.sampler.epoch, self.sampler.start, self.consumed, self._it = self.sampler.epoch + 1, 0, 0, None
+                continue
+            self.consumed += 1
+            for message in batch["errors"]:
+                log.warning("dropped a sample that failed to load: %s", message)
+            self.dropped += len(batch["errors"])
+            if batch["size"]:
+                return batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {**self.sampler.state_dict(), "batch": self.sampler.start + self.consumed}
+
+
+def main(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) one training run as configured."""
+    # --- config and cache: every fail-fast fires here, before any process group --------------
+    cfg.validate()
+    out = Path(cfg.out)
+    store = open_store(cfg.data.cache)
+    check_store(cfg, store)
+    resume_from = ckpt.find_checkpoint(cfg.resume) if cfg.resume else None
+    if resume_from is not None:
+        check_resumable(cfg, ckpt.read_meta(resume_from))
+
+    # --- engine & topology ---------------------------------------------------------------------
+    dist = init_distributed(cfg.runtime.device, cfg.runtime.backend)
+    runlog = None
+    try:
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            cfg.save(out / CONFIG_FILE)
+
+        # --- data: conversations joined with the cache ------------------------------------------
+        samples, report = build_samples(cfg.data.conversations, store, video_root=cfg.data.video_root,
+                                        allow_missing_targets=cfg.data.allow_missing_targets)
+        if dist.is_main:
+            (out / DATA_REPORT).write_text(json.dumps(report.to_dict(), indent=1))
+            log.info("data: %s", report.summary())
+        if not samples:
+            raise ConfigError(f"--data {cfg.data.conversations}: no usable record ({report.summary()})")
+
+        # --- student, optimizer, schedule -------------------------------------------------------
+        model, counts = build_model(cfg, store, device=dist.device)
+        lora = cfg.recipe.tune.endswith("-lora")
+        optimizer = build_optimizer(model, cfg)
+        scheduler = build_scheduler(optimizer, cfg)
+        dataset = ClipDataset(samples, store, student=model.cfg, tokenizer=model.tokenizer,
+                              targets=needed_targets(cfg), f4d_input=model.cfg.needs_f4d_input,
+                              hflip=cfg.augment.hflip, seed=cfg.runtime.seed)
+        sampler = ShardBatchSampler(samples, batch_size=cfg.data.batch_size, world_size=dist.world_size,
+                                    rank=dist.rank, seed=cfg.runtime.seed)
+        check_first_sample(dataset, samples)
+
+        # --- resume -----------------------------------------------------------------------------
+        step, seen = 0, 0
+        if resume_from is not None:
+            ckpt.load_model_state(resume_from, model, lora)
+            state = ckpt.load_training_state(resume_from, optimizer=optimizer, scheduler=scheduler, rank=dist.rank,
+                                             device=dist.device)
+            sampler.load_state_dict(state["data"])
+            step, seen = int(state["train"]["step"]), int(state["train"]["samples"])
+            log.info("resumed from %s at step %d (epoch %d, batch %d)", resume_from, step, sampler.epoch,
+                     sampler.start)
+        wrapped = model
+        if dist.backend is not None:
+            ids = [dist.device.index] if dist.device.type == "cuda" else None
+            wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        loader = make_loader(dataset, sampler, pad_id=model.ids.pad, num_workers=cfg.data.num_workers,
+                             pin_memory=dist.device.type == "cuda", prefetch_factor=cfg.data.prefetch_factor)
+        stream = BatchStream(loader, sampler)
+        meta = {"config": cfg.to_dict(), "student": model.cfg.to_dict(), "world_size": dist.world_size,
+                "trainable": counts, "cache": {"url": store.url, "schema_version": store.attrs.get("schema_version"),
+                                               "teacher": store.spec.teacher.get("preset"),
+                                               "teacher_hash": store.spec.teacher.get("weights_hash")}}
+
+        # --- loop -------------------------------------------------------------------------------
+        runlog = RunLog(out, total_steps=cfg.optim.max_steps, start_step=step, enabled=dist.is_main,
+                        progress=cfg.log.progress, tensorboard=cfg.log.tensorboard)
+        last: dict[str, Any] = {}
+        saved = None
+        if dist.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dist.device)
+        while step < cfg.optim.max_steps:
+            t0 = time.perf_counter()
+            dropped0 = stream.dropped
+            batches = [stream.next() for _ in range(cfg.optim.grad_accum)]
+            wait = time.perf_counter() - t0
+            dump = out / f"grads-step-{step + 1}.safetensors" if cfg.runtime.dump_grads_at == step + 1 else None
+            terms = train_step(wrapped, batches, optimizer=optimizer, scheduler=scheduler, cfg=cfg, dist=dist,
+                               dump_grads=dump)
+            step += 1
+            n = sum(b["size"] for b in batches)
+            seen += n * dist.world_size
+            elapsed = time.perf_counter() - t0
+            if step % cfg.log.every == 0 or step == cfg.optim.max_steps:
+                terms = mean_across(terms, dist)
+                last = {"step": step, "epoch": sampler.epoch, **terms,
+                        **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups},
+                        "step_time": elapsed, "data_wait": wait, "data_wait_frac": wait / elapsed if elapsed else 0.0,
+                        "samples_per_s": n * dist.world_size / elapsed if elapsed else 0.0,
+                        "peak_mem_mb": peak_memory_mb(dist.device), "samples": seen,
+                        "dropped": stream.dropped - dropped0}
+                runlog.write(last)
+            runlog.step()
+            if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or step == cfg.optim.max_steps:
+                saved = ckpt.save_checkpoint(
+                    out, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
+                    sampler_state=stream.state_dict(), train_state={"step": step, "samples": seen,
+                                                                     "epoch": sampler.epoch},
+                    meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
+                    barrier=lambda: barrier(dist))
+
+        # --- export -----------------------------------------------------------------------------
+        exported = None
+        if cfg.checkpoint.export and dist.is_main:
+            exported = export_trained(model, out / "export", cfg.preset_record, lora=lora)
+        barrier(dist)
+        return TrainResult(out=out, steps=step, last=last, checkpoint=saved, export=exported, data=report.to_dict())
+    finally:
+        if runlog is not None:
+            runlog.close()
+        close_distributed(dist)
+
+
+def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
+    """Refuse to resume with a recipe, model or batch layout that differs from the checkpoint's."""
+    saved = meta.get("config", {})
+    now = cfg.to_dict()
+    for section in ("model", "recipe", "loss", "lora"):
+        for key, value in now.get(section, {}).items():
+            before = saved.get(section, {}).get(key)
+            if before != value:
+                raise CheckpointError(f"--{section}.{key.replace('_', '-')}: the checkpoint was trained with {before!r}, "
+                                      f"this run asks for {value!r}; resume with the same setting")
+    for key in ("batch_size",):
+        if saved.get("data", {}).get(key) != now["data"][key]:
+            raise CheckpointError(f"--data.{key.replace('_', '-')}: the checkpoint used {saved['data'].get(key)!r}, "
+                                  f"this run {now['data'][key]!r}; the data position would not line up")
+
+
+def check_first_sample(dataset: ClipDataset, samples) -> None:
+    """Before the first step: the frames decoded at a cached clip's stored indices must carry the
+    stored timestamps (else the video changed since precompute and frames and targets disagree)."""
+    import numpy as np
+
+    from p4d.cache_schema import read_clip
+    from p4d.errors import CacheSchemaError
+    from p4d.video import decode_frames
+
+    first = next((s for s in samples if s.kind == "video"), None)
+    if first is None:
+        return
+    clip = read_clip(dataset.store, first.clip)
+    decoded = decode_frames(first.media[0], clip["frame_index"])
+    if not np.allclose(decoded.timestamp, clip["timestamp"], atol=1e-3):
+        raise CacheSchemaError(
+            f"--cache {dataset.store.url}: clip {first.clip} of {first.media[0]} decodes at timestamps "
+            f"{decoded.timestamp[:4].tolist()}..., the cache stored {clip['timestamp'][:4].tolist()}...: the video "
+            "changed since precompute; rebuild the cache (`p4d precompute --force`)")
