@@ -1,0 +1,140 @@
+"""The loader: frames at the stored indices, targets per clip, marks, flips, shard-then-clip
+batches (deterministic, rank slices, resumable), spawn workers, failures dropped not raised."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from p4d.cache_schema import open_store, read_clip
+from p4d.train.data import Sample, build_samples
+from p4d.train.loader import ClipDataset, Collate, ShardBatchSampler, make_loader
+from p4d.train.model import build_tiny_tokenizer, special_ids, student_preset
+from p4d.video import resize_frames, sample_clip
+from tests.train.conftest import record, write_jsonl
+
+MAPS = ("f4d", "depth", "flow", "motion", "camray")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = student_preset("tiny")
+    return cfg, build_tiny_tokenizer()
+
+
+def _dataset(train_cache, data, tiny, **kwargs):
+    store = open_store(train_cache.store)
+    samples, _ = build_samples(data, store)
+    cfg, tok = tiny
+    return ClipDataset(samples, store, student=cfg, tokenizer=tok, **kwargs), samples
+
+
+def test_video_sample_matches_an_independent_decode(train_cache, conversations, tiny):
+    ds, samples = _dataset(train_cache, conversations, tiny, targets=MAPS)
+    s = samples[2]                                       # v2: cache clip 3
+    item = ds[(2, 0)]
+    store = open_store(train_cache.store)
+    cached = read_clip(store, s.clip)
+    # uniform sampling of the whole video, decoded by another path, at the student's size
+    reference = sample_clip(s.media[0], num_frames=16, policy="uniform")
+    np.testing.assert_array_equal(reference.frame_index, cached["frame_index"])
+    np.testing.assert_array_equal(item["frames"], resize_frames(reference.frames, (56, 56)))
+    np.testing.assert_allclose(item["timestamps"], reference.timestamp, atol=1e-6)
+    for k in MAPS:
+        np.testing.assert_array_equal(item["targets"][k], cached[k])
+    # the token ids hold N frames × h·w video tokens
+    cfg, tok = tiny
+    assert item["ids"]["input_ids"].count(special_ids(tok, cfg).video) == 16 * 4
+
+
+def test_marks_on_frame_zero_only(train_cache, tiny, tmp_path):
+    region = {"label": "obj_1", "box": [8, 8, 60, 50]}
+    video = str(train_cache.videos / "v1.mp4")
+    ds_plain, _ = _dataset(train_cache, write_jsonl(tmp_path / "plain.jsonl", [record(video)]), tiny)
+    ds_mark, _ = _dataset(train_cache, write_jsonl(tmp_path / "marked.jsonl", [record(video, regions=[region])]), tiny)
+    f0, f1 = ds_plain[(0, 0)]["frames"], ds_mark[(0, 0)]["frames"]
+    assert np.abs(f0[0].astype(int) - f1[0].astype(int)).max() > 100   # the outline / tag changed frame 0
+    np.testing.assert_array_equal(f0[1:], f1[1:])
+
+
+def test_flip_replays_frames_and_maps(train_cache, conversations, tiny):
+    plain, _ = _dataset(train_cache, conversations, tiny, targets=("depth", "flow", "camray"))
+    flipped, _ = _dataset(train_cache, conversations, tiny, targets=("depth", "flow", "camray"), hflip=1.0)
+    a, b = plain[(0, 0)], flipped[(0, 0)]
+    assert b["flipped"] and not a["flipped"]
+    assert np.abs(b["frames"].astype(int) - a["frames"][:, :, ::-1].astype(int)).max() <= 1  # resize ∘ flip
+    np.testing.assert_array_equal(b["targets"]["depth"], a["targets"]["depth"][:, :, ::-1])
+    np.testing.assert_array_equal(b["targets"]["flow"][..., 0], -a["targets"]["flow"][:, :, ::-1, 0])
+    np.testing.assert_array_equal(b["targets"]["camray"][..., 4], -a["targets"]["camray"][:, :, ::-1, 4])
+
+
+def _samples(shards: list[int], extra_images: int = 0) -> list[Sample]:
+    out = [Sample(kind="video", record_id=str(i), turns=(("q", "a"),), media=("v",), clip=i, shard=s, num_frames=4)
+           for i, s in enumerate(shards)]
+    out += [Sample(kind="image", record_id=f"im{k}", turns=(("q", "a"),), media=("i",), clip=-1, shard=-1,
+                   num_frames=1) for k in range(extra_images)]
+    return out
+
+
+def test_sampler_shard_then_clip_order_and_determinism():
+    shards = [k // 4 for k in range(24)]                 # 6 shards of 4 clips
+    samples = _samples(shards, extra_images=4)
+    a = ShardBatchSampler(samples, batch_size=2, seed=5)
+    b = ShardBatchSampler(samples, batch_size=2, seed=5)
+    assert a.epoch_batches(0) == b.epoch_batches(0)
+    orders = {tuple(map(tuple, a.epoch_batches(e))) for e in range(4)}
+    assert len(orders) == 4                              # every epoch reshuffles
+    for e in range(4):
+        batches = a.epoch_batches(e)
+        flat = [i for batch in batches for i in batch]
+        assert sorted(flat) == list(range(28))           # every sample once (28 = 14 batches of 2)
+        assert all(len({samples[i].bucket for i in batch}) == 1 for batch in batches)   # one bucket per batch
+        video_shards = [samples[i].shard for i in flat if samples[i].shard >= 0]
+        changes = sum(x != y for x, y in zip(video_shards, video_shards[1:]))
+        assert changes == 5                               # each shard's clips read contiguously
+
+
+def test_sampler_rank_slices_and_resume():
+    samples = _samples([k // 2 for k in range(12)])
+    single = ShardBatchSampler(samples, batch_size=2, world_size=1, seed=1)     # 1 process, batch 2
+    ranks = [ShardBatchSampler(samples, batch_size=1, world_size=2, rank=r, seed=1) for r in (0, 1)]
+    # 2 processes of batch 1 see, step by step, exactly the pair the single process sees
+    for pair, r0, r1 in zip(single, *ranks):
+        assert pair == r0 + r1
+    assert len(list(single)) == 6
+    # resuming at (epoch 0, batch 2) yields the rest of the epoch
+    full = list(ShardBatchSampler(samples, batch_size=2, seed=1))
+    resumed = ShardBatchSampler(samples, batch_size=2, seed=1)
+    resumed.load_state_dict({"epoch": 0, "batch": 2})
+    assert list(resumed) == full[2:]
+    assert len(resumed) == len(full) - 2
+
+
+def test_spawned_workers_give_the_same_batches(train_cache, conversations, tiny):
+    ds, samples = _dataset(train_cache, conversations, tiny, targets=("f4d", "depth"))
+    cfg, tok = tiny
+    pad = special_ids(tok, cfg).pad
+    runs = []
+    for workers in (0, 1):
+        sampler = ShardBatchSampler(samples, batch_size=2, seed=3)
+        runs.append([b for b in make_loader(ds, sampler, pad_id=pad, num_workers=workers)])
+    assert len(runs[0]) == len(runs[1]) == 2
+    for x, y in zip(*runs):
+        assert x["indices"] == y["indices"]
+        for key in ("frames", "timestamps", "input_ids", "labels"):
+            assert (x[key] == y[key]).all()
+        assert (x["targets"]["f4d"] == y["targets"]["f4d"]).all()
+
+
+def test_failed_loads_are_dropped_and_reported(train_cache, tiny, tmp_path):
+    video = tmp_path / "v4copy.mp4"
+    shutil.copy(train_cache.videos / "v4.mp4", video)
+    data = write_jsonl(tmp_path / "doomed.jsonl", [record(str(video), rid="doomed"), record(str(train_cache.videos / "v0.mp4"))])
+    ds, samples = _dataset(train_cache, data, tiny)
+    assert [s.kind for s in samples] == ["video", "video"]   # joined by content
+    video.unlink()                                            # gone after the join, before loading
+    cfg, tok = tiny
+    batch = Collate(special_ids(tok, cfg).pad)([ds[(0, 0)], ds[(1, 0)]])
+    assert batch["size"] == 1 and len(batch["errors"]) == 1
+    assert "doomed" in batch["errors"][0] and "v4copy.mp4" in batch["errors"][0]
+    assert tuple(batch["frames"].shape) == (1, 16, 56, 56, 3)
