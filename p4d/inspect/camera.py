@@ -63,13 +63,26 @@ def frustum_scale(traj: Trajectory) -> float:
     return 0.2 * extent if extent > 1e-6 else 0.2
 
 
-def render_camera_plot(rays: np.ndarray, size: tuple[int, int] = (240, 240), *, title: str = "camera",
-                       highlight: int | None = None) -> np.ndarray:
-    """(height, width, 3) uint8 image of the trajectory (line) and one frustum per frame, coloured
-    by time (viridis, frame 0 dark); ``highlight`` draws that frame's frustum thicker in red.
-    Rays that give no camera render a notice instead of a plot."""
+def _frustum_segments(traj: Trajectory) -> np.ndarray:
+    """(N, 8, 2, 3) line segments per camera (4 image-plane edges, 4 centre-to-corner edges),
+    in plot axes (x, z, −y): x right, depth into the plot, y up."""
+    c = traj.centres
+    corners = traj.frustum_corners(frustum_scale(traj))
+    segs = np.empty((len(c), 8, 2, 3))
+    for k in range(4):
+        segs[:, k, 0], segs[:, k, 1] = corners[:, k], corners[:, (k + 1) % 4]
+        segs[:, 4 + k, 0], segs[:, 4 + k, 1] = c, corners[:, k]
+    return segs[..., [0, 2, 1]] * np.array([1, 1, -1])
+
+
+def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *, title: str = "camera"):
+    """A function ``highlight -> (height, width, 3) uint8`` drawing the trajectory (black line)
+    and one frustum per frame coloured by time (viridis, frame 0 dark), with frame ``highlight``
+    (or none) in thick red. The figure is built once; each call only redraws. Rays that give
+    no camera render a notice instead of a plot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
     import matplotlib
 
     height, width = size
@@ -82,29 +95,42 @@ def render_camera_plot(rays: np.ndarray, size: tuple[int, int] = (240, 240), *, 
         log.info("camera plot: %s", exc)
         fig.text(0.5, 0.5, "camera not recoverable\nfrom these rays", ha="center", va="center", fontsize=8)
         traj = None
+    highlight_lines = None
+    segs = None
     if traj is not None:
-        ax = fig.add_axes((0.0, 0.0, 1.0, 0.9), projection="3d")
-        fig.text(0.5, 0.95, title, ha="center", va="center", fontsize=8)
-        c = traj.centres
-        corners = traj.frustum_corners(frustum_scale(traj))
-        colours = matplotlib.colormaps["viridis"](np.linspace(0, 1, max(len(c), 2)))
-        ax.plot(c[:, 0], c[:, 2], -c[:, 1], color="black", linewidth=1)
-        for t in range(len(c)):
-            col, lw = (("red", 2.0) if t == highlight else (colours[t], 0.7))
-            loop = corners[t][[0, 1, 2, 3, 0]]
-            ax.plot(loop[:, 0], loop[:, 2], -loop[:, 1], color=col, linewidth=lw)
-            for k in range(4):
-                ax.plot([c[t, 0], corners[t, k, 0]], [c[t, 2], corners[t, k, 2]], [-c[t, 1], -corners[t, k, 1]],
-                        color=col, linewidth=lw)
-        pts = np.concatenate([c, corners.reshape(-1, 3)])
+        ax = fig.add_axes((0.0, 0.0, 1.0, 0.9 if title else 1.0), projection="3d")
+        if title:
+            fig.text(0.5, 0.95, title, ha="center", va="center", fontsize=8)
+        segs = _frustum_segments(traj)
+        n = len(segs)
+        colours = matplotlib.colormaps["viridis"](np.linspace(0, 1, max(n, 2)))[:n]
+        ax.add_collection3d(Line3DCollection(segs.reshape(-1, 2, 3), colors=np.repeat(colours, 8, axis=0),
+                                             linewidths=0.7))
+        path = traj.centres[:, [0, 2, 1]] * np.array([1, 1, -1])
+        ax.plot(path[:, 0], path[:, 1], path[:, 2], color="black", linewidth=1)
+        highlight_lines = Line3DCollection(segs[0], colors="red", linewidths=2.0)
+        ax.add_collection3d(highlight_lines, autolim=False)
+        pts = np.concatenate([path, segs.reshape(-1, 3)])
         mid, half = (pts.max(0) + pts.min(0)) / 2, max(float(np.ptp(pts, axis=0).max()) / 2, 1e-3)
         ax.set_xlim(mid[0] - half, mid[0] + half)
-        ax.set_ylim(mid[2] - half, mid[2] + half)
-        ax.set_zlim(-mid[1] - half, -mid[1] + half)
+        ax.set_ylim(mid[1] - half, mid[1] + half)
+        ax.set_zlim(mid[2] - half, mid[2] + half)
         ax.set_xlabel("x", fontsize=6, labelpad=-12)
         ax.set_ylabel("z", fontsize=6, labelpad=-12)
         ax.set_zlabel("-y", fontsize=6, labelpad=-12)
         ax.tick_params(labelsize=0, length=0)
-    canvas.draw()
-    img = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-    return img[:height, :width]
+
+    def render(highlight: int | None = None) -> np.ndarray:
+        if highlight_lines is not None:
+            ok = highlight is not None and 0 <= highlight < len(segs)
+            highlight_lines.set_segments(segs[highlight] if ok else np.zeros((0, 2, 3)))
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[:height, :width, :3].copy()
+
+    return render
+
+
+def render_camera_plot(rays: np.ndarray, size: tuple[int, int] = (240, 240), *, title: str = "camera",
+                       highlight: int | None = None) -> np.ndarray:
+    """(height, width, 3) uint8 plot of the cameras of ``rays`` (see :func:`camera_plot_renderer`)."""
+    return camera_plot_renderer(rays, size, title=title)(highlight)

@@ -72,7 +72,8 @@ def _resize_tiles(tiles: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def compose(panels: Panels, rows: Sequence[int] | None = None, *, extra_title: Sequence[str] = (),
-            legends: Sequence[np.ndarray] | None = None, tile_height: int | None = None) -> tuple[np.ndarray, FigureLayout]:
+            legends: Sequence[np.ndarray] | None = None,
+            tile_height: int | None = None) -> tuple[np.ndarray, FigureLayout]:
     """The figure of ``panels`` showing frames ``rows`` (default all) → (RGB (h, w, 3) uint8, layout).
 
     ``tile_height``: scale tiles to this height (aspect kept); ``legends`` replace the panels'.

@@ -76,8 +76,9 @@ def captioned(caption: str, image: np.ndarray, *, under: tuple[str, str] | None 
 @dataclass(kw_only=True)
 class Panels:
     """Tiles of one clip. ``tiles[k]`` is (N, H, W, 3) uint8 for column ``columns[k]``;
-    ``legends`` are (caption, RGB image) shown under the grid; ``rays`` (N, h_p, w_p, 6) or None
-    lets a video highlight the current camera."""
+    ``legends`` are RGB images shown under the grid; ``rays`` (N, h_p, w_p, 6) or None and
+    ``camera_legend`` (the index of the camera plot in ``legends``, or None) let a video
+    highlight the current camera."""
 
     title: list[str]
     columns: list[str]
@@ -85,6 +86,7 @@ class Panels:
     row_labels: list[list[str]]
     legends: list[np.ndarray]
     rays: np.ndarray | None = None
+    camera_legend: int | None = None
     errors: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -151,10 +153,12 @@ def clip_panels(data: ClipData, *, camera_plot: bool = True) -> Panels:
         tiles.append(motion_overlay(data.frames, maps["motion"]))
         legends.append(motion_legend())
     rays = maps.get("camray")
+    camera_legend = None
     if rays is not None:
         columns.append("rays (dir. RGB)")
         tiles.append(upsample_nearest(ray_directions_rgb(rays), h, w))
         if camera_plot:
+            camera_legend = len(legends)
             legends.append(captioned("camera from rays", render_camera_plot(rays, CAMERA_PLOT_SIZE, title="")))
     pca = pca_rgb(data.f4d)  # (taps, N', h', w', 3)
     latent_of_frame = (np.arange(n) * pca.shape[1]) // n
@@ -162,4 +166,5 @@ def clip_panels(data: ClipData, *, camera_plot: bool = True) -> Panels:
         columns.append(f"F4D tap {tap} (PCA)")
         tiles.append(upsample_nearest(pca[k][latent_of_frame], h, w))
     return Panels(title=data.title_lines(), columns=columns, tiles=tiles,
-                  row_labels=row_labels(data.frame_index, data.timestamp), legends=legends, rays=rays)
+                  row_labels=row_labels(data.frame_index, data.timestamp), legends=legends, rays=rays,
+                  camera_legend=camera_legend)

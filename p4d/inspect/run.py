@@ -96,7 +96,8 @@ def inspect_store(
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise ConfigError(f"--out {out}: expected a file ending in {', '.join(FORMATS)}, found {suffix or 'no suffix'!r}")
+        raise ConfigError(f"--out {out}: expected a file ending in {', '.join(FORMATS)}, "
+                          f"found {suffix or 'no suffix'!r}")
     want_steps = parse_steps(steps)
     if want_steps is not False and compare is None:
         raise ConfigError("--steps: needs --compare RUN (the run whose checkpoints to show)")

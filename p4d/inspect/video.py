@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from p4d.errors import ConfigError
-from p4d.inspect.camera import render_camera_plot
+from p4d.inspect.camera import camera_plot_renderer
 from p4d.inspect.figure import FigureLayout, compose
 from p4d.inspect.panels import CAMERA_PLOT_SIZE, Panels, captioned
 
@@ -50,12 +50,12 @@ def _fit(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def video_frames(panels: Panels, timestamps: np.ndarray, *, highlight_camera: bool = True):
     """Yield (RGB frame (h, w, 3) uint8, layout) for every clip frame, in order."""
     n = panels.num_frames
+    camera = highlight_camera and panels.rays is not None and panels.camera_legend is not None
+    plot = camera_plot_renderer(panels.rays, CAMERA_PLOT_SIZE, title="") if camera else None
     for t in range(n):
         legends = list(panels.legends)
-        if highlight_camera and panels.rays is not None and legends:
-            # the camera plot is the last legend when there is one (see clip_panels)
-            legends[-1] = captioned(f"camera from rays (frame {t} red)",
-                                    render_camera_plot(panels.rays, CAMERA_PLOT_SIZE, title="", highlight=t))
+        if plot is not None:
+            legends[panels.camera_legend] = captioned(f"camera from rays (frame {t} red)", plot(t))
         label = " ".join(panels.row_labels[t])
         yield compose(panels, [t], extra_title=[f"now: {label}"], legends=legends)
 

@@ -58,3 +58,14 @@ def test_degenerate_rays_give_an_error_and_a_notice_plot():
 def test_bad_ray_shape():
     with pytest.raises(ConfigError, match=r"\(N, h_p, w_p, 6\)"):
         trajectory_from_rays(np.zeros((8, 8, 6)))
+
+
+def test_renderer_highlights_one_camera_in_red():
+    from p4d.inspect.camera import camera_plot_renderer
+
+    rays, *_ = _known_rays()
+    render = camera_plot_renderer(rays, (160, 160), title="")
+    plain, marked = render(None).astype(int), render(2).astype(int)
+    red = lambda img: ((img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] < 60)).sum()  # noqa: E731
+    assert red(plain) == 0 and red(marked) > 20
+    np.testing.assert_array_equal(render(None), plain)  # un-highlighting restores the plot

@@ -1,0 +1,124 @@
+"""Teacher vs student maps: hand-computed error numbers, P̂_m = D_m(F̂_4D) through the store's
+heads, the comparison and the per-step strip figures."""
+
+import math
+
+import numpy as np
+import pytest
+
+from p4d.cache_schema import read_clip
+from p4d.errors import ConfigError
+from p4d.inspect import load_clip
+from p4d.inspect.compare import (
+    StepDepth,
+    compare_panels,
+    format_errors,
+    load_store_heads,
+    map_errors,
+    maps_from_f4d,
+    step_depths,
+    steps_panels,
+)
+from p4d.inspect.figure import compose, write_png
+
+pytestmark = pytest.mark.slow
+
+
+def test_map_errors_by_hand():
+    sig5 = 1 / (1 + math.exp(-5))
+    teacher = {
+        "depth": np.array([1.0, 2.0]).reshape(1, 1, 2, 1),
+        "flow": np.zeros((2, 1, 1, 2)),
+        "motion": np.array([5.0, 5.0, -5.0, -5.0]).reshape(1, 2, 2, 1),
+        "camray": np.array([[1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]], float).reshape(1, 1, 2, 6),
+    }
+    student = {
+        "depth": np.array([1.5, 2.0]).reshape(1, 1, 2, 1),
+        "flow": np.array([[100.0, 100.0], [3.0, 4.0]]).reshape(2, 1, 1, 2),  # frame 0 is ignored
+        "motion": np.array([5.0, -5.0, 5.0, -5.0]).reshape(1, 2, 2, 1),
+        "camray": np.array([[1, 0, 0, 0, 0, 0], [0, 2, 0, 1, 1, 1]], float).reshape(1, 1, 2, 6),
+    }
+    err = map_errors(teacher, student)
+    assert err["depth"]["abs_rel"] == pytest.approx(0.25)  # mean(0.5 / 1, 0 / 2)
+    assert err["depth"]["rmse_log"] == pytest.approx(math.log(1.5) / math.sqrt(2))
+    assert err["flow"]["epe"] == pytest.approx(5.0)
+    assert err["motion"]["iou"] == pytest.approx(1 / 3)  # masks {0, 1} vs {0, 2}
+    assert err["motion"]["prob_mae"] == pytest.approx((2 * sig5 - 1) / 2)
+    assert err["camray"]["dir_deg"] == pytest.approx(45.0)  # 0° and 90°
+    assert err["camray"]["moment_l1"] == pytest.approx(0.5)  # (0 + 3) / 6
+    assert "flow epe 5 px" in format_errors(err)
+    with pytest.raises(ConfigError, match="depth: student map shape"):
+        map_errors({"depth": np.zeros((1, 2))}, {"depth": np.zeros((2, 1))})
+
+
+@pytest.fixture(scope="module")
+def clip1(store):
+    return load_clip(store, 1)
+
+
+@pytest.fixture(scope="module")
+def heads(store):
+    return load_store_heads(store)
+
+
+def test_store_heads_on_the_cached_latents_reproduce_the_cached_maps(store, heads):
+    """P̂_m from F̂_4D = the teacher's own (cached, codec-decoded) F_4D must match the cached maps
+    the teacher wrote (up to the float16 maps and the latent codec); noise makes it worse."""
+    cached = read_clip(store, 2)
+    pred = maps_from_f4d(heads, cached["f4d"])
+    assert set(pred) == {"depth", "flow", "motion", "camray"}
+    err = map_errors({m: cached[m] for m in pred}, pred)
+    assert err["depth"]["abs_rel"] < 2e-3 and err["flow"]["epe"] < 2e-3 and err["camray"]["dir_deg"] < 0.5
+    noisy = cached["f4d"] + np.random.default_rng(0).standard_normal(cached["f4d"].shape).astype(np.float32)
+    worse = map_errors({"depth": cached["depth"]}, maps_from_f4d(heads, noisy, ["depth"]))
+    assert worse["depth"]["abs_rel"] > 5 * err["depth"]["abs_rel"]
+    with pytest.raises(ConfigError, match="F̂_4D: expected"):
+        maps_from_f4d(heads, cached["f4d"][:, :4])
+
+
+def test_compare_panels_and_png(clip1, tmp_path):
+    student = {m: v.copy() for m, v in clip1.maps.items()}
+    student["depth"] = student["depth"] * 1.1
+    panels = compare_panels(clip1, student)
+    assert panels.columns == ["frame", "depth teacher", "depth student", "flow teacher", "flow student",
+                              "motion teacher", "motion student", "rays teacher", "rays student"]
+    assert panels.errors["depth.abs_rel"] == pytest.approx(0.1, rel=1e-4)
+    assert panels.errors["flow.epe"] == 0 and panels.errors["motion.iou"] == 1
+    assert "teacher vs student: depth abs_rel 0.1" in panels.title[-1]
+    # identical maps give identical tiles (the student is drawn in the teacher's colour scale)
+    image, layout = compose(panels, [4])
+    crop = lambda c: image[slice(*layout.tile_box(0, c)[1::2]), slice(*layout.tile_box(0, c)[0::2])]  # noqa: E731
+    np.testing.assert_array_equal(crop(3), crop(4))
+    assert np.abs(crop(1).astype(int) - crop(2).astype(int)).max() > 0
+    out = tmp_path / "cmp.png"
+    write_png(panels, out)
+    assert out.stat().st_size > 0
+
+
+class _FakeRun:
+    """A StudentRun stand-in: F̂_4D = teacher F_4D + noise shrinking with the step."""
+
+    url = "fake-run"
+    steps = [100, 1000, 10]
+
+    def __init__(self, f4d):
+        self.f4d = f4d
+
+    def predictor(self, step=None):
+        noise = np.random.default_rng(0).standard_normal(self.f4d.shape).astype(np.float32)
+        return lambda frames, timestamps: self.f4d + noise * (10.0 / (step or 1000))
+
+
+def test_steps_strip(clip1, heads, tmp_path):
+    depths = step_depths(_FakeRun(clip1.f4d), heads, clip1)
+    assert [d.step for d in depths] == [100, 1000, 10]
+    panels = steps_panels(clip1, depths)
+    assert panels.columns == ["frame", "depth teacher", "step 10", "step 100", "step 1000"]
+    rel = [float(x.split(": ")[1]) for x in panels.title[-1].split("teacher: ")[1].split(", ")]
+    assert rel[0] > rel[1] > rel[2]  # less noise at later steps → closer to the teacher
+    image, layout = compose(panels, [8])
+    assert layout.num_cols == 5
+    with pytest.raises(ConfigError, match="no checkpoints at steps \\[5\\]"):
+        step_depths(_FakeRun(clip1.f4d), heads, clip1, [5])
+    with pytest.raises(ConfigError, match="--steps: step 3 depth has shape"):
+        steps_panels(clip1, [StepDepth(step=3, depth=np.ones((2, 2)))])
