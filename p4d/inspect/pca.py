@@ -28,12 +28,23 @@ def _top_singular(xc: np.ndarray, k: int, oversample: int = 8, iters: int = 6) -
         _, s, vt = np.linalg.svd(xc, full_matrices=False)
         return s, vt
     omega = np.random.default_rng(0).standard_normal((xc.shape[1], k + oversample))
-    q, _ = np.linalg.qr(xc @ omega)
+    q = _orthonormal(xc @ omega)
     for _ in range(iters):
-        q, _ = np.linalg.qr(xc.T @ q)
-        q, _ = np.linalg.qr(xc @ q)
+        q = _orthonormal(xc.T @ q)
+        q = _orthonormal(xc @ q)
     _, s, vt = np.linalg.svd(q.T @ xc, full_matrices=False)
     return s, vt
+
+
+def _orthonormal(y: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the columns of a tall ``y`` (M, r), from the eigendecomposition of
+    its r x r Gram matrix, done twice for accuracy (numpy's tall-skinny QR can be very slow under
+    multi-threaded OpenBLAS); columns of (near) zero norm are dropped."""
+    for _ in range(2):
+        w, v = np.linalg.eigh(y.T @ y)
+        keep = w > w.max() * 1e-13 if w.size and w.max() > 0 else np.zeros(w.shape, bool)
+        y = (y @ v[:, keep]) / np.sqrt(w[keep])
+    return y
 
 
 def pca_basis(vectors: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
