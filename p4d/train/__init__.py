@@ -58,4 +58,42 @@ Checkpoints, export, trainability::
 
 Losses (float32 scalars, 0 at equality): sft_loss, latent_loss, depth_loss (pre-exp log-depth vs cached
 depth), flow_loss (frames 1..N-1), motion_loss, camray_loss; TPE: timestamp_pe, time_prompt, mark_timestamps.
+
+Trainer API (issue #7; ``from p4d.train import ...``, loaded lazily)
+-------------------------------------------------------------------
+
+    TrainConfig (config.py: sections data, model, recipe, loss, lora, optim, augment, checkpoint, log, runtime,
+                 expect; .validate(), .to_dict(), .save(path)) ; resolve_config(config_file=None, overrides=None)
+    main(cfg) -> TrainResult(out, steps, last, checkpoint, export, data)      # trainer.py; torchrun-aware
+    load_exported_student(dir, *, cache=None, attn=None, dtype=None, device=None) -> StudentAnswerer
+        .answer(frames (N,H,W,3) uint8, timestamps (N,) s, question_text, options, video=None) -> str
+    load_checkpoint_model(checkpoint_or_run_dir, *, cache=None, device="cpu") -> (Student, TrainConfig)
+    make_demo_conversations(video_dir, out_jsonl) ; run_demo_training(video_dir, store, out, ...)   # demo.py
+    train_command (cli.py): the typer command behind ``p4d train``; ``python -m p4d.train`` for torchrun.
+
+Modules: config (YAML + flags), data (records joined with the cache), loader (dataset, shard-then-clip
+sampler, spawn DataLoader), augment (flip replay), build (student/optimizer/schedule factories, cache
+checks), checkpoint (named parts + meta.json), logs (JSONL/tqdm/TensorBoard), distributed, trainer, export.
 """
+
+_LAZY = {
+    "TrainConfig": "p4d.train.config",
+    "resolve_config": "p4d.train.config",
+    "main": "p4d.train.trainer",
+    "TrainResult": "p4d.train.trainer",
+    "load_exported_student": "p4d.train.export",
+    "export_trained": "p4d.train.export",
+    "load_checkpoint_model": "p4d.train.checkpoint",
+    "make_demo_conversations": "p4d.train.demo",
+    "run_demo_training": "p4d.train.demo",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'p4d.train' has no attribute {name!r}")

@@ -231,3 +231,17 @@ def _load_rng(file: Path) -> None:
     random.setstate((version, tuple(state), gauss))
     name, pos, has_gauss, cached = json.loads(meta["numpy"])
     np.random.set_state((name, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def load_checkpoint_model(folder: str | Path, *, cache: str | None = None, device: str | torch.device = "cpu"):
+    """The student of a training checkpoint (its recipe rebuilt from meta.json, weights loaded):
+    returns (model, TrainConfig). ``cache`` overrides the store recorded in the config (for D_m)."""
+    from p4d.cache_schema import open_store
+    from p4d.train.build import build_model
+    from p4d.train.config import TrainConfig
+
+    folder = find_checkpoint(folder)
+    cfg = TrainConfig.from_dict(read_meta(folder)["config"], source=f"{folder / META}")
+    model, _ = build_model(cfg, open_store(cache or cfg.data.cache), device=device)
+    load_model_state(folder, model, cfg.recipe.tune.endswith("-lora"))
+    return model, cfg

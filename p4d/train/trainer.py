@@ -96,6 +96,7 @@ def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, c
         grads = {n: p.grad.detach().cpu().contiguous() for n, p in inner.named_parameters() if p.grad is not None}
         safetensors.torch.save_file(grads, str(dump_grads))
     terms = {k: v / len(batches) for k, v in sums.items()}
+    terms.update({f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups})  # the lrs this step used
     if cfg.optim.grad_clip > 0:
         params = [p for p in model.parameters() if p.grad is not None]
         terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
@@ -222,7 +223,6 @@ def main(cfg: TrainConfig) -> TrainResult:
             if step % cfg.log.every == 0 or step == cfg.optim.max_steps:
                 terms = mean_across(terms, dist)
                 last = {"step": step, "epoch": sampler.epoch, **terms,
-                        **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups},
                         "step_time": elapsed, "data_wait": wait, "data_wait_frac": wait / elapsed if elapsed else 0.0,
                         "samples_per_s": n * dist.world_size / elapsed if elapsed else 0.0,
                         "peak_mem_mb": peak_memory_mb(dist.device), "samples": seen,

@@ -59,13 +59,13 @@ def conversations(train_cache) -> Path:
     return write_jsonl(train_cache.root / "good.jsonl", good_records())
 
 
-def small_config(train_cache, out: Path, data: Path | None = None, **sections):
+def small_config(train_cache, out: Path, conversations_file: Path | None = None, **sections):
     """A validated TrainConfig for fast CPU runs (tiny student, no tqdm, high learning rates)."""
     from p4d.train.config import merge, resolve_config
 
     base = {
         "out": str(out),
-        "data": {"conversations": str(data or train_cache.root / "good.jsonl"), "cache": train_cache.store,
+        "data": {"conversations": str(conversations_file or train_cache.root / "good.jsonl"), "cache": train_cache.store,
                  "batch_size": 2},
         "optim": {"max_steps": 4, "lr_llm": 2e-3, "lr_projector": 2e-3, "lr_d4dp": 2e-3, "warmup_steps": 1},
         "log": {"progress": False, "tensorboard": False},

@@ -1,0 +1,76 @@
+"""The README demo's training stage: conversations about the demo videos, then a few dozen steps of
+the tiny student on the demo cache, printing the loss terms.
+
+The questions have answers known from the files themselves: the video's duration (probed) and
+where a boxed region (``<obj_1>``, drawn as a SoM mark on frame 0) lies in the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+def make_demo_conversations(video_dir: str | Path, out_jsonl: str | Path) -> Path:
+    """Write two LLaVA-style records per video of ``video_dir`` (a duration MCQ and a region
+    question) to ``out_jsonl``, with paths relative to its folder when possible; return the path."""
+    from p4d.video import probe
+
+    video_dir, out_jsonl = Path(video_dir), Path(out_jsonl)
+    out_jsonl.parent.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path in sorted(p for p in video_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
+        info = probe(str(path))
+        try:
+            rel = str(path.resolve().relative_to(out_jsonl.parent.resolve()))
+        except ValueError:
+            rel = str(path.resolve())
+        short, long_ = sorted((round(info.duration), round(info.duration) * 3 + 5))
+        records.append({
+            "id": f"{path.stem}-duration", "video": rel,
+            "conversations": [
+                {"from": "human", "value": f"<video>\nHow long is this video?\nA. about {short} s\nB. about {long_} s"},
+                {"from": "gpt", "value": "A"}]})
+        upper = len(records) % 2 == 0
+        y0, y1 = (0.05, 0.4) if upper else (0.6, 0.95)
+        box = [round(0.3 * info.width), round(y0 * info.height), round(0.7 * info.width), round(y1 * info.height)]
+        records.append({
+            "id": f"{path.stem}-region", "video": rel, "regions": [{"label": "obj_1", "box": box}],
+            "conversations": [
+                {"from": "human", "value": "<video>\nIs <obj_1> in the upper or the lower half of the first frame?"
+                                           "\nA. upper\nB. lower"},
+                {"from": "gpt", "value": "A" if upper else "B"}]})
+    if not records:
+        raise FileNotFoundError(f"{video_dir}: no videos to make demo conversations from")
+    out_jsonl.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return out_jsonl
+
+
+def run_demo_training(conversations: str | Path, store: str | Path, out: str | Path, *, steps: int = 30,
+                      batch_size: int = 2, echo=print, progress: bool = False):
+    """Train the tiny student for ``steps`` steps (CPU is fine) and echo the first and last loss terms."""
+    from p4d.train.config import resolve_config
+    from p4d.train.logs import read_log
+    from p4d.train.trainer import main
+
+    cfg = resolve_config(overrides={
+        "out": str(out),
+        "data": {"conversations": str(conversations), "cache": str(store), "batch_size": batch_size},
+        "model": {"preset": "tiny"},
+        "optim": {"max_steps": steps, "lr_llm": 2e-3, "lr_projector": 2e-3, "lr_d4dp": 2e-3, "warmup_steps": 2},
+        "checkpoint": {"every": 0},
+        "log": {"progress": progress, "tensorboard": False},
+    })
+    result = main(cfg)
+    records = read_log(out)
+    terms = ("loss", "sft", "ld", "depth", "flow", "motion", "camray")
+    for r in (records[0], records[-1]):
+        echo(f"step {r['step']:3d}: " + "  ".join(f"{k} {r[k]:.4g}" for k in terms if r.get(k) is not None))
+    echo(f"data: {result.data['kinds']} used, skipped {result.data['skipped'] or 'none'}; "
+         f"checkpoint {result.checkpoint}; export {result.export}")
+    return result
