@@ -6,7 +6,7 @@ Examples::
     p4d inspect cache.zarr --clip 3 --out clip3.mp4          # the clip with its maps, at the source timing
     p4d inspect cache.zarr --out cache.html                  # every done clip + status/failure table
     p4d inspect s3://bucket/cache.zarr --clip 0-9 --out first10.html --video-root videos/
-    p4d inspect cache.zarr --clip 3 --compare runs/p4d --out cmp.png          # needs a trainer run (#7)
+    p4d inspect cache.zarr --clip 3 --compare runs/p4d --out cmp.png          # teacher vs student, errors
     p4d inspect cache.zarr --clip 3 --compare runs/p4d --steps all --out steps.png
 
 Heavy modules are imported inside the command, so ``p4d --help`` stays instant.
@@ -28,7 +28,7 @@ def inspect_command(
     per_clip: int = typer.Option(4, "--per-clip", help=".html: evenly spaced frames shown per clip when --frames is not given."),
     max_clips: int = typer.Option(50, "--max-clips", help=".html: render at most this many done clips (all are listed in the status table)."),
     video_root: Optional[str] = typer.Option(None, "--video-root", help="Folder to find source videos in when their recorded path is missing (e.g. a store read from a URL)."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="A student run: render teacher maps vs the student's P̂_m with per-modality errors (.png/.mp4). Needs a trainer run (issue #7)."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="A `p4d train` output folder (its newest checkpoint) or one checkpoints/step-K folder: teacher maps vs the student's P̂_m = D_m(F̂_4D) with per-modality errors (.png/.mp4)."),
     steps: Optional[str] = typer.Option(None, "--steps", help="With --compare: 'all' or steps such as 1000,2000: P̂_depth of every saved checkpoint beside the teacher's (.png)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (.html, .mp4)."),
 ) -> None:

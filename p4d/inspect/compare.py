@@ -8,14 +8,15 @@ the same weights the student trains against) decode it. Nothing here loads the t
 - :func:`compare_panels`: frame | teacher | student for each modality (student in the teacher's
   colour scale), error numbers in the title.
 - :func:`steps_panels`: frame | teacher depth | P̂_depth at each checkpoint step (paper Fig. 5).
-- :func:`open_run`: a student run's checkpoints as F̂_4D predictors. Reading a run needs the
-  trainer's run layout (issue #7, ``p4d train``), which does not exist yet: it raises
-  :class:`~p4d.errors.CheckpointError` saying so.
+- :func:`open_run`: a ``p4d train`` run's checkpoints (``RUN/checkpoints/step-K``, loaded with
+  :func:`p4d.train.checkpoint.load_checkpoint_model`) as F̂_4D predictors; :func:`student_f4d`
+  runs one p4d student (E_v + TPE + E_p + LLM, then D_4DP on the video tokens' hidden states).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -49,17 +50,76 @@ class StudentRun(Protocol):
         ...
 
 
-def open_run(run: str) -> StudentRun:
-    """The student run at ``run`` (the ``--compare`` argument).
+#: The user turn after the video block when running the student for F̂_4D. The LLM is causal and
+#: the video block comes first, so the video tokens' hidden states do not depend on it.
+PROMPT = "Describe the video."
 
-    Not available yet: the trainer (issue #7) defines the run folder and its checkpoints; until
-    it lands this raises CheckpointError naming the flag and the issue.
-    """
-    raise CheckpointError(
-        f"--compare {run}: reading a student run needs a trainer run (issue #7, `p4d train`), whose run "
-        "layout and checkpoints are not built yet; the comparison itself is available from Python as "
-        "p4d.inspect.compare.compare_panels(clip_data, student_maps)"
-    )
+
+@dataclass(kw_only=True)
+class CheckpointRun:
+    """A ``p4d train`` run folder (``RUN/checkpoints/step-K``) or one checkpoint folder: its saved
+    ``steps`` and, per step, an F̂_4D predictor built from that checkpoint (loaded on first use;
+    ``cache`` is the store whose D_m the student is rebuilt with)."""
+
+    url: str
+    folders: dict[int, Path]
+    cache: str | None = None
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(self.folders)
+
+    def predictor(self, step: int | None = None) -> F4DPredictor:
+        from p4d.train.checkpoint import load_checkpoint_model
+
+        step = self.steps[-1] if step is None else step
+        if step not in self.folders:
+            raise ConfigError(f"--steps: run {self.url} has no checkpoint at step {step} (saved: {self.steps})")
+        model, _ = load_checkpoint_model(self.folders[step], cache=self.cache, device="cpu")
+        return lambda frames, timestamps: student_f4d(model, frames, timestamps)
+
+
+def open_run(run: str, *, cache: str | None = None) -> CheckpointRun:
+    """The student run at ``run`` (the ``--compare`` argument): a ``p4d train`` output folder
+    holding ``checkpoints/step-K`` folders, or one such folder. Only complete checkpoints (with
+    ``meta.json``) count. CheckpointError naming ``--compare`` if there is none."""
+    from p4d.train.checkpoint import META, STEP_DIR, list_checkpoints, read_meta
+
+    path = Path(run)
+    if (path / META).is_file():
+        folders = {int(read_meta(path).get("step", 0)): path}
+    else:
+        folders = {int(STEP_DIR.match(p.name).group(1)): p for p in list_checkpoints(path)}
+    if not folders:
+        raise CheckpointError(
+            f"--compare {run}: no student checkpoint there (expected a `p4d train` run folder holding "
+            f"checkpoints/step-K/{META}, or one step-K folder)"
+        )
+    return CheckpointRun(url=str(run), folders=folders, cache=cache)
+
+
+def student_f4d(model, frames: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """F̂_4D = D_4DP(F_hidden) of a p4d student for one clip: frames (N, H, W, 3) uint8, timestamps
+    (N,) seconds → (taps, N', h', w', c') float32. The student sees the frames with its own TPE."""
+    import torch
+
+    from p4d.train.model import encode_chat
+
+    if getattr(model, "d4dp", None) is None:
+        raise CheckpointError(
+            f"--compare: the student (strategy {model.cfg.strategy!r}) has no D_4DP, so it predicts no F̂_4D; "
+            "only p4d-strategy checkpoints (not exported students) can be compared"
+        )
+    frames = np.ascontiguousarray(frames, dtype=np.uint8)
+    ts = np.asarray(timestamps, dtype=np.float32)
+    ids = encode_chat(model.tokenizer, model.cfg, [(PROMPT, None)], num_frames=len(frames),
+                      timestamps=ts.tolist())["input_ids"]
+    model.eval()
+    with torch.no_grad():
+        out = model(frames=torch.from_numpy(frames)[None], timestamps=torch.from_numpy(ts)[None],
+                    input_ids=torch.tensor([ids]))
+        f4d_hat = model.d4dp(out["hidden"])
+    return f4d_hat[0].float().cpu().numpy()
 
 
 # --- P̂_m from F̂_4D -------------------------------------------------------------------------
@@ -210,7 +270,7 @@ def steps_panels(data: ClipData, steps: Sequence[StepDepth]) -> Panels:
         columns.append(f"step {s.step}")
         tiles.append(depth_to_rgb(s.depth, lo, hi))
         rel.append(f"{s.step}: {map_errors({'depth': data.maps['depth']}, {'depth': s.depth})['depth']['abs_rel']:.3g}")
-    title = data.title_lines() + ["P̂_depth over training steps, abs_rel vs teacher: " + ", ".join(rel)]
+    title = data.title_lines() + ["student depth over training steps, abs_rel vs teacher: " + ", ".join(rel)]
     return Panels(title=title, columns=columns, tiles=tiles, row_labels=row_labels(data.frame_index, data.timestamp),
                   legends=[leg])
 

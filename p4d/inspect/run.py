@@ -133,7 +133,7 @@ def _compare(cache, out: Path, suffix: str, clip, frames, video_root, run_url: s
 
     if suffix == ".html" or (steps is not False and suffix != ".png"):
         raise ConfigError(f"--out {out}: --compare writes a .png or .mp4 (--steps: a .png)")
-    run = open_run(run_url)
+    run = open_run(run_url, cache=cache.url)
     index = _one_clip(cache, clip)
     data = load_clip(cache, index, video_root=video_root)
     heads = load_store_heads(cache)

@@ -122,3 +122,62 @@ def test_steps_strip(clip1, heads, tmp_path):
         step_depths(_FakeRun(clip1.f4d), heads, clip1, [5])
     with pytest.raises(ConfigError, match="--steps: step 3 depth has shape"):
         steps_panels(clip1, [StepDepth(step=3, depth=np.ones((2, 2)))])
+
+
+# --- a real `p4d train` run (2 steps of the tiny student on this store) -----------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(store, video_dir, tmp_path_factory):
+    import json
+
+    from p4d.train.config import resolve_config
+    from p4d.train.trainer import main as train_main
+
+    turns = [{"from": "human", "value": "<video>\nWhich way?\nA. left\nB. right"}, {"from": "gpt", "value": "A"}]
+    conv = video_dir / "conv.jsonl"
+    conv.write_text("".join(json.dumps({"id": f"r{i}", "video": f"good{i}.mp4", "conversations": turns}) + "\n"
+                            for i in range(2)))
+    out = tmp_path_factory.mktemp("inspect_run") / "run"
+    cfg = resolve_config(overrides={
+        "out": str(out), "data": {"conversations": str(conv), "cache": store.url, "batch_size": 2},
+        "optim": {"max_steps": 2, "warmup_steps": 1}, "log": {"progress": False, "tensorboard": False},
+        "checkpoint": {"export": False, "every": 1}})
+    train_main(cfg)
+    return out
+
+
+def test_student_f4d_is_the_d4dp_output_training_uses(run_dir, store, clip1):
+    """Independent path: the Student's own distillation forward (targets given) returns f4d_hat."""
+    import torch
+
+    from p4d.inspect.compare import PROMPT, open_run, student_f4d
+    from p4d.train.checkpoint import load_checkpoint_model
+    from p4d.train.model import encode_chat
+
+    run = open_run(str(run_dir), cache=store.url)
+    assert run.steps == [1, 2]
+    model, _ = load_checkpoint_model(run.folders[2], cache=store.url)
+    got = student_f4d(model, clip1.frames, clip1.timestamp)
+    assert got.shape == clip1.f4d.shape
+    ids = encode_chat(model.tokenizer, model.cfg, [(PROMPT, None)], num_frames=16,
+                      timestamps=clip1.timestamp.tolist())["input_ids"]
+    model.eval()
+    with torch.no_grad():
+        out = model(frames=torch.from_numpy(clip1.frames)[None],
+                    timestamps=torch.from_numpy(clip1.timestamp.astype(np.float32))[None],
+                    input_ids=torch.tensor([ids]), targets={"f4d": torch.from_numpy(clip1.f4d)[None]})
+    np.testing.assert_allclose(got, out["f4d_hat"][0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_compare_and_steps_from_a_run(run_dir, store_path, tmp_path):
+    from p4d.inspect import inspect_store
+
+    out = inspect_store(str(store_path), tmp_path / "cmp.png", clip=1, compare=str(run_dir), frames=[0, 8])
+    assert out.clips == [1] and (tmp_path / "cmp.png").stat().st_size > 0
+    strip = inspect_store(str(store_path), tmp_path / "steps.png", clip=1, compare=str(run_dir), steps="all")
+    assert strip.path.exists()
+    one = run_dir / "checkpoints" / "step-000001"
+    assert inspect_store(str(store_path), tmp_path / "one.png", clip=1, compare=str(one), frames=[3]).path.exists()
+    with pytest.raises(ConfigError, match=r"no checkpoints at steps \[7\]"):
+        inspect_store(str(store_path), tmp_path / "s7.png", clip=1, compare=str(run_dir), steps="7")

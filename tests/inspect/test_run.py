@@ -37,9 +37,10 @@ def test_bad_flags(store_path, tmp_path):
         inspect_store(str(store_path), tmp_path / "x.png", clip=1, steps="all")
 
 
-def test_compare_needs_a_trainer_run(store_path, tmp_path):
-    with pytest.raises(CheckpointError, match=r"--compare runs/p4d: .*trainer run \(issue #7"):
-        inspect_store(str(store_path), tmp_path / "x.png", clip=1, compare="runs/p4d")
+def test_compare_needs_a_run_with_checkpoints(store_path, tmp_path):
+    (tmp_path / "run" / "checkpoints" / "step-000005").mkdir(parents=True)  # incomplete: no meta.json
+    with pytest.raises(CheckpointError, match=r"--compare .*run: no student checkpoint there"):
+        inspect_store(str(store_path), tmp_path / "x.png", clip=1, compare=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match="--compare writes a .png or .mp4"):
         inspect_store(str(store_path), tmp_path / "x.html", clip=1, compare="runs/p4d")
 
