@@ -15,7 +15,24 @@ Modules:
 - ``run``: :func:`inspect_store` (``p4d inspect`` as a function); ``cli``: the typer command.
 """
 
-from p4d.inspect.clipdata import ClipData, load_clip, parse_clip_spec
-from p4d.inspect.run import InspectResult, inspect_store
 
-__all__ = ["ClipData", "InspectResult", "inspect_store", "load_clip", "parse_clip_spec"]
+from __future__ import annotations
+
+import importlib
+
+# Exported lazily, so that ``p4d.inspect.cli`` (imported by ``p4d --help``) stays light.
+_EXPORTS = {
+    "ClipData": "p4d.inspect.clipdata",
+    "load_clip": "p4d.inspect.clipdata",
+    "parse_clip_spec": "p4d.inspect.clipdata",
+    "InspectResult": "p4d.inspect.run",
+    "inspect_store": "p4d.inspect.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'p4d.inspect' has no attribute {name!r}")
