@@ -21,6 +21,7 @@ import typer
 
 from p4d.errors import ConfigError, P4DError
 from p4d.eval.cli import eval_app
+from p4d.inspect.cli import inspect_command
 
 app = typer.Typer(
     name="p4d",
@@ -34,6 +35,7 @@ teacher_app = typer.Typer(help="The L4P teacher: presets, parameters, shapes.", 
 app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(eval_app, name="eval")
+app.command("inspect")(inspect_command)
 
 
 def _not_built(command: str, issue: int, what: str) -> None:
@@ -186,12 +188,6 @@ def precompute(
 def train(ctx: typer.Context) -> None:
     """Train the student from conversations + a cache, never loading the teacher."""
     _not_built("train", 7, "the student trainer")
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def inspect(ctx: typer.Context) -> None:
-    """Render cached maps and latents of a clip to PNG/MP4/HTML."""
-    _not_built("inspect", 8, "PNG/MP4/HTML views of cached 4D maps")
 
 
 @app.command()

@@ -2,9 +2,9 @@
 
 ``p4d demo --out demo`` generates a few short H.264 videos (textured objects moving under a
 panning camera) on first run, runs ``p4d precompute`` over them with the tiny teacher preset
-(random weights: real L4P weights cannot be downloaded here) on a local dask cluster, and prints
-the cache summary. Rerunning resumes: complete shards are skipped. Later stages (train ->
-inspect) extend this as their issues land.
+(random weights: real L4P weights cannot be downloaded here) on a local dask cluster, prints
+the cache summary, and writes ``p4d inspect`` views of the cache (a PNG of one clip, an HTML
+page of all). Rerunning resumes: complete shards are skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     """Run the demo under ``out``; returns the cache path."""
-    from p4d.cache_schema import format_summary, open_store
+    from p4d.cache_schema import STATUS_DONE, format_summary, open_store
+    from p4d.inspect import inspect_store
     from p4d.precompute.config import PrecomputeConfig
     from p4d.precompute.job import run_precompute
     from p4d.video.synthetic import write_demo_videos
@@ -40,5 +41,11 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
         clips_per_shard=4, workers=1, device="cpu",
     ))
     echo(report.headline() + "\n")
-    echo(format_summary(open_store(str(store_path))))
+    store = open_store(str(store_path))
+    echo(format_summary(store))
+
+    first_done = int(next(i for i, s in enumerate(store.clip_status()) if s == STATUS_DONE))
+    png = inspect_store(str(store_path), out / "clip.png", clip=first_done).path
+    html = inspect_store(str(store_path), out / "cache.html").path
+    echo(f"\n[inspect] clip {first_done}: {png}\n[inspect] every clip: {html}")
     return store_path
