@@ -19,13 +19,18 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 def make_demo_conversations(video_dir: str | Path, out_jsonl: str | Path) -> Path:
     """Write two LLaVA-style records per video of ``video_dir`` (a duration MCQ and a region
     question) to ``out_jsonl``, with paths relative to its folder when possible; return the path."""
+    from p4d.errors import VideoDecodeError
     from p4d.video import probe
 
     video_dir, out_jsonl = Path(video_dir), Path(out_jsonl)
     out_jsonl.parent.mkdir(parents=True, exist_ok=True)
     records = []
-    for path in sorted(p for p in video_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
-        info = probe(str(path))
+    for k, path in enumerate(sorted(p for p in video_dir.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)):
+        try:
+            info = probe(str(path))
+        except VideoDecodeError as exc:
+            log.warning("demo conversations: skipping %s (%s)", path, exc)
+            continue
         try:
             rel = str(path.resolve().relative_to(out_jsonl.parent.resolve()))
         except ValueError:
@@ -36,7 +41,7 @@ def make_demo_conversations(video_dir: str | Path, out_jsonl: str | Path) -> Pat
             "conversations": [
                 {"from": "human", "value": f"<video>\nHow long is this video?\nA. about {short} s\nB. about {long_} s"},
                 {"from": "gpt", "value": "A"}]})
-        upper = len(records) % 2 == 0
+        upper = k % 2 == 0  # alternate, so both answers occur
         y0, y1 = (0.05, 0.4) if upper else (0.6, 0.95)
         box = [round(0.3 * info.width), round(y0 * info.height), round(0.7 * info.width), round(y1 * info.height)]
         records.append({
