@@ -19,7 +19,7 @@ BENCHMARKS: dict[str, str] = {
     "loader": "p4d.bench.loader",
     "teacher": "p4d.bench.teacher",
     "precompute": "p4d.bench.precompute",
-    "train": "issue #7 (p4d train)",
+    "train": "p4d.bench.train",
 }
 
 

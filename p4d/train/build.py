@@ -78,9 +78,11 @@ def load_cache_heads(store: CacheStore):
 
 # ---- the student --------------------------------------------------------------------------------
 
-def student_config(cfg: TrainConfig) -> StudentConfig:
-    """The preset with the recipe's strategy, time cue, loss weights and model overrides."""
-    base = student_preset(cfg.model.preset)
+def student_config(cfg: TrainConfig, base: StudentConfig | None = None) -> StudentConfig:
+    """The preset (or ``base``) with the recipe's strategy, time cue, loss weights and model overrides."""
+    if base is None and cfg.model.config_file:
+        base = _student_from_file(cfg.model.config_file)
+    base = base if base is not None else student_preset(cfg.model.preset)
     changes: dict[str, Any] = {
         "strategy": cfg.recipe.strategy,
         "tpe": TIME_CUES[cfg.recipe.time_cue],
@@ -93,14 +95,31 @@ def student_config(cfg: TrainConfig) -> StudentConfig:
     return base.replace(**changes)
 
 
+def _student_from_file(path: str) -> StudentConfig:
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--model.config-file {file}: not a readable JSON file ({exc})") from None
+    try:
+        return StudentConfig.from_dict(data.get("config", data) if "format" in data else data)
+    except ConfigError as exc:
+        raise ConfigError(f"--model.config-file {file}: {exc}") from None
+
+
 def needs_heads(cfg: TrainConfig) -> bool:
     return any(t in cfg.loss_terms for t in ("depth", "flow", "motion", "camray"))
 
 
-def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | str = "cpu",
+                base: StudentConfig | None = None) -> tuple[nn.Module, dict]:
     """The student of the recipe on ``device`` with its trainability applied; returns (model,
-    {part: trainable parameter count}). Random init is seeded by ``--runtime.seed``."""
-    scfg = student_config(cfg)
+    {part: trainable parameter count}). Random init is seeded by ``--runtime.seed``. ``base``
+    replaces the ``--model.preset`` architecture (benchmarks)."""
+    scfg = student_config(cfg, base)
     heads = load_cache_heads(store) if needs_heads(cfg) else None
     torch.manual_seed(cfg.runtime.seed)
     if cfg.model.init_from:

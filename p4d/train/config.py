@@ -59,6 +59,7 @@ class DataConfig:
 @dataclass(kw_only=True)
 class ModelConfig:
     preset: str = "tiny"                 # student preset: tiny | nvila-lite-8b | nvila-lite-2b
+    config_file: str | None = None       # a StudentConfig JSON (StudentConfig.to_dict()) used instead of the preset
     init_from: str | None = None         # NVILA-Lite checkpoint folder (llm/, vision_tower/, mm_projector/); None: seeded random init
     attn: str | None = None              # eager | sdpa (default: the preset's)
     dtype: str | None = None             # parameter dtype float32 | bfloat16 (default: the preset's)
