@@ -67,9 +67,16 @@ def test_tiny_end_to_end_loss_goes_down(train_cache, conversations, tmp_path):
     assert (position["epoch"], position["batch"]) == (9, 2)    # 5 clips = 2 batches of 2 per epoch; 20 batches taken
 
 
-def _run_cli(args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "p4d.train", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=os.getcwd())
+def _run_cli(args, output):
+    """``python -m p4d.train ARGS`` in the background, its output to the file ``output``."""
+    proc = subprocess.Popen([sys.executable, "-m", "p4d.train", *args], stdout=output.open("w"),
+                            stderr=subprocess.STDOUT, cwd=os.getcwd())
+    proc.output = output
+    return proc
+
+
+def _tail(proc) -> str:
+    return proc.output.read_text()[-3000:]
 
 
 def test_kill_and_resume_matches_an_uninterrupted_run(train_cache, conversations, tmp_path):
@@ -80,7 +87,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(train_cache, conversations
              "--optim.lr-llm", "2e-3", "--optim.lr-projector", "2e-3", "--optim.lr-d4dp", "2e-3",
              "--optim.warmup-steps", "2", "--lora.dropout", "0"]
     killed = tmp_path / "killed"
-    proc = _run_cli(["--out", str(killed), *flags])
+    proc = _run_cli(["--out", str(killed), *flags], tmp_path / "killed.out")
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         done = [r["step"] for r in read_log(killed)] if (killed / "log.jsonl").exists() else []
@@ -89,15 +96,16 @@ def test_kill_and_resume_matches_an_uninterrupted_run(train_cache, conversations
             break
         time.sleep(0.02)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()[-2000:]
+    assert proc.returncode == -signal.SIGKILL, _tail(proc)
     saved = [int(p.name.split("-")[1]) for p in ckpt.list_checkpoints(killed)]
     assert saved and max(saved) < steps                      # killed mid-run, after a checkpoint
     resume_step = max(saved)
 
-    resumed = _run_cli(["--resume", str(killed), "--log.progress", "false"])
-    assert resumed.wait(timeout=180) == 0, resumed.stdout.read().decode()[-3000:]
-    straight = _run_cli(["--out", str(tmp_path / "straight"), *flags])
-    assert straight.wait(timeout=180) == 0, straight.stdout.read().decode()[-3000:]
+    resumed = _run_cli(["--resume", str(killed), "--log.progress", "false"], tmp_path / "resumed.out")
+    straight = _run_cli(["--out", str(tmp_path / "straight"), *flags], tmp_path / "straight.out")  # side by side
+    assert resumed.wait(timeout=180) == 0, _tail(resumed)
+    assert straight.wait(timeout=180) == 0, _tail(straight)
+    assert f"resumed from {killed}" in resumed.output.read_text()
 
     reference = {r["step"]: r for r in read_log(tmp_path / "straight")}
     after = {r["step"]: r for r in read_log(killed)}          # later lines (the resumed run) win
