@@ -195,8 +195,10 @@ class ShardBatchSampler(torch.utils.data.Sampler):
             if self.samples[members[0]].shard < 0:
                 members = [members[k] for k in rng.permutation(len(members))]
             streams.append([members[k:k + g] for k in range(0, len(members) - g + 1, g)])
+        # interleave the buckets' batch streams at random, each stream keeping its own order
         labels = np.concatenate([np.full(len(s), k) for k, s in enumerate(streams)]) if streams else np.zeros(0)
-        rng.shuffle(labels) if len(streams) > 1 else None
+        if len(streams) > 1:
+            rng.shuffle(labels)
         cursors = [0] * len(streams)
         batches = []
         for k in labels.astype(int).tolist():

@@ -31,7 +31,7 @@ from p4d.errors import CheckpointError, ConfigError
 from p4d.train import checkpoint as ckpt
 from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
 from p4d.train.config import TrainConfig
-from p4d.train.data import DataReport, build_samples
+from p4d.train.data import build_samples
 from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across
 from p4d.train.export import export_trained
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
