@@ -22,6 +22,7 @@ import typer
 from p4d.errors import ConfigError, P4DError
 from p4d.eval.cli import eval_app
 from p4d.inspect.cli import inspect_command
+from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command
 
 app = typer.Typer(
     name="p4d",
@@ -36,6 +37,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(eval_app, name="eval")
 app.command("inspect")(inspect_command)
+app.command("train", context_settings=TRAIN_CONTEXT, help=TRAIN_HELP)(train_command)
 
 
 def _not_built(command: str, issue: int, what: str) -> None:
@@ -182,12 +184,6 @@ def precompute(
     typer.echo(report.headline())
     if report.interrupted:
         raise typer.Exit(code=130)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context) -> None:
-    """Train the student from conversations + a cache, never loading the teacher."""
-    _not_built("train", 7, "the student trainer")
 
 
 @app.command()

@@ -3,7 +3,8 @@
 ``p4d demo --out demo`` generates a few short H.264 videos (textured objects moving under a
 panning camera) on first run, runs ``p4d precompute`` over them with the tiny teacher preset
 (random weights: real L4P weights cannot be downloaded here) on a local dask cluster, prints
-the cache summary, and writes ``p4d inspect`` views of the cache (a PNG of one clip, an HTML
+the cache summary, trains the tiny student for 30 steps on conversations made from the demo
+videos (printing the loss terms), and writes ``p4d inspect`` views of the cache (a PNG of one clip, an HTML
 page of all). Rerunning resumes: complete shards are skipped.
 """
 
@@ -19,6 +20,7 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     """Run the demo under ``out``; returns the cache path."""
     from p4d.cache_schema import STATUS_DONE, format_summary, open_store
     from p4d.inspect import inspect_store
+    from p4d.train.demo import make_demo_conversations, run_demo_training
     from p4d.precompute.config import PrecomputeConfig
     from p4d.precompute.job import run_precompute
     from p4d.video.synthetic import write_demo_videos
@@ -27,13 +29,13 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     video_dir = out / "videos"
     existing = sorted(video_dir.glob("*.mp4")) if video_dir.is_dir() else []
     if len(existing) >= num_videos:
-        echo(f"[1/2] reusing {len(existing)} synthetic videos in {video_dir}")
+        echo(f"[1/3] reusing {len(existing)} synthetic videos in {video_dir}")
     else:
         paths = write_demo_videos(video_dir, count=num_videos, seconds=3.0)
-        echo(f"[1/2] wrote {len(paths)} synthetic H.264 videos to {video_dir}")
+        echo(f"[1/3] wrote {len(paths)} synthetic H.264 videos to {video_dir}")
 
     store_path = out / "cache.zarr"
-    echo(f"[2/2] p4d precompute {video_dir} {store_path} --teacher tiny --policy stride --frame-stride 2\n"
+    echo(f"[2/3] p4d precompute {video_dir} {store_path} --teacher tiny --policy stride --frame-stride 2\n"
          "      (the tiny teacher has RANDOM weights: its maps show the pipeline, not real depth or flow;\n"
          "       real targets need `--teacher l4p --teacher-weights L4P.ckpt`)")
     report = run_precompute(PrecomputeConfig(
@@ -43,6 +45,10 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     echo(report.headline() + "\n")
     store = open_store(str(store_path))
     echo(format_summary(store))
+
+    conv = make_demo_conversations(video_dir, out / "conversations.jsonl")
+    echo(f"\n[3/3] p4d train --data {conv} --cache {store_path} --out {out / 'run'} --steps 30")
+    run_demo_training(conv, store_path, out / "run", steps=30, echo=echo)
 
     first_done = int(next(i for i, s in enumerate(store.clip_status()) if s == STATUS_DONE))
     png = inspect_store(str(store_path), out / "clip.png", clip=first_done).path
