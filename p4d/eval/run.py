@@ -2,8 +2,7 @@
 
 The model is anything with :class:`VideoQAModel`'s ``answer`` method; p4d eval does not know the
 student's internals. ``--model DIR`` loads an exported student through
-``p4d.train.load_exported_student(DIR, *, cache=None, attn=None, dtype=None)``, looked up when needed
-(keyword arguments it does not take are not passed; ``cache`` is refused then).
+``p4d.train.load_exported_student(DIR, *, cache=None, attn=None, dtype=None)``.
 
 Students whose exported config has ``strategy`` ``4d-concat`` or ``4d-pe`` read F_4D at inference
 and need ``--cache STORE`` (a store built by ``p4d precompute`` over the benchmark videos); they
@@ -19,7 +18,6 @@ Baselines (``random``, ``first-option``) decode nothing.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import logging
@@ -49,7 +47,6 @@ PRESET_KEYS = {
     "time_cue": ("time_cue", "time", "time_cues"),
     "trainable": ("trainable", "trainability", "tune"),
 }
-LOADER = "p4d.train.load_exported_student"
 
 
 @runtime_checkable
@@ -130,29 +127,13 @@ def check_cache_requirement(model_dir: Path, config: dict, cache: str | None) ->
 
 def load_student(model_dir: str | Path, *, cache: str | None = None, attn: str | None = None,
                  dtype: str | None = None) -> VideoQAModel:
-    """Load an exported student through ``p4d.train.load_exported_student`` (issue #6/#7)."""
+    """Load an exported student (a ``p4d train`` export) through ``p4d.train.load_exported_student``."""
+    import p4d.train
+
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ConfigError(f"--model {model_dir}: no such directory; expected an exported student (`p4d train` export)")
-    module_name, func_name = LOADER.rsplit(".", 1)
-    try:
-        loader = getattr(importlib.import_module(module_name), func_name, None)
-    except ImportError as exc:
-        raise ConfigError(f"--model: cannot import {module_name} ({exc})") from exc
-    if loader is None:
-        raise ConfigError(f"--model {model_dir}: {LOADER} does not exist in this build; loading an exported student "
-                          f"comes with the student model and its export (issues #6 and #7). Baselines work without "
-                          f"it: --baseline random|first-option")
-    kwargs = {"cache": cache, "attn": attn, "dtype": dtype}
-    params = inspect.signature(loader).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if cache and not takes_any and "cache" not in params:
-        raise ConfigError(f"--cache: {LOADER} takes no cache argument, so it cannot read F_4D from {cache}")
-    kwargs = {k: v for k, v in kwargs.items() if v is not None and (takes_any or k in params)}
-    model = loader(model_dir, **kwargs)
-    if not callable(getattr(model, "answer", None)):
-        raise ConfigError(f"--model {model_dir}: {LOADER} returned {type(model).__name__}, which has no answer() method")
-    return model
+    return p4d.train.load_exported_student(model_dir, cache=cache, attn=attn, dtype=dtype)
 
 
 def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalResult:
