@@ -66,10 +66,15 @@ class PeerClips:
         return read_peer(Path(self.paths[i]), self.fmt)
 
 
+def _as_is(item):
+    """Collate nothing: the benchmark measures the read, not a numpy -> tensor conversion."""
+    return item
+
+
 def _loader(dataset, workers: int):
     import torch
 
-    kwargs = dict(batch_size=None, shuffle=False, num_workers=workers)
+    kwargs = dict(batch_size=None, shuffle=False, num_workers=workers, collate_fn=_as_is)
     if workers:
         kwargs.update(multiprocessing_context="spawn", persistent_workers=True, prefetch_factor=2)
     return torch.utils.data.DataLoader(dataset, **kwargs)

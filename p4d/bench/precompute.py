@@ -16,6 +16,7 @@ a GPU.
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ import numpy as np
 from p4d.bench.harness import BenchResult, Goal, Row, time_fn
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.job import run_precompute
-from p4d.precompute.worker import TeacherJob, get_teacher, resolve_device, resolve_dtype, teacher_forward
-from p4d.teacher import get_preset
+from p4d.precompute.worker import TeacherJob, resolve_device, resolve_dtype, teacher_forward
+from p4d.teacher import build_teacher, get_preset
 from p4d.video import decode_frames, write_synthetic_video
 
 SIZES = {"tiny": ("tiny", 4), "small": ("tiny", 8), "paper": ("l4p", 8)}
@@ -51,7 +52,7 @@ def _forward_only(videos: Path, preset: str, repeats: int) -> float:
     device = resolve_device("auto")
     job = TeacherJob(preset=p, weights=None, seed=0, device=device, dtype=resolve_dtype("auto", device),
                      batch_size=BATCH, max_pixels=None)
-    teacher, lock = get_teacher(job)
+    teacher, lock = build_teacher(p, device=device), threading.Lock()  # not get_teacher: nothing cached after
     frames = np.stack([decode_frames(v, np.arange(16), size=(p.img_size, p.img_size)).frames
                        for v in sorted(videos.glob("*.mp4"))[:BATCH]])
     t = time_fn(lambda: teacher_forward(teacher, lock, frames, list(range(BATCH)), job, p.heads_config().modalities),

@@ -55,6 +55,7 @@ def _bytes(module: torch.nn.Module) -> int:
 def _teachers_alive() -> int:
     from p4d.teacher.model import L4PTeacher
 
+    gc.collect()  # teachers of earlier benchmarks in this process are garbage, not resident
     return sum(1 for obj in gc.get_objects() if isinstance(obj, L4PTeacher))
 
 

@@ -50,7 +50,7 @@ class PrecomputeReport:
     wall_s: float = 0.0
     store_bytes: int = 0
     completions: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, clips) per shard
-    worker_peak_rss_mib: float = 0.0  # the largest worker's RSS high-water mark
+    worker_peak_rss_mib: float = 0.0  # the largest worker's peak RSS (sampled every 0.5 s)
 
     @property
     def steady_clips_per_s(self) -> float:
@@ -95,10 +95,15 @@ def _record_lost_shard(store: CacheStore, shard: int, reason: str) -> None:
     write_shard(store, shard, empty_shard_arrays(store, len(clips)), {i: reason for i in clips})
 
 
-def _peak_rss_mib() -> float:
-    import resource
+def _peak_rss_mib(dask_worker) -> float:
+    """The worker's peak RSS as sampled by dask's system monitor (every 0.5 s), and now.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    Not ``ru_maxrss``: a spawned worker inherits the high-water mark of the process it was forked from.
+    """
+    import psutil
+
+    samples = list(dask_worker.monitor.quantities.get("memory", ()))
+    return max([psutil.Process().memory_info().rss, *samples]) / 2**20
 
 
 def _dashboard(client) -> str:
