@@ -30,6 +30,17 @@ _HEADS = "task_heads."
 _DPT = "task_head.dpt."
 
 
+def state_dict_diff(expected: Mapping[str, Tensor], found: Mapping[str, Tensor]) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, wrong-shape) keys of ``found`` against ``expected``, each sorted.
+
+    The one strictness check behind every loader (heads, teacher, student); callers word the error.
+    """
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(found) if tuple(expected[k].shape) != tuple(found[k].shape))
+    return missing, unexpected, wrong_shape
+
+
 def _short(keys: list[str], limit: int = 20) -> str:
     more = f" … and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
@@ -97,13 +108,8 @@ def load_published_heads(heads: nn.Module, state_dict: Mapping[str, Tensor]) -> 
 def load_strict(module: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:
     """load_state_dict with every problem reported at once as a CheckpointError naming ``source``."""
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(
-        f"{k}: expected {tuple(own[k].shape)}, found {tuple(state[k].shape)}"
-        for k in set(own) & set(state)
-        if tuple(own[k].shape) != tuple(state[k].shape)
-    )
+    missing, unexpected, wrong_shape = state_dict_diff(own, state)
+    mismatched = [f"{k}: expected {tuple(own[k].shape)}, found {tuple(state[k].shape)}" for k in wrong_shape]
     problems = []
     if missing:
         problems.append(f"missing keys ({len(missing)}): {_short(missing)}")

@@ -134,6 +134,7 @@ def load_teacher_weights(model: nn.Module, path: str | Path) -> LoadReport:
     A model on the meta device gets the file's tensors assigned (no copy).
     """
     from p4d.heads import heads_checkpoint_filter
+    from p4d.heads.keys import state_dict_diff
 
     path = Path(path)
     sd = load_checkpoint_file(path)
@@ -146,13 +147,8 @@ def load_teacher_weights(model: nn.Module, path: str | Path) -> LoadReport:
     problems = []
     for part, module, mapped, prefix in (("encoder", model.encoder, enc_sd, L4P_ENCODER_PREFIX), ("heads", model.heads, heads_sd, "")):
         own = module.state_dict()
-        missing = sorted(set(own) - set(mapped))
-        unexpected = sorted(set(mapped) - set(own))
-        shapes = sorted(
-            f"{prefix}{k} {tuple(mapped[k].shape)} (model {tuple(own[k].shape)})"
-            for k in set(own) & set(mapped)
-            if tuple(own[k].shape) != tuple(mapped[k].shape)
-        )
+        missing, unexpected, wrong_shape = state_dict_diff(own, mapped)
+        shapes = [f"{prefix}{k} {tuple(mapped[k].shape)} (model {tuple(own[k].shape)})" for k in wrong_shape]
         if missing:
             problems.append(f"{part}: missing keys {_listing([prefix + k for k in missing])}")
         if unexpected:

@@ -28,6 +28,7 @@ import safetensors.torch
 import torch
 
 from p4d.errors import CheckpointError
+from p4d.heads.keys import state_dict_diff
 from p4d.train.model.config import NVILA_LITE_8B, StudentConfig
 from p4d.train.model.projector import PROJECTOR_TYPE
 
@@ -117,8 +118,7 @@ def load_nvila_lite_weights(model, path: str | os.PathLike) -> None:
         if part == "vision_tower":
             found = {k[len(VISION_PREFIX):] if k.startswith(VISION_PREFIX) else k: v for k, v in found.items()}
         expected = part_state_dict(model, part)
-        missing = sorted(set(expected) - set(found))
-        unexpected = sorted(set(found) - set(expected))
+        missing, unexpected, _ = state_dict_diff(expected, found)  # shapes: checked below (4d-concat widens)
         if missing or unexpected:
             shown = lambda keys: ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
             raise CheckpointError(
