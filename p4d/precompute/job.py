@@ -31,6 +31,7 @@ from p4d.errors import CacheNotFoundError, CacheSchemaError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, plan_cache, resolve_teacher
+from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
 from p4d.precompute.worker import (TeacherJob, empty_shard_arrays, process_shard, resolve_device, resolve_dtype,
                                   save_heads_to_store, teacher_identity)
@@ -128,6 +129,10 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     device = resolve_device(cfg.device)
     job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=device,
                      dtype=resolve_dtype(cfg.dtype, device), batch_size=cfg.batch_size, max_pixels=cfg.max_pixels)
+    try:
+        open_store(cfg.store)
+    except CacheNotFoundError:
+        list_videos(cfg.videos, video_root=cfg.video_root)  # a bad VIDEOS fails here, before a cluster starts
     report = PrecomputeReport()
     t0 = time.perf_counter()
     with connect(cfg.scheduler, workers=cfg.workers, device=cfg.device,

@@ -51,3 +51,14 @@ def test_missing_or_empty_sources(tmp_path):
 def test_config_errors_name_the_flag(kw, flag):
     with pytest.raises(ConfigError, match=flag):
         PrecomputeConfig(videos="v", store="s", **kw).validate()
+
+
+def test_bad_videos_fail_before_a_cluster_starts(tmp_path, monkeypatch):
+    import p4d.precompute.job as job
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(job, "connect", no_cluster)
+    with pytest.raises(ConfigError, match="VIDEOS"):
+        job.run_precompute(PrecomputeConfig(videos=str(tmp_path / "nope"), store=str(tmp_path / "s.zarr"), teacher="tiny"))
