@@ -129,7 +129,7 @@ PRESETS: dict[str, TeacherPreset] = {
         weights=(
             "NVlabs/L4P release l4p_depth_flow_2d3dtrack_camray_dynseg_v1.ckpt (Google Drive id "
             "1jN3VHBeDoYWZHFMT7VXV2tVmfadR7WgI, via weights/download.sh); code CC BY-NC-SA 4.0, "
-            "weights carry no separate licence (NC terms presumably apply); pass the local path with --weights"
+            "weights carry no separate licence (NC terms presumably apply); pass the local path with --teacher-weights"
         ),
     ),
     "tiny": TeacherPreset(
