@@ -227,3 +227,27 @@ def test_two_processes_on_disjoint_shard_ranges_of_one_store(video_list, finishe
     for i in range(final.num_clips):
         if i not in final.failures():
             np.testing.assert_array_equal(read_clip(final, i)["f4d"], read_clip(reference, i)["f4d"])
+
+
+def test_ctrl_c_stops_cleanly_and_nothing_is_half_done(video_list, tmp_path):
+    store = tmp_path / "cache.zarr"
+    cmd = [sys.executable, "-m", "p4d.cli", "precompute", str(video_list), str(store), "--teacher", "tiny",
+           "--policy", "stride", "--clips-per-shard", "1", "--workers", "1", "--threads-per-worker", "1",
+           "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            st = open_store(str(store)).status()
+        except Exception:  # noqa: BLE001 - the store may not exist yet
+            continue
+        if st["done"] + st["failed"] >= 4:
+            break
+    proc.send_signal(signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"interrupted" in out
+    mid = open_store(str(store))
+    assert mid.status()["pending"] > 0 and verify(mid).problems == []  # every done clip reads back whole
+    run_precompute(_cfg(video_list, store, clips_per_shard=1))
+    assert open_store(str(store)).status() == {"pending": 0, "done": 6, "failed": 5, "total": 11}
