@@ -170,22 +170,28 @@ def test_a_shard_whose_worker_keeps_dying_is_recorded_failed(video_list, tmp_pat
     assert store.status()["done"] == 6 - 2  # shard 1 = clips 3, 4, 5: two of them were good
 
 
-def test_kill_9_mid_run_then_resume_completes(video_list, finished_store, tmp_path):
-    store = tmp_path / "cache.zarr"
+def _start_and_wait(video_list, store, *, terminal: int, **popen) -> subprocess.Popen:
+    """`p4d precompute` in a subprocess (1 clip per shard), returned once `terminal` clips are done or failed."""
     cmd = [sys.executable, "-m", "p4d.cli", "precompute", str(video_list), str(store), "--teacher", "tiny",
            "--policy", "stride", "--clips-per-shard", "1", "--workers", "1", "--threads-per-worker", "1",
            "--device", "cpu"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, **popen)
     deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            st = open_store(str(store)).status()
+        except Exception:  # noqa: BLE001 - the store may not exist yet
+            continue
+        if st["done"] + st["failed"] >= terminal:
+            break
+    return proc
+
+
+def test_kill_9_mid_run_then_resume_completes(video_list, finished_store, tmp_path):
+    store = tmp_path / "cache.zarr"
+    proc = _start_and_wait(video_list, store, terminal=5, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
-            try:
-                st = open_store(str(store)).status()
-            except Exception:  # noqa: BLE001 - the store may not exist yet
-                continue
-            if st["done"] + st["failed"] >= 5:
-                break
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(30)
@@ -231,19 +237,7 @@ def test_two_processes_on_disjoint_shard_ranges_of_one_store(video_list, finishe
 
 def test_ctrl_c_stops_cleanly_and_nothing_is_half_done(video_list, tmp_path):
     store = tmp_path / "cache.zarr"
-    cmd = [sys.executable, "-m", "p4d.cli", "precompute", str(video_list), str(store), "--teacher", "tiny",
-           "--policy", "stride", "--clips-per-shard", "1", "--workers", "1", "--threads-per-worker", "1",
-           "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        try:
-            st = open_store(str(store)).status()
-        except Exception:  # noqa: BLE001 - the store may not exist yet
-            continue
-        if st["done"] + st["failed"] >= 4:
-            break
+    proc = _start_and_wait(video_list, store, terminal=4, stdout=subprocess.PIPE)
     proc.send_signal(signal.SIGINT)  # the driver only, as a terminal's Ctrl-C reaches it
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130 and b"interrupted" in out
