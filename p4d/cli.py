@@ -15,7 +15,7 @@ Examples::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -45,6 +45,22 @@ def _not_built(command: str, issue: int, what: str) -> None:
     raise typer.Exit(code=2)
 
 
+# Parameters shared by `p4d cache init` (plan only) and `p4d precompute` (plan + run).
+VideosArg = Annotated[str, typer.Argument(help="A directory of videos (recursive), a .txt list of paths, or the trainer's conversation .json/.jsonl.")]
+StoreArg = Annotated[str, typer.Argument(help="The Zarr v3 cache: a local path or an fsspec URL.")]
+TeacherOpt = Annotated[str, typer.Option(help="Teacher preset: l4p (the published architecture) or tiny (tests, smoke runs).")]
+NumFramesOpt = Annotated[int, typer.Option(help="N, frames per clip (the l4p teacher takes exactly 16).")]
+PolicyOpt = Annotated[str, typer.Option(help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart).")]
+FrameStrideOpt = Annotated[int, typer.Option(help="With --policy stride: source frames between sampled frames.")]
+ModalitiesOpt = Annotated[str, typer.Option(help="Comma-separated maps to cache.")]
+CodecOpt = Annotated[Optional[str], typer.Option(help="Latent codec (default: the cache's default; see `p4d cache codecs`).")]
+ClipsPerShardOpt = Annotated[int, typer.Option(help="S, clips per shard: the unit of work and of writing.")]
+
+
+def _modalities(text: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
     try:
         return tuple(int(t) for t in text.split(",") if t.strip())
@@ -65,15 +81,15 @@ def _range(text: str) -> tuple[int, int]:
 
 @cache_app.command("init")
 def cache_init(
-    videos: str = typer.Argument(..., help="A directory of videos (searched recursively), or a text file with one path per line."),
-    store: str = typer.Argument(..., help="Where to create the Zarr v3 store: a local path or an fsspec URL."),
-    teacher: str = typer.Option("l4p", help="Teacher preset whose shapes the cache holds: l4p (real sizes) or tiny."),
-    num_frames: int = typer.Option(16, help="N, frames per clip (the l4p teacher takes exactly 16)."),
-    policy: str = typer.Option("uniform", help="Sampling policy: uniform (one clip over the whole video) or stride (consecutive clips of N frames every --frame-stride frames)."),
-    frame_stride: int = typer.Option(1, help="With --policy stride: source frames between sampled frames."),
-    modalities: str = typer.Option("depth,flow,motion,camray", help="Comma-separated maps to cache."),
-    codec: Optional[str] = typer.Option(None, help="Latent codec (default: the cache's default codec). See `p4d cache codecs`."),
-    clips_per_shard: int = typer.Option(16, help="S, clips per shard (the unit of work of precompute)."),
+    videos: VideosArg,
+    store: StoreArg,
+    teacher: TeacherOpt = "l4p",
+    num_frames: NumFramesOpt = 16,
+    policy: PolicyOpt = "uniform",
+    frame_stride: FrameStrideOpt = 1,
+    modalities: ModalitiesOpt = "depth,flow,motion,camray",
+    codec: CodecOpt = None,
+    clips_per_shard: ClipsPerShardOpt = 16,
     overwrite: bool = typer.Option(False, help="Replace an existing store at STORE."),
 ) -> None:
     """Plan a cache: probe every video, plan its clips and create an empty store (all clips pending)."""
@@ -81,8 +97,8 @@ def cache_init(
 
     store_obj = plan_cache(
         videos, store, teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
-        modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()), codec=codec,
-        clips_per_shard=clips_per_shard, overwrite=overwrite, progress=True,
+        modalities=_modalities(modalities), codec=codec, clips_per_shard=clips_per_shard, overwrite=overwrite,
+        progress=True,
     )
     typer.echo(f"created {store}: {store_obj.num_clips} clips in {store_obj.num_shards} shards")
 
@@ -143,18 +159,18 @@ def teacher_list() -> None:
 
 @app.command()
 def precompute(
-    videos: str = typer.Argument(..., help="A directory of videos (recursive), a .txt list of paths, or the trainer's conversation .json/.jsonl."),
-    store: str = typer.Argument(..., help="The Zarr v3 cache to create or resume: a local path or an fsspec URL."),
-    teacher: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture) or tiny (tests, smoke runs)."),
+    videos: VideosArg,
+    store: StoreArg,
+    teacher: TeacherOpt = "l4p",
     teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); without it the preset has seeded RANDOM weights (--seed)."),
     taps: Optional[str] = typer.Option(None, help="Comma-separated encoder layers stored as F_4D and tapped by the heads (default: the preset's, 14,21,28,36 for l4p)."),
-    shards: Optional[str] = typer.Option(None, help="START:END: only shards in [START, END), to split one store between several processes."),
-    num_frames: int = typer.Option(16, help="N, frames per clip (the l4p teacher takes exactly 16)."),
-    policy: str = typer.Option("uniform", help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart)."),
-    frame_stride: int = typer.Option(1, help="With --policy stride: source frames between sampled frames."),
-    modalities: str = typer.Option("depth,flow,motion,camray", help="Comma-separated maps to cache."),
-    codec: Optional[str] = typer.Option(None, help="Latent codec (default: the cache's default; see `p4d cache codecs`)."),
-    clips_per_shard: int = typer.Option(16, help="S, clips per shard: the unit of work and of writing."),
+    shards: Optional[str] = typer.Option(None, help="Shard range START:END (e.g. 0:64), end excluded, to split one store between several processes."),
+    num_frames: NumFramesOpt = 16,
+    policy: PolicyOpt = "uniform",
+    frame_stride: FrameStrideOpt = 1,
+    modalities: ModalitiesOpt = "depth,flow,motion,camray",
+    codec: CodecOpt = None,
+    clips_per_shard: ClipsPerShardOpt = 16,
     batch_size: int = typer.Option(2, help="Clips per teacher forward."),
     dtype: str = typer.Option("auto", help="bf16 | fp16 | fp32 | auto (bf16 autocast on CUDA, fp32 on CPU)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -175,7 +191,7 @@ def precompute(
     cfg = PrecomputeConfig(
         videos=videos, store=store, teacher=teacher, weights=teacher_weights, num_frames=num_frames, policy=policy,
         taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
-        frame_stride=frame_stride, modalities=tuple(m.strip() for m in modalities.split(",") if m.strip()),
+        frame_stride=frame_stride, modalities=_modalities(modalities),
         codec=codec, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype, device=device,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
         retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,
