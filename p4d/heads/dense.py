@@ -60,10 +60,14 @@ class TaskHead(nn.Module):
             dtype=dtype,
         )
 
-    def forward(self, taps: Sequence[Tensor], *, stages: dict[str, tuple] | None = None) -> Tensor:
-        """taps: 4 × (B, c', N', h', w') channels-first → (B, N, Y, X, C) channels-last."""
+    def forward(self, taps: Sequence[Tensor], *, stages: dict[str, tuple] | None = None,
+                raw: bool = False) -> Tensor:
+        """taps: 4 × (B, c', N', h', w') channels-first → (B, N, Y, X, C) channels-last.
+
+        ``raw``: the DPT output before the head's activation (log-depth for depth; the same map otherwise).
+        """
         out = self.dpt(taps, stages=stages)
-        if OUTPUT_ACTIVATION[self.modality] == "exp":
+        if not raw and OUTPUT_ACTIVATION[self.modality] == "exp":
             out = torch.exp(out)
         return out.permute(0, 2, 3, 4, 1)
 
@@ -115,10 +119,18 @@ class DenseHeads(nn.Module):
             raise ConfigError(f"modality: {name!r} is not among this model's heads {tuple(self.heads)}")
         return self.heads[name](self.prepare_taps(f4d))
 
-    def forward(self, f4d: Sequence[Tensor] | Tensor) -> dict[str, Tensor]:
-        """Every head: {modality: channels-last map}."""
+    def forward(self, f4d: Sequence[Tensor] | Tensor, *, modalities: Sequence[str] | None = None,
+                raw: bool = False) -> dict[str, Tensor]:
+        """Every head (or those in ``modalities``): {modality: channels-last map}.
+
+        ``raw``: outputs before the heads' activations (log-depth instead of depth), as the ED loss wants.
+        """
+        names = list(self.heads) if modalities is None else list(modalities)
+        unknown = [m for m in names if m not in self.heads]
+        if unknown:
+            raise ConfigError(f"modalities: {unknown} are not among this model's heads {tuple(self.heads)}")
         taps = self.prepare_taps(f4d)
-        return {name: head(taps) for name, head in self.heads.items()}
+        return {name: self.heads[name](taps, raw=raw) for name in names}
 
 def dpt_stage_shapes(cfg: HeadsConfig, modality: str, batch: int = 1) -> dict[str, tuple]:
     """Shape of every DPT stage of head ``modality``, channels-first (B, C, T, Y, X) as in

@@ -146,8 +146,7 @@ def maps_from_f4d(heads, f4d: np.ndarray, modalities: Sequence[str] | None = Non
     names = list(heads.heads) if modalities is None else [m for m in modalities if m in heads.heads]
     with torch.inference_mode():
         x = torch.from_numpy(f4d)[None]
-        taps = heads.prepare_taps(x)
-        return {m: heads.heads[m](taps)[0].float().numpy() for m in names}
+        return {m: v[0].float().numpy() for m, v in heads(x, modalities=names).items()}
 
 
 # --- error numbers ---------------------------------------------------------------------------

@@ -207,3 +207,18 @@ def test_bad_input_is_one_clear_error(tiny_heads, bad, match):
 def test_unknown_modality_is_an_error(tiny_heads):
     with pytest.raises(ConfigError, match="modality"):
         tiny_heads.forward_modality("normals", torch.zeros(1, 4, 8, 8, 8, 64))
+
+
+def test_raw_outputs_are_the_pre_activation_maps():
+    cfg = TINY_HEADS
+    heads = DenseHeads(cfg)
+    f4d = torch.randn(2, cfg.num_taps, *cfg.tap_shape())
+    with torch.no_grad():
+        maps, raw = heads(f4d), heads(f4d, raw=True)
+        only = heads(f4d, modalities=["flow"], raw=True)
+    torch.testing.assert_close(torch.exp(raw["depth"]), maps["depth"])  # depth = exp(log-depth)
+    for m in ("flow", "motion", "camray"):
+        torch.testing.assert_close(raw[m], maps[m])  # no activation on the others
+    assert list(only) == ["flow"]
+    with pytest.raises(ConfigError, match="normals"):
+        heads(f4d, modalities=["normals"])

@@ -220,11 +220,10 @@ class Student(nn.Module):
         wanted = [m for m in self.heads.heads if m in targets and lc.weight(m) > 0] if self.heads is not None else []
         if wanted:
             heads_dtype = next(self.heads.parameters()).dtype
-            taps = self.heads.prepare_taps(f4d_hat.to(heads_dtype))
+            # the heads' outputs before their activations: log-depth for depth, the maps otherwise
+            preds = self.heads(f4d_hat.to(heads_dtype), modalities=wanted, raw=True)
             for m in wanted:
-                # the DPT output before the head's activation: log-depth for depth, identity otherwise
-                pred = self.heads.heads[m].dpt(taps).permute(0, 2, 3, 4, 1)
-                terms[m] = L.MAP_LOSSES[m](pred, targets[m], lc.kind(m))
+                terms[m] = L.MAP_LOSSES[m](preds[m], targets[m], lc.kind(m))
                 weighted[m] = lc.weight(m) * terms[m]
         return weighted
 
