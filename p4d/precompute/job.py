@@ -30,7 +30,7 @@ from p4d.cache_schema import CacheStore, open_store, write_shard
 from p4d.errors import CacheNotFoundError, CacheSchemaError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
-from p4d.precompute.plan import build_spec, plan_cache, resolve_teacher
+from p4d.precompute.plan import build_spec, plan_store, resolve_teacher
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
 from p4d.precompute.worker import (TeacherJob, empty_shard_arrays, process_shard, resolve_device, resolve_dtype,
@@ -77,10 +77,8 @@ def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: st
     try:
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:
-        return plan_cache(cfg.videos, cfg.store, teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
-                          frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
-                          clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, progress=cfg.progress,
-                          video_root=cfg.video_root, max_pixels=cfg.max_pixels)
+        return plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
+                          progress=cfg.progress)
     diffs = store.spec.compatible_with(spec)
     if diffs:
         raise CacheSchemaError(

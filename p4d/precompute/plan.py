@@ -91,15 +91,24 @@ def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, fr
     )
 
 
+def plan_store(videos: str | Path, store: str, spec: CacheSpec, *, overwrite: bool = False,
+               video_root: str | None = None, max_pixels: int | None = None, progress: bool = False) -> CacheStore:
+    """List, probe and plan every video under ``spec``'s sampling policy, then create the store (all pending)."""
+    s = spec.sampling
+    paths = list_videos(videos, video_root=video_root)
+    entries = [plan_video(p, num_frames=s["num_frames"], policy=s["policy"], frame_stride=s["frame_stride"],
+                          max_pixels=max_pixels)
+               for p in tqdm(paths, desc="probing videos", unit="video", disable=not progress)]
+    return create_store(store, spec, entries, overwrite=overwrite)
+
+
 def plan_cache(videos: str | Path, store: str, *, teacher: str | TeacherPreset = "l4p", num_frames: int = 16,
                policy: str = "uniform", frame_stride: int = 1, modalities: Sequence[str] = ("depth", "flow", "motion", "camray"),
                codec: str | None = None, clips_per_shard: int = 16, overwrite: bool = False,
                weights_hash: str = "", video_root: str | None = None, max_pixels: int | None = None,
                progress: bool = False) -> CacheStore:
-    """List, probe and plan every video, then create the store with every clip pending."""
+    """:func:`build_spec` + :func:`plan_store`: the spec of a teacher preset and policy, then the empty store."""
     spec = build_spec(teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
                       modalities=modalities, codec=codec, clips_per_shard=clips_per_shard, weights_hash=weights_hash)
-    paths = list_videos(videos, video_root=video_root)
-    entries = [plan_video(p, num_frames=num_frames, policy=policy, frame_stride=frame_stride, max_pixels=max_pixels)
-               for p in tqdm(paths, desc="probing videos", unit="video", disable=not progress)]
-    return create_store(store, spec, entries, overwrite=overwrite)
+    return plan_store(videos, store, spec, overwrite=overwrite, video_root=video_root, max_pixels=max_pixels,
+                      progress=progress)

@@ -138,18 +138,6 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob) ->
             futures[k] = None  # free decoded frames as soon as they are used
 
 
-def _forward(teacher, lock, frames: np.ndarray, job: TeacherJob, modalities) -> dict[str, np.ndarray]:
-    import torch
-
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    x = torch.from_numpy(frames).to(job.device)
-    autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[job.dtype]) if job.dtype in dtypes
-                else contextlib.nullcontext())
-    with lock, torch.inference_mode(), autocast:
-        out = teacher(x)
-    return {k: out[k].float().cpu().numpy() for k in ("f4d", *modalities)}
-
-
 def empty_shard_arrays(store: CacheStore, n: int) -> dict[str, np.ndarray]:
     sp = store.spec
     shapes = {
@@ -165,8 +153,19 @@ def empty_shard_arrays(store: CacheStore, n: int) -> dict[str, np.ndarray]:
 
 def teacher_forward(teacher, lock, frames: np.ndarray, clip_ids: list[int], job: TeacherJob,
                     modalities) -> dict[str, np.ndarray]:
-    """The teacher on a batch of clips: frames (B, N, H, W, 3) uint8 -> float32 arrays, batch first."""
-    return _forward(teacher, lock, frames, job, modalities)
+    """The teacher on a batch of clips: frames (B, N, H, W, 3) uint8 -> float32 arrays, batch first.
+
+    ``clip_ids`` name the clips of the batch (unused here; fault-injecting wrappers key on them).
+    """
+    import torch
+
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    x = torch.from_numpy(frames).to(job.device)
+    autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[job.dtype]) if job.dtype in dtypes
+                else contextlib.nullcontext())
+    with lock, torch.inference_mode(), autocast:
+        out = teacher(x)
+    return {k: out[k].float().cpu().numpy() for k in ("f4d", *modalities)}
 
 
 def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable = teacher_forward) -> dict:
