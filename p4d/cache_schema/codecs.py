@@ -247,33 +247,43 @@ def _dpcm_encode(x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _dpcm_reconstruct(residual: np.ndarray) -> np.ndarray:
-    """Invert the DPCM exactly: quantised values (int16) from int8 residuals, one anti-diagonal at a time."""
-    r = residual.astype(np.int16)
+    """Invert the DPCM exactly: quantised values from int8 residuals (returned as int8).
+
+    Runs token by token in raster order on a (h', w', everything else) copy, so each step is
+    one contiguous block of int8 arithmetic: q lies in [-127, 127], so int8 addition wrapping
+    modulo 256 gives q = residual + prediction exactly, and the prediction is computed in int8
+    without overflow as floor((a + b) / 2) = (a >> 1) + (b >> 1) + (a & b & 1).
+    """
+    r = np.asarray(residual, dtype=np.int8)
     h, w = r.shape[-3], r.shape[-2]
-    q = np.zeros_like(r)
-    for d in range(h + w - 1):
-        ys = np.arange(max(0, d - w + 1), min(h, d + 1))
-        xs = d - ys
-        pred = np.zeros(r.shape[:-3] + (len(ys), r.shape[-1]), dtype=np.int16)
-        inner = (ys > 0) & (xs > 0)
-        top = (ys == 0) & (xs > 0)
-        first_col = (ys > 0) & (xs == 0)
-        if inner.any():
-            yi, xi = ys[inner], xs[inner]
-            pred[..., inner, :] = (q[..., yi, xi - 1, :] + q[..., yi - 1, xi, :]) >> 1
-        if top.any():
-            pred[..., top, :] = q[..., 0, xs[top] - 1, :]
-        if first_col.any():
-            pred[..., first_col, :] = q[..., ys[first_col] - 1, 0, :]
-        q[..., ys, xs, :] = _wrap_int8(r[..., ys, xs, :] + pred)
-    return q
+    grid_first = np.ascontiguousarray(np.moveaxis(r, (-3, -2), (0, 1)))
+    rt = grid_first.reshape(h, w, int(np.prod(grid_first.shape[2:])))
+    q = np.empty_like(rt)
+    pred, tmp = np.empty(rt.shape[2], np.int8), np.empty(rt.shape[2], np.int8)
+    with np.errstate(over="ignore"):
+        q[0, 0] = rt[0, 0]
+        for x in range(1, w):  # first row: prediction = left
+            np.add(rt[0, x], q[0, x - 1], out=q[0, x])
+        for y in range(1, h):
+            np.add(rt[y, 0], q[y - 1, 0], out=q[y, 0])  # first column: prediction = up
+            for x in range(1, w):
+                left, up = q[y, x - 1], q[y - 1, x]
+                np.bitwise_and(left, up, out=pred)
+                np.bitwise_and(pred, 1, out=pred)
+                np.right_shift(left, 1, out=tmp)
+                np.add(pred, tmp, out=pred)
+                np.right_shift(up, 1, out=tmp)
+                np.add(pred, tmp, out=pred)
+                np.add(rt[y, x], pred, out=q[y, x])
+    return np.moveaxis(q.reshape(grid_first.shape), (0, 1), (-3, -2))
 
 
 def _dpcm_decode(parts: dict[str, np.ndarray]) -> np.ndarray:
     q = _dpcm_reconstruct(parts["f4d"])
-    step = parts["f4d_scale"].astype(np.float32)[..., None, None, None, :]
-    offset = parts["f4d_offset"].astype(np.float32)[..., None, None, None, :]
-    return q.astype(np.float32) * step + offset
+    out = q.astype(np.float32)
+    out *= parts["f4d_scale"].astype(np.float32)[..., None, None, None, :]
+    out += parts["f4d_offset"].astype(np.float32)[..., None, None, None, :]
+    return out
 
 
 # --- registry --------------------------------------------------------------------------------
