@@ -36,7 +36,11 @@ STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_DONE: "done", STATUS_FAILED: "
 
 
 def _map_compressors() -> list:
-    return [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]
+    """Blosc zstd level 3, byte shuffle. Measured on 16x224x224 float16 natural-statistics maps
+    (``p4d.bench.latents.natural_maps``, one core): level 5 stores 0.74-0.83 of the float16 bytes
+    but encodes at 9-15 ms per map; level 3 stores 0.80-0.90 at 2.4-4.5 ms, which keeps the map
+    encode of one clip well under an L4P forward on a GPU."""
+    return [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
 
 
 def _small_compressors() -> list:

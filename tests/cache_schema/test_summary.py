@@ -19,7 +19,7 @@ def test_summary_shows_the_numbers(filled):
     text = format_summary(store)
     assert "status: 6 done, 0 pending, 1 failed (total 7)" in text
     assert "latents/f4d" in text and "(7, 2, 2, 4, 4, 16)" in text and "zstd(3)" in text
-    assert "maps/flow" in text and "(7, 4, 16, 12, 2)" in text and "blosc(zstd5,shuffle)" in text
+    assert "maps/flow" in text and "(7, 4, 16, 12, 2)" in text and "blosc(zstd3,shuffle)" in text
     assert "1 x decode error: truncated file  (clips 3)" in text
     # ratio of the maps group, computed here from the files on disk and the spec
     s = store.spec
