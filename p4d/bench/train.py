@@ -14,6 +14,7 @@ Rows:
   (CUDA: peak allocated memory per path instead).
 - LD and ED losses after K steps from the same seed on the same batches, cached vs online (the
   cached targets went through the latent codec; no goal, the ratio shows the drift).
+- notes: the same ratio predicted at paper sizes from FLOPs (:func:`paper_step_estimate`).
 - data-wait fraction of step time in the real trainer with one spawned worker (goal ≤ 0.05), and
   loader clips/s with frames + targets, 2 workers vs 0.
 """
@@ -143,6 +144,41 @@ class Paths:
         return train_step(model, [batch], optimizer=opt, scheduler=sched, cfg=self.cfg, dist=self.dist)
 
 
+def _layer_params(cfg: dict, mlp_mats: int) -> int:
+    """Weights of one transformer block (attention + MLP; norms and biases left out)."""
+    h, inner = int(cfg["hidden_size"]), int(cfg["intermediate_size"])
+    head = h // int(cfg["num_attention_heads"])
+    kv = int(cfg.get("num_key_value_heads", cfg["num_attention_heads"])) * head
+    return 2 * h * h + 2 * h * kv + mlp_mats * h * inner
+
+
+def paper_step_estimate(student: str = "nvila-lite-8b", text_tokens: int = 64, lora: bool = False) -> dict:
+    """FLOPs of one training sample at paper size vs the L4P teacher forward on its clip.
+
+    Student, per sample: frozen SigLIP forward 2 x params x (N x patches); LLM forward + backward
+    6 x params x T (4 x with LoRA: no weight gradients of the frozen LLM), T = N x (visual tokens per
+    frame + 1) + text, plus attention 12 x layers x T^2 x hidden (forward + backward). Teacher:
+    ``p4d teacher info`` on the l4p preset. Predicted cached/online step ratio at equal
+    utilisation = student / (student + teacher).
+    """
+    from p4d.teacher import get_preset
+    from p4d.teacher.info import teacher_stats
+    from p4d.train.model import student_preset
+
+    cfg = student_preset(student)
+    frames = get_preset("l4p").num_frames
+    vision = _layer_params(cfg.vision, 2) * int(cfg.vision["num_hidden_layers"])
+    llm_layers = int(cfg.llm["num_hidden_layers"])
+    llm = _layer_params(cfg.llm, 3) * llm_layers
+    tokens = frames * cfg.tokens_per_frame + text_tokens  # tokens_per_frame counts the frame-end token
+    vision_flops = 2 * vision * frames * cfg.patch_grid ** 2
+    llm_flops = (4 if lora else 6) * llm * tokens + 12 * llm_layers * tokens ** 2 * int(cfg.llm["hidden_size"])
+    teacher = teacher_stats("l4p")["flops"]["total"]
+    step = vision_flops + llm_flops
+    return {"student": student, "lora": lora, "tokens": tokens, "llm block params": llm, "student TFLOP": step / 1e12,
+            "teacher TFLOP": teacher / 1e12, "ratio": step / (step + teacher)}
+
+
 def _loader_rate(ds, samples, pad: int, workers: int) -> float:
     from p4d.train.loader import ShardBatchSampler, make_loader
 
@@ -230,6 +266,13 @@ def run(size: str) -> BenchResult:
     result.shapes = {"teacher": "tiny", "student llm hidden": student["llm"]["hidden_size"],
                      "teacher:student params": round(ratio, 3), "paper ratio": round(PAPER_RATIO, 3),
                      "device": str(device), "clips": len(paths.samples)}
+    for name in ("nvila-lite-8b", "nvila-lite-2b"):
+        for lora in (False, True):
+            e = paper_step_estimate(name, lora=lora)
+            result.notes.append(
+                f"paper-size estimate, {name}{' + LoRA' if lora else ''}: student {e['student TFLOP']:.1f} TFLOP per "
+                f"sample ({e['tokens']} tokens) vs L4P forward {e['teacher TFLOP']:.1f} TFLOP per clip -> cached/online "
+                f"step ~{e['ratio']:.2f} at equal utilisation")
     result.notes.append(f"teacher:student parameters {ratio:.3f} here vs {PAPER_RATIO:.3f} in the paper "
                         "(L4P ~1.1 B : NVILA-Lite-8B ~8 B); both models randomly initialised")
     return result
