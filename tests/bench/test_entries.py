@@ -40,3 +40,20 @@ def test_peer_formats_round_trip(tmp_path, fmt, tol):
     np.testing.assert_array_equal(back["frame_index"], clip["frame_index"])
     np.testing.assert_allclose(back["f4d"], clip["f4d"], rtol=tol, atol=tol)
     assert set(PEER_FORMATS) == {"npz-fp16", "safetensors-bf16", "npy-fp32"}
+
+
+def test_decompress_ceiling_uses_the_stores_own_codec_settings(tmp_path):
+    """The loader's ceiling row decompresses with what the layout declares: zstd(1) for the dpcm
+    residuals, blosc zstd level 3 with byte shuffle for the maps, zstd(3) for small arrays."""
+    from numcodecs import Blosc, Zstd
+
+    from p4d.bench.loader import _numcodecs_equivalent, decompress_only
+    from p4d.bench.synthetic_store import SHAPES, build_store, synthetic_clips
+
+    store = build_store(str(tmp_path / "c.zarr"), SHAPES["tiny"], "dpcm-channel",
+                        list(synthetic_clips(SHAPES["tiny"], count=2)))
+    f4d, depth = _numcodecs_equivalent(store.array("latents/f4d")), _numcodecs_equivalent(store.array("maps/depth"))
+    assert isinstance(f4d, Zstd) and f4d.level == 1
+    assert isinstance(depth, Blosc) and (depth.cname, depth.clevel, depth.shuffle) == ("zstd", 3, Blosc.SHUFFLE)
+    assert _numcodecs_equivalent(store.array("clips/status")).level == 3
+    assert decompress_only(store.url, repeats=1) > 0
