@@ -128,7 +128,7 @@ class Paths:
         ds.targets = ()
         batch = collate([ds[(i, 0)] for i in indices])  # frames + token ids, no cached targets
         ds.targets = plain
-        index = read_clips(self.store, [self.samples[i].clip for i in indices])["frame_index"]
+        index = read_clips(self.store, [self.samples[i].clip for i in indices], fields=("frame_index",))["frame_index"]
         size = self.store.spec.height, self.store.spec.width
         frames = np.stack([resize_frames(decode_frames(self.samples[i].media[0], idx).frames, size)
                            for i, idx in zip(indices, index)])

@@ -81,42 +81,62 @@ def _check_done(store: CacheStore, uniq: np.ndarray) -> None:
         )
 
 
-def read_clips(store: CacheStore, idx: Sequence[int]) -> dict[str, np.ndarray]:
+_CLIP_FIELDS = ("frame_index", "timestamp", "video")
+
+
+def _fields(store: CacheStore, fields: Sequence[str] | None) -> tuple[str, ...]:
+    known = ("f4d", *store.spec.modalities, *_CLIP_FIELDS)
+    if fields is None:
+        return known
+    unknown = [f for f in fields if f not in known]
+    if unknown:
+        raise ClipNotAvailableError(f"clips of {store.url}: no field {unknown[0]!r}; this store has {', '.join(known)}")
+    return tuple(dict.fromkeys(fields))
+
+
+def _empty(store: CacheStore, name: str) -> np.ndarray:
+    spec = store.spec
+    if name == "f4d":
+        return np.zeros((0,) + spec.latent_shape, np.float32)
+    if name in spec.modalities:
+        return np.zeros((0,) + spec.map_shape(name), np.float32)
+    if name == "video":
+        return np.zeros((0,), np.int32)
+    return np.zeros((0, spec.num_frames), np.int32 if name == "frame_index" else np.float32)
+
+
+def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Decoded targets of clips ``idx``, stacked on a leading axis B.
 
     Returns ``f4d`` (B, taps, N', h', w', c') float32, each spec map as float32 (``depth``
     (B, N, H, W, 1), ``flow`` (B, N, H, W, 2), ``motion`` (B, N, H, W, 1), ``camray``
     (B, N, h_p, w_p, 6)), ``frame_index`` (B, N) int32, ``timestamp`` (B, N) float32 seconds,
-    ``video`` (B,) int32. Raises ClipNotAvailableError for out-of-range, pending, failed or
-    unreadable clips (naming the clip and the reason).
+    ``video`` (B,) int32; only ``fields`` of these when given (the others are not read). Raises
+    ClipNotAvailableError for out-of-range, pending, failed or unreadable clips (naming the
+    clip and the reason) and for a field the store does not have.
     """
+    names = _fields(store, fields)
     clips = _clip_indices(store, idx)
     uniq, inverse = np.unique(clips, return_inverse=True)
     _check_done(store, uniq)
-    codec = LATENT_CODECS[store.spec.latent_codec]
     out: dict[str, np.ndarray] = {}
-    if uniq.size:
-        parts = {p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts}
-        out["f4d"] = codec.decode(parts)
-        for m in store.spec.modalities:
-            out[m] = _read_rows(store, f"maps/{m}", uniq).astype(np.float32)
-        for name in ("frame_index", "timestamp", "video"):
+    for name in names:
+        if not uniq.size:
+            out[name] = _empty(store, name)
+        elif name == "f4d":
+            codec = LATENT_CODECS[store.spec.latent_codec]
+            out[name] = codec.decode({p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts})
+        elif name in _CLIP_FIELDS:
             out[name] = _read_rows(store, f"clips/{name}", uniq)
-    else:
-        spec = store.spec
-        out["f4d"] = np.zeros((0,) + spec.latent_shape, np.float32)
-        for m in spec.modalities:
-            out[m] = np.zeros((0,) + spec.map_shape(m), np.float32)
-        out["frame_index"] = np.zeros((0, spec.num_frames), np.int32)
-        out["timestamp"] = np.zeros((0, spec.num_frames), np.float32)
-        out["video"] = np.zeros((0,), np.int32)
+        else:
+            out[name] = _read_rows(store, f"maps/{name}", uniq).astype(np.float32)
     if uniq.size != clips.size or not np.array_equal(uniq, clips):
         out = {k: v[inverse] for k, v in out.items()}
     return out
 
 
-def read_clip(store: CacheStore, i: int) -> dict[str, np.ndarray]:
+def read_clip(store: CacheStore, i: int, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Decoded targets of clip ``i`` (as :func:`read_clips` without the leading axis; ``video`` 0-d)."""
     if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
         raise ClipNotAvailableError(f"clip {i!r} of {store.url}: expected an int clip index")
-    return {k: v[0] for k, v in read_clips(store, [int(i)]).items()}
+    return {k: v[0] for k, v in read_clips(store, [int(i)], fields).items()}

@@ -78,7 +78,7 @@ class StudentAnswerer:
         row = self._index.find(str(video))
         if row is None:
             raise ConfigError(f"--cache {self.cache}: video {video} is not in the cache")
-        return torch.from_numpy(read_clip(self._store, self._index.first_clip[row])["f4d"])[None]
+        return torch.from_numpy(read_clip(self._store, self._index.first_clip[row], fields=("f4d",))["f4d"])[None]
 
     @torch.no_grad()
     def answer(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence[str] = (),

@@ -90,7 +90,8 @@ class ClipDataset(torch.utils.data.Dataset):
         targets: dict[str, np.ndarray] = {}
         f4d = None
         if s.kind == "video":
-            clip = read_clip(self.store, s.clip)
+            wanted = ("frame_index", "timestamp", *self.targets, *(("f4d",) if self.f4d_input else ()))
+            clip = read_clip(self.store, s.clip, fields=wanted)  # only what this recipe uses is read
             frames = decode_frames(s.media[0], clip["frame_index"]).frames
             timestamps = clip["timestamp"].astype(np.float32)
             targets = {k: clip[k] for k in self.targets}

@@ -277,7 +277,7 @@ def check_first_sample(dataset: ClipDataset, samples) -> None:
     first = next((s for s in samples if s.kind == "video"), None)
     if first is None:
         return
-    clip = read_clip(dataset.store, first.clip)
+    clip = read_clip(dataset.store, first.clip, fields=("frame_index", "timestamp"))
     decoded = decode_frames(first.media[0], clip["frame_index"])
     if not np.allclose(decoded.timestamp, clip["timestamp"], atol=1e-3):
         raise CacheSchemaError(

@@ -47,3 +47,26 @@ def test_pending_and_failed_clips_raise(store):
     assert read_clips(store, [2])["f4d"].shape[0] == 1
     with pytest.raises(ClipNotAvailableError, match="expected an int"):
         read_clip(store, "2")
+
+
+def test_fields_read_only_what_is_asked(filled):
+    """A subset equals the full read, and arrays not asked for are never opened: a torn flow
+    shard breaks the full read of clip 1 but not a read of its latents and timestamps."""
+    from .test_write import shard_file, truncate
+
+    store = open_store(filled.url)
+    full = read_clips(store, [1, 0])
+    part = read_clips(store, [1, 0], fields=["f4d", "timestamp"])
+    assert list(part) == ["f4d", "timestamp"]
+    np.testing.assert_array_equal(part["f4d"], full["f4d"])
+    np.testing.assert_array_equal(part["timestamp"], full["timestamp"])
+    assert list(read_clips(store, [], fields=["depth"])) == ["depth"]
+    truncate(shard_file(filled, "maps/flow", 0), keep=0.7)
+    with pytest.raises(ClipNotAvailableError, match="maps/flow of shard 0 is unreadable"):
+        read_clip(store, 1)
+    assert read_clip(store, 1, fields=["f4d", "timestamp"])["f4d"].shape == store.spec.latent_shape
+
+
+def test_unknown_field_is_named(filled):
+    with pytest.raises(ClipNotAvailableError, match="no field 'normals'; this store has f4d, depth"):
+        read_clip(open_store(filled.url), 0, fields=["normals"])
