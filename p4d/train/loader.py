@@ -1,7 +1,8 @@
 """The training data path: samples → (frames, timestamps, token ids, cache targets) batches.
 
-- :class:`ClipDataset`: one sample per call. ``video`` samples read their clip's targets from the
-  cache (:func:`p4d.cache_schema.read_clip`) and decode the frames at exactly the clip's stored
+- :class:`ClipDataset`: samples by key, a batch at a time (``__getitems__``). ``video`` samples
+  read the targets their recipe uses from the cache (one :func:`p4d.cache_schema.read_clips`
+  call per batch) and decode the frames at exactly the clip's stored
   frame indices (rotation applied), draw the SoM region marks on frame 0, and resize to the
   student's S×S (bilinear, non-aspect-preserving, as the cache's spatial transform); TPE uses the
   stored timestamps. ``video-sft`` samples are sampled from the video with the cache's policy,
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from p4d.cache_schema import CacheStore, read_clip
+from p4d.cache_schema import CacheStore, read_clip, read_clips
 from p4d.errors import P4DError
 from p4d.train.augment import flip_frames, flip_region, flip_targets, should_flip
 from p4d.train.data import Sample
@@ -78,20 +79,42 @@ class ClipDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, key) -> dict[str, Any]:
+        return self._get(key)
+
+    def __getitems__(self, keys: list) -> list[dict[str, Any]]:
+        """One batch (the DataLoader's batched fetch): the cached targets of its video samples come
+        from one :func:`read_clips` call, so each array is read once per batch rather than once
+        per clip (the sampler keeps a batch inside one or two shards)."""
+        videos = [(j, self.samples[k[0] if isinstance(k, tuple) else k]) for j, k in enumerate(keys)]
+        videos = [(j, s) for j, s in videos if s.kind == "video"]
+        read: dict[int, dict[str, np.ndarray]] = {}
+        if len(videos) > 1:
+            try:
+                clips = read_clips(self.store, [s.clip for _, s in videos], fields=self._fields())
+                read = {j: {k: v[n] for k, v in clips.items()} for n, (j, _) in enumerate(videos)}
+            except (P4DError, OSError):
+                read = {}  # a bad clip in the batch: every sample reads (and reports) on its own
+        return [self._get(key, read.get(j)) for j, key in enumerate(keys)]
+
+    def _fields(self) -> tuple[str, ...]:
+        """The cache fields this recipe uses (nothing else is read)."""
+        return ("frame_index", "timestamp", *self.targets, *(("f4d",) if self.f4d_input else ()))
+
+    def _get(self, key, clip: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         s = self.samples[index]
         try:
-            return self._load(s, index, epoch)
+            return self._load(s, index, epoch, clip)
         except (P4DError, OSError) as exc:
             return {"error": f"sample {index} (record {s.record_id}, {s.media[0]}): {exc}", "index": index}
 
-    def _load(self, s: Sample, index: int, epoch: int) -> dict[str, Any]:
+    def _load(self, s: Sample, index: int, epoch: int, clip: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         flip = should_flip(self.hflip, self.seed, epoch, index)
         targets: dict[str, np.ndarray] = {}
         f4d = None
         if s.kind == "video":
-            wanted = ("frame_index", "timestamp", *self.targets, *(("f4d",) if self.f4d_input else ()))
-            clip = read_clip(self.store, s.clip, fields=wanted)  # only what this recipe uses is read
+            if clip is None:
+                clip = read_clip(self.store, s.clip, fields=self._fields())
             frames = decode_frames(s.media[0], clip["frame_index"]).frames
             timestamps = clip["timestamp"].astype(np.float32)
             targets = {k: clip[k] for k in self.targets}

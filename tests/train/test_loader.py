@@ -138,3 +138,42 @@ def test_failed_loads_are_dropped_and_reported(train_cache, tiny, tmp_path):
     assert batch["size"] == 1 and len(batch["errors"]) == 1
     assert "doomed" in batch["errors"][0] and "v4copy.mp4" in batch["errors"][0]
     assert tuple(batch["frames"].shape) == (1, 16, 56, 56, 3)
+
+
+def _same_item(x, y):
+    assert x.keys() == y.keys()
+    np.testing.assert_array_equal(x["frames"], y["frames"])
+    np.testing.assert_array_equal(x["timestamps"], y["timestamps"])
+    assert x["ids"] == y["ids"] and x["flipped"] == y["flipped"]
+    assert x["targets"].keys() == y["targets"].keys()
+    for k in x["targets"]:
+        np.testing.assert_array_equal(x["targets"][k], y["targets"][k])
+
+
+def test_batched_fetch_equals_one_sample_at_a_time(train_cache, conversations, tiny):
+    keys = [(0, 0), (3, 1), (1, 2), (0, 5)]
+    for kwargs in (dict(targets=MAPS), dict(targets=MAPS[1:], hflip=0.5, seed=3)):  # no flips with F_4D
+        ds, _ = _dataset(train_cache, conversations, tiny, **kwargs)
+        items = ds.__getitems__(keys)
+        assert not any("error" in item for item in items)
+        for batched, single in zip(items, [ds[k] for k in keys]):
+            _same_item(batched, single)
+    assert any(item["flipped"] for item in items) and not all(item["flipped"] for item in items)
+
+
+def test_batched_fetch_with_a_torn_shard_reports_only_that_sample(train_cache, conversations, tiny, tmp_path):
+    """The batch read fails on one clip's torn map shard: the other samples still load."""
+    copy = tmp_path / "cache.zarr"
+    shutil.copytree(train_cache.store, copy)
+    store = open_store(str(copy))
+    samples, _ = build_samples(conversations, store)
+    cfg, tok = tiny
+    ds = ClipDataset(samples, store, student=cfg, tokenizer=tok, targets=MAPS)
+    torn = next(i for i, s in enumerate(samples) if s.clip == 2)  # shard 1 holds clips 2 and 3
+    good = next(i for i, s in enumerate(samples) if s.clip == 4)  # shard 2
+    shard_file = copy / "maps" / "flow" / "c" / "1" / "0" / "0" / "0" / "0"
+    shard_file.write_bytes(shard_file.read_bytes()[: shard_file.stat().st_size // 2])
+    torn_item, good_item = ds.__getitems__([(torn, 0), (good, 0)])
+    assert "maps/flow of shard 1 is unreadable" in torn_item["error"]
+    _same_item(good_item, ClipDataset(samples, open_store(train_cache.store), student=cfg, tokenizer=tok,
+                                      targets=MAPS)[(good, 0)])
