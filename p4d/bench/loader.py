@@ -2,7 +2,8 @@
 
 Candidate: a torch ``DataLoader`` (spawn workers, as the trainer uses) whose items are
 ``read_clip(store, i)``: every cached target of one clip, decoded to float32 (targets only;
-the trainer issue adds frames). Baseline: the same DataLoader reading the store's files as raw
+the trainer issue adds frames); and, in a second row, items of one shard each read by one
+``read_clips`` call, as the trainer's batches are. Baseline: the same DataLoader reading the store's files as raw
 bytes, sequentially, with no decoding. Both for 0, 1 and 2 reader workers, after asking the
 kernel to drop the files from the page cache (``posix_fadvise(DONTNEED)``) before every repeat;
 the note says at what MB/s the raw reads ran, i.e. whether they came from disk or memory.
@@ -22,7 +23,7 @@ from p4d.bench.harness import BenchResult, Goal, Row, compare, time_fn
 from p4d.bench.peers import PEER_FORMATS, read_peer, write_peer
 from p4d.bench.synthetic_store import (SHAPES, build_store, drop_page_cache, files_under, page_cache_check,
                                        synthetic_clips)
-from p4d.cache_schema import DEFAULT_LATENT_CODEC, open_store, read_clip
+from p4d.cache_schema import DEFAULT_LATENT_CODEC, open_store, read_clip, read_clips
 
 WORKERS = (0, 1, 2)
 GOAL = Goal(">=", 0.8)
@@ -41,6 +42,22 @@ class CacheClips:
         if self._store is None:
             self._store = open_store(self.url)
         return read_clip(self._store, i)
+
+
+class CacheShards:
+    """Map-style dataset: item s = every cached target of shard s's clips, one ``read_clips`` call
+    (how the trainer reads a batch: its sampler keeps batches inside shards)."""
+
+    def __init__(self, url: str, shards: int):
+        self.url, self.shards, self._store = url, shards, None
+
+    def __len__(self):
+        return self.shards
+
+    def __getitem__(self, s):
+        if self._store is None:
+            self._store = open_store(self.url)
+        return read_clips(self._store, list(self._store.shard_clips(s)))
 
 
 class RawFiles:
@@ -143,6 +160,11 @@ def run(size: str, *, repeats: int = 3) -> BenchResult:
             result.rows.append(Row(
                 f"cache API ({DEFAULT_LATENT_CODEC}) vs raw read, {workers} workers", "clips/s", n / cand.median,
                 n / base.median, goal=GOAL, spread=cand.spread, extra={"workers": workers, "series": "p4d cache"}))
+            shards = time_fn(_drain(_loader(CacheShards(url, open_store(url).num_shards), workers), store_files),
+                             repeats=repeats)
+            result.rows.append(Row(
+                f"cache API, one read_clips per shard, vs raw read, {workers} workers", "clips/s", n / shards.median,
+                n / base.median, goal=GOAL, spread=shards.spread, extra={"workers": workers, "series": "p4d cache, by shard"}))
             for fmt in PEER_FORMATS:
                 peer_loader = _loader(PeerClips(peer_paths[fmt], fmt), workers)
                 peer = time_fn(_drain(peer_loader, peer_files[fmt]), repeats=repeats)
