@@ -29,11 +29,15 @@ WORKERS = (0, 1, 2)
 GOAL = Goal(">=", 0.8)
 
 
-class CacheClips:
-    """Map-style dataset: item i = every cached target of clip i (store opened lazily per worker)."""
+class CacheReads:
+    """Map-style dataset over the cache API (store opened lazily per worker): item i = every
+    cached target of clip i (``read_clip``), or with ``by_shard`` of shard i's clips in one
+    ``read_clips`` call (how the trainer reads a batch: its sampler keeps batches inside shards)."""
 
-    def __init__(self, url: str, n: int):
-        self.url, self.n, self._store = url, n, None
+    def __init__(self, url: str, by_shard: bool = False):
+        self.url, self.by_shard, self._store = url, by_shard, None
+        store = open_store(url)
+        self.n = store.num_shards if by_shard else store.num_clips
 
     def __len__(self):
         return self.n
@@ -41,23 +45,9 @@ class CacheClips:
     def __getitem__(self, i):
         if self._store is None:
             self._store = open_store(self.url)
+        if self.by_shard:
+            return read_clips(self._store, list(self._store.shard_clips(i)))
         return read_clip(self._store, i)
-
-
-class CacheShards:
-    """Map-style dataset: item s = every cached target of shard s's clips, one ``read_clips`` call
-    (how the trainer reads a batch: its sampler keeps batches inside shards)."""
-
-    def __init__(self, url: str, shards: int):
-        self.url, self.shards, self._store = url, shards, None
-
-    def __len__(self):
-        return self.shards
-
-    def __getitem__(self, s):
-        if self._store is None:
-            self._store = open_store(self.url)
-        return read_clips(self._store, list(self._store.shard_clips(s)))
 
 
 class RawFiles:
@@ -154,13 +144,13 @@ def run(size: str, *, repeats: int = 3) -> BenchResult:
         store_bytes = sum(p.stat().st_size for p in store_files)
         drop_page_cache(store_files)
         for workers in WORKERS:
-            cache_loader = _loader(CacheClips(url, n), workers)
+            cache_loader = _loader(CacheReads(url), workers)
             raw_loader = _loader(RawFiles(store_files), workers)
             cand, base = compare(_drain(cache_loader, store_files), _drain(raw_loader, store_files), repeats=repeats)
             result.rows.append(Row(
                 f"cache API ({DEFAULT_LATENT_CODEC}) vs raw read, {workers} workers", "clips/s", n / cand.median,
                 n / base.median, goal=GOAL, spread=cand.spread, extra={"workers": workers, "series": "p4d cache"}))
-            shards = time_fn(_drain(_loader(CacheShards(url, open_store(url).num_shards), workers), store_files),
+            shards = time_fn(_drain(_loader(CacheReads(url, by_shard=True), workers), store_files),
                              repeats=repeats)
             result.rows.append(Row(
                 f"cache API, one read_clips per shard, vs raw read, {workers} workers", "clips/s", n / shards.median,
