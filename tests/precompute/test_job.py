@@ -234,10 +234,16 @@ def test_two_processes_on_disjoint_shard_ranges_of_one_store(video_list, finishe
         assert p.returncode == 0, err.decode()[-2000:]
     final = open_store(str(store))
     assert final.status() == {"pending": 0, "done": 6, "failed": 5, "total": 11}
+    # equal to the one-process run up to float noise: CPU kernels are not bitwise reproducible across
+    # processes (seen: 1-ulp changes), which can move the codec's per-channel step by an ulp or flip
+    # one rounding, so allow one quantisation step per channel
     reference = open_store(str(finished_store[0]))
     for i in range(final.num_clips):
         if i not in final.failures():
-            np.testing.assert_array_equal(read_clip(final, i)["f4d"], read_clip(reference, i)["f4d"])
+            got, want = read_clip(final, i)["f4d"], read_clip(reference, i)["f4d"]
+            step = np.asarray(reference.array("latents/f4d_scale")[i])[:, None, None, None, :]
+            assert np.all(np.abs(got - want) <= step * 1.001)
+            assert np.mean(np.abs(got - want) <= 1e-6 * (1 + np.abs(want))) > 0.99
 
 
 def test_ctrl_c_stops_cleanly_and_nothing_is_half_done(video_list, tmp_path):
