@@ -3,8 +3,8 @@
 Candidate: a torch ``DataLoader`` (spawn workers, as the trainer uses) whose items are
 ``read_clip(store, i)``: every cached target of one clip, decoded to float32 (targets only;
 the trainer issue adds frames); and, in a second row, items of one shard each read by one
-``read_clips`` call, as the trainer's batches are. Baseline: the same DataLoader reading the store's files as raw
-bytes, sequentially, with no decoding. Both for 0, 1 and 2 reader workers, after asking the
+``read_clips`` call, as the trainer's batches are. Baseline: the same DataLoader reading the
+store's files as raw bytes, sequentially, with no decoding. Both for 0, 1 and 2 reader workers, after asking the
 kernel to drop the files from the page cache (``posix_fadvise(DONTNEED)``) before every repeat;
 the note says at what MB/s the raw reads ran, i.e. whether they came from disk or memory.
 Goal: candidate / baseline >= 0.8. The per-clip peer formats are read the same way. A ceiling
@@ -108,7 +108,8 @@ def _numcodecs_equivalent(arr):
 
 def decompress_only(url: str, repeats: int) -> float:
     """Seconds to decompress one clip's stored chunks in memory with the store's codec settings,
-    nothing else (no file reads, no zarr, no dequantisation): the floor under any reader."""
+    nothing else (no file reads, no zarr, no dequantisation): the least CPU time any reader of
+    these bytes spends on top of reading them."""
     store = open_store(url)
     chunks = []
     for path in store.layouts:
@@ -154,7 +155,8 @@ def run(size: str, *, repeats: int = 3) -> BenchResult:
                              repeats=repeats)
             result.rows.append(Row(
                 f"cache API, one read_clips per shard, vs raw read, {workers} workers", "clips/s", n / shards.median,
-                n / base.median, goal=GOAL, spread=shards.spread, extra={"workers": workers, "series": "p4d cache, by shard"}))
+                n / base.median, goal=GOAL, spread=shards.spread,
+                extra={"workers": workers, "series": "p4d cache, by shard"}))
             for fmt in PEER_FORMATS:
                 peer_loader = _loader(PeerClips(peer_paths[fmt], fmt), workers)
                 peer = time_fn(_drain(peer_loader, peer_files[fmt]), repeats=repeats)
@@ -169,8 +171,9 @@ def run(size: str, *, repeats: int = 3) -> BenchResult:
     raw_s = 1 / raw0.candidate
     result.rows.append(Row("ceiling: raw read + decompression only vs raw read, 0 workers", "clips/s",
                            1 / (raw_s + decompress_s), 1 / raw_s, extra={"decompress ms/clip": decompress_s * 1e3}))
-    result.notes.append(f"decompressing one clip's chunks alone takes {decompress_s * 1e3:.1f} ms vs {raw_s * 1e3:.1f} ms to "
-                        "read its bytes: a reader that does both in turn reaches at most the ceiling row")
+    result.notes.append(f"decompressing one clip's chunks alone takes {decompress_s * 1e3:.1f} ms vs "
+                        f"{raw_s * 1e3:.1f} ms to read its bytes: a reader that does both in turn reaches at most "
+                        "the ceiling row, and with every core busy no reader does better")
     result.notes.append(
         f"raw reads of the store ran at {store_bytes / 1e6 * raw0.candidate / n:.0f} MB/s; a 64 MiB probe file read "
         f"at {warm:.0f} MB/s warm and {dropped:.0f} MB/s after posix_fadvise(DONTNEED)"
