@@ -13,6 +13,8 @@
   bucket (kind, N); cached clips in shard-then-clip order (shards shuffled, clips shuffled within
   a shard, so reads stay sequential), other buckets shuffled and interleaved; deterministic given
   (seed, epoch); rank r takes its slice; ``state_dict`` = (epoch, next batch) resumes mid-epoch.
+  The trainer runs it ``endless`` (one loader iterator for all epochs), so the workers keep
+  prefetching across epoch boundaries instead of stalling at each.
 - :func:`make_loader`: a torch DataLoader with the spawn start method for workers (zarr's
   background threads can deadlock forked workers; each worker reopens the store lazily) and
   pinned memory on CUDA.
@@ -176,18 +178,21 @@ class Collate:
 
 
 class ShardBatchSampler(torch.utils.data.Sampler):
-    """See the module docstring. Yields this rank's ``[(sample index, epoch), ...]`` per step."""
+    """See the module docstring. Yields this rank's ``[(sample index, epoch), ...]`` per step:
+    the rest of the current epoch, or with ``endless`` every epoch after it too (so the loader's
+    workers prefetch across epoch boundaries instead of stalling at each one)."""
 
     def __init__(self, samples: Sequence[Sample], *, batch_size: int, world_size: int = 1, rank: int = 0,
-                 seed: int = 0):
+                 seed: int = 0, endless: bool = False):
         self.samples = list(samples)
         self.batch_size = batch_size
         self.world_size = world_size
         self.rank = rank
         self.seed = seed
+        self.endless = endless
         self.epoch = 0
         self.start = 0  # next global batch of self.epoch
-        self._memo: tuple[int, list[list[int]]] | None = None
+        self._memo: dict[int, list[list[int]]] = {}
 
     @property
     def global_batch(self) -> int:
@@ -195,8 +200,8 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The global batches of one epoch, in order (each a list of sample indices)."""
-        if self._memo is not None and self._memo[0] == epoch:
-            return self._memo[1]
+        if epoch in self._memo:
+            return self._memo[epoch]
         rng = np.random.default_rng([self.seed, epoch])
         g = self.global_batch
         cached = [i for i, s in enumerate(self.samples) if s.shard >= 0]
@@ -228,16 +233,27 @@ class ShardBatchSampler(torch.utils.data.Sampler):
         for k in labels.astype(int).tolist():
             batches.append(streams[k][cursors[k]])
             cursors[k] += 1
-        self._memo = (epoch, batches)
+        self._memo = {e: b for e, b in self._memo.items() if e == epoch - 1}  # the loader runs ahead by one epoch
+        self._memo[epoch] = batches
         return batches
 
     def __len__(self) -> int:
         return max(0, len(self.epoch_batches(self.epoch)) - self.start)
 
     def __iter__(self):
-        epoch, lo, hi = self.epoch, self.rank * self.batch_size, (self.rank + 1) * self.batch_size
-        for batch in self.epoch_batches(epoch)[self.start:]:
-            yield [(i, epoch) for i in batch[lo:hi]]
+        epoch, start, lo, hi = self.epoch, self.start, self.rank * self.batch_size, (self.rank + 1) * self.batch_size
+        while True:
+            for batch in self.epoch_batches(epoch)[start:]:
+                yield [(i, epoch) for i in batch[lo:hi]]
+            if not self.endless:
+                return
+            epoch, start = epoch + 1, 0
+
+    def advance(self) -> None:
+        """Move the resumable position past one consumed batch (into the next epoch at the end)."""
+        self.start += 1
+        if self.start >= len(self.epoch_batches(self.epoch)):
+            self.epoch, self.start = self.epoch + 1, 0
 
     # ---- resumable position -----------------------------------------------------------------
     def state_dict(self) -> dict[str, int]:
@@ -245,6 +261,8 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.start = int(state["epoch"]), int(state["batch"])
+        if self.start >= len(self.epoch_batches(self.epoch)):  # "after the last batch" = the next epoch's first
+            self.epoch, self.start = self.epoch + 1, 0
 
 
 def _worker_init(_: int) -> None:

@@ -108,11 +108,11 @@ def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, c
 
 class BatchStream:
     """Micro-batches across epochs from a loader over a :class:`ShardBatchSampler`; tracks the
-    resumable position (epoch, next batch) and the samples that failed to load."""
+    resumable position (epoch, next batch) and the samples that failed to load. With an
+    ``endless`` sampler one loader iterator serves every epoch."""
 
     def __init__(self, loader, sampler: ShardBatchSampler):
         self.loader, self.sampler = loader, sampler
-        self.consumed = 0  # batches taken from the current iterator
         self.dropped = 0
         self._it = None
         if len(sampler.epoch_batches(sampler.epoch)) == 0:
@@ -125,10 +125,10 @@ class BatchStream:
                 self._it = iter(self.loader)
             try:
                 batch = next(self._it)
-            except StopIteration:
-                self.sampler.epoch, self.sampler.start, self.consumed, self._it = self.sampler.epoch + 1, 0, 0, None
+            except StopIteration:  # a one-epoch sampler ran out (its position already moved on)
+                self._it = None
                 continue
-            self.consumed += 1
+            self.sampler.advance()
             for message in batch["errors"]:
                 log.warning("dropped a sample that failed to load: %s", message)
             self.dropped += len(batch["errors"])
@@ -136,7 +136,7 @@ class BatchStream:
                 return batch
 
     def state_dict(self) -> dict[str, int]:
-        return {**self.sampler.state_dict(), "batch": self.sampler.start + self.consumed}
+        return self.sampler.state_dict()
 
 
 def main(cfg: TrainConfig) -> TrainResult:
@@ -176,7 +176,7 @@ def main(cfg: TrainConfig) -> TrainResult:
                               targets=needed_targets(cfg), f4d_input=model.cfg.needs_f4d_input,
                               hflip=cfg.augment.hflip, seed=cfg.runtime.seed)
         sampler = ShardBatchSampler(samples, batch_size=cfg.data.batch_size, world_size=dist.world_size,
-                                    rank=dist.rank, seed=cfg.runtime.seed)
+                                    rank=dist.rank, seed=cfg.runtime.seed, endless=True)
         check_first_sample(dataset, samples)
 
         # --- resume -----------------------------------------------------------------------------

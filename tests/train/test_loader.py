@@ -110,6 +110,31 @@ def test_sampler_rank_slices_and_resume():
     assert len(resumed) == len(full) - 2
 
 
+def test_endless_sampler_runs_on_through_epochs_and_tracks_its_position():
+    """Endless = each epoch's one-epoch iteration, back to back, from the resumed position;
+    advance() after each consumed batch lands where a fresh one-epoch sampler would resume."""
+    from itertools import islice
+
+    samples = _samples([k // 2 for k in range(10)])      # 5 batches of 2 per epoch
+    per_epoch = []
+    for e in range(4):
+        one = ShardBatchSampler(samples, batch_size=2, seed=7)
+        one.epoch = e
+        per_epoch.append(list(one))
+    flat = [b for epoch in per_epoch for b in epoch]
+    endless = ShardBatchSampler(samples, batch_size=2, seed=7, endless=True)
+    endless.load_state_dict({"epoch": 0, "batch": 3})
+    taken = list(islice(iter(endless), 12))
+    assert taken == flat[3:15]
+    for _ in taken:
+        endless.advance()
+    assert endless.state_dict()["epoch"] == 3 and endless.state_dict()["batch"] == 0      # 3 + 12 = 15 = 3 epochs
+    assert [b[0][1] for b in taken] == [0, 0] + [1] * 5 + [2] * 5                        # keys carry their epoch
+    end = ShardBatchSampler(samples, batch_size=2, seed=7)
+    end.load_state_dict({"epoch": 1, "batch": 5})                                        # past the last batch
+    assert (end.epoch, end.start) == (2, 0) and list(end) == per_epoch[2]
+
+
 def test_spawned_workers_give_the_same_batches(train_cache, conversations, tiny):
     ds, samples = _dataset(train_cache, conversations, tiny, targets=("f4d", "depth"))
     cfg, tok = tiny

@@ -64,7 +64,7 @@ def test_tiny_end_to_end_loss_goes_down(train_cache, conversations, tmp_path):
     meta = ckpt.read_meta(result.checkpoint)
     assert meta["student"]["name"] == "tiny" and meta["config"]["recipe"]["loss"] == "ld+ed" and meta["step"] == 20
     position = json.loads((result.checkpoint / "data.json").read_text())
-    assert (position["epoch"], position["batch"]) == (9, 2)    # 5 clips = 2 batches of 2 per epoch; 20 batches taken
+    assert (position["epoch"], position["batch"]) == (10, 0)   # 5 clips = 2 batches of 2 per epoch; 20 batches taken
 
 
 def _run_cli(args, output):
