@@ -68,8 +68,6 @@ def get_teacher(job: TeacherJob):
     """(teacher, forward lock) for this process, built on first use and kept for later tasks."""
     with _TEACHERS_LOCK:
         if job.key not in _TEACHERS:
-            import torch
-
             from p4d.teacher import build_teacher
 
             teacher = build_teacher(job.preset, weights=job.weights, device=job.device, seed=job.seed)

@@ -1,7 +1,6 @@
 """p4d precompute end to end on a real LocalCluster, the tiny teacher and real H.264 files."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
