@@ -56,3 +56,17 @@ def require_package(module: str, extra: str) -> None:
         raise MissingDependencyError(
             f"{module!r} is not installed; install it with: pip install 'p4d[{extra}]'"
         )
+
+
+def check_fields(owner: str, cls: type, data: object) -> None:
+    """Raise :class:`ConfigError` unless ``data`` is a mapping whose keys are fields of the
+    dataclass ``cls``; the message names ``owner``, the unknown keys and the known ones."""
+    import dataclasses
+    from collections.abc import Mapping
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{owner}: expected a mapping, found {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{owner}: unknown fields {unknown}; expected some of {sorted(known)}")

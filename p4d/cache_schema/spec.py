@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p4d.cache_schema.codecs import DEFAULT_LATENT_CODEC, LATENT_CODECS
-from p4d.errors import ConfigError
+from p4d.errors import ConfigError, check_fields
 
 SCHEMA_VERSION: int = 1
 MODALITIES: tuple[str, ...] = ("depth", "flow", "motion", "camray")
@@ -118,12 +118,7 @@ class CacheSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CacheSpec":
-        if not isinstance(d, dict):
-            raise ConfigError(f"CacheSpec: expected a dict, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"CacheSpec: unknown keys {unknown} (known: {sorted(known)})")
+        check_fields("CacheSpec", cls, d)
         kw = dict(d)
         for k in ("modalities", "taps"):
             if k in kw and isinstance(kw[k], list):

@@ -7,10 +7,10 @@ camray grid of h_p × w_p = (H/14) × (W/14) = 16 × 16 patches.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from p4d.errors import ConfigError
+from p4d.errors import ConfigError, check_fields
 
 #: Output channels per modality (the cache's channel axis).
 MODALITY_CHANNELS: dict[str, int] = {"depth": 1, "flow": 2, "motion": 1, "camray": 6}
@@ -140,12 +140,7 @@ class HeadsConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "HeadsConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"HeadsConfig: expected a mapping, found {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"HeadsConfig: unknown fields {unknown}; expected some of {sorted(known)}")
+        check_fields("HeadsConfig", cls, data)
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**kwargs)
 

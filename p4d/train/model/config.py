@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
-from p4d.errors import ConfigError
+from p4d.errors import ConfigError, check_fields
 
 TPE_MODES = ("add", "mark", "prompt", "off")
 STRATEGIES = ("p4d", "4d-sft", "4d-concat", "4d-pe")
@@ -241,20 +241,13 @@ class StudentConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "StudentConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"StudentConfig: expected a mapping, found {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"StudentConfig: unknown fields {unknown}; expected some of {sorted(known)}")
+        check_fields("StudentConfig", cls, data)
         kwargs = dict(data)
         for key in ("f4d_shape", "image_mean", "image_std"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(kwargs[key])
         if isinstance(kwargs.get("loss"), Mapping):
-            unknown = sorted(set(kwargs["loss"]) - {f.name for f in dataclasses.fields(LossConfig)})
-            if unknown:
-                raise ConfigError(f"StudentConfig.loss: unknown fields {unknown}")
+            check_fields("StudentConfig.loss", LossConfig, kwargs["loss"])
             kwargs["loss"] = LossConfig(**kwargs["loss"])
         return cls(**kwargs)
 
