@@ -6,3 +6,17 @@ without loading the teacher. See DESIGN.md for the package layout.
 """
 
 __version__ = "0.1.0"
+
+
+def lazy_exports(package: str, exports: dict[str, str]):
+    """``(__getattr__, __all__)`` for a package whose public names live in submodules that are
+    imported only on first use (``exports``: name -> module path), so importing the package stays
+    cheap (e.g. ``p4d --help`` or a planner that needs only ``p4d.teacher.presets``)."""
+    import importlib
+
+    def __getattr__(name: str):
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__, sorted(exports)

@@ -18,7 +18,7 @@ Modules:
 
 from __future__ import annotations
 
-import importlib
+from p4d import lazy_exports
 
 # Exported lazily, so that ``p4d.inspect.cli`` (imported by ``p4d --help``) stays light.
 _EXPORTS = {
@@ -29,10 +29,4 @@ _EXPORTS = {
     "inspect_store": "p4d.inspect.run",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'p4d.inspect' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

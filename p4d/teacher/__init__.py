@@ -12,7 +12,7 @@ lazily so that ``p4d.teacher.presets`` stays cheap for planners that only need s
 
 from __future__ import annotations
 
-import importlib
+from p4d import lazy_exports
 
 _EXPORTS = {
     "TeacherPreset": "presets", "PRESETS": "presets", "get_preset": "presets",
@@ -22,10 +22,4 @@ _EXPORTS = {
     "export_safetensors": "checkpoint", "weights_hash": "checkpoint",
     "format_info": "info",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"p4d.teacher.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'p4d.teacher' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, {name: f"p4d.teacher.{module}" for name, module in _EXPORTS.items()})

@@ -76,6 +76,8 @@ sampler, spawn DataLoader), augment (flip replay), build (student/optimizer/sche
 checks), checkpoint (named parts + meta.json), logs (JSONL/tqdm/TensorBoard), distributed, trainer, export.
 """
 
+from p4d import lazy_exports
+
 _LAZY = {
     "TrainConfig": "p4d.train.config",
     "resolve_config": "p4d.train.config",
@@ -88,12 +90,4 @@ _LAZY = {
     "run_demo_training": "p4d.train.demo",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'p4d.train' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _LAZY)
