@@ -21,6 +21,7 @@ Rows:
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -152,6 +153,14 @@ def _layer_params(cfg: dict, mlp_mats: int) -> int:
     return 2 * h * h + 2 * h * kv + mlp_mats * h * inner
 
 
+@functools.lru_cache(maxsize=1)
+def _l4p_forward_flops() -> int:
+    """FLOPs of one L4P forward per clip (``p4d teacher info``; builds the model on the meta device)."""
+    from p4d.teacher.info import teacher_stats
+
+    return teacher_stats("l4p")["flops"]["total"]
+
+
 def paper_step_estimate(student: str = "nvila-lite-8b", text_tokens: int = 64, lora: bool = False) -> dict:
     """FLOPs of one training sample at paper size vs the L4P teacher forward on its clip.
 
@@ -162,7 +171,6 @@ def paper_step_estimate(student: str = "nvila-lite-8b", text_tokens: int = 64, l
     utilisation = student / (student + teacher).
     """
     from p4d.teacher import get_preset
-    from p4d.teacher.info import teacher_stats
     from p4d.train.model import student_preset
 
     cfg = student_preset(student)
@@ -173,7 +181,7 @@ def paper_step_estimate(student: str = "nvila-lite-8b", text_tokens: int = 64, l
     tokens = frames * cfg.tokens_per_frame + text_tokens  # tokens_per_frame counts the frame-end token
     vision_flops = 2 * vision * frames * cfg.patch_grid ** 2
     llm_flops = (4 if lora else 6) * llm * tokens + 12 * llm_layers * tokens ** 2 * int(cfg.llm["hidden_size"])
-    teacher = teacher_stats("l4p")["flops"]["total"]
+    teacher = _l4p_forward_flops()
     step = vision_flops + llm_flops
     return {"student": student, "lora": lora, "tokens": tokens, "llm block params": llm, "student TFLOP": step / 1e12,
             "teacher TFLOP": teacher / 1e12, "ratio": step / (step + teacher)}
