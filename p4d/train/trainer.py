@@ -34,6 +34,7 @@ from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
 from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across
 from p4d.train.export import export_trained
+from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
 from p4d.train.logs import RunLog, peak_memory_mb
 
@@ -80,6 +81,8 @@ def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device)
     """The student's loss dict for one collated batch."""
     move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
     targets = {k: move(v) for k, v in batch["targets"].items()} or None
+    if targets and batch.get("target_codec"):  # stored parts: decode on the device (p4d.train.device_decode)
+        targets = decode_target_parts(batch["target_codec"], targets)
     return model(frames=move(batch["frames"]), timestamps=move(batch["timestamps"]), input_ids=move(batch["input_ids"]),
                  attention_mask=move(batch["attention_mask"]), labels=move(batch["labels"]), targets=targets,
                  f4d=move(batch["f4d"]) if batch.get("f4d") is not None else None, tpe=batch["tpe"])
@@ -183,7 +186,8 @@ def main(cfg: TrainConfig) -> TrainResult:
         scheduler = build_scheduler(optimizer, cfg)
         dataset = ClipDataset(samples, store, student=model.cfg, tokenizer=model.tokenizer,
                               targets=needed_targets(cfg, store.spec.modalities), f4d_input=model.cfg.needs_f4d_input,
-                              hflip=cfg.augment.hflip, seed=cfg.runtime.seed)
+                              hflip=cfg.augment.hflip, seed=cfg.runtime.seed,
+                              decode_on_device=dist.device.type == "cuda")
         sampler = ShardBatchSampler(samples, batch_size=cfg.data.batch_size, world_size=dist.world_size,
                                     rank=dist.rank, seed=cfg.runtime.seed, endless=True)
         check_first_sample(dataset, samples)
