@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -54,10 +54,19 @@ class TrainResult:
     data: dict[str, Any] = field(default_factory=dict)   # DataReport.to_dict()
 
 
-def needed_targets(cfg: TrainConfig) -> tuple[str, ...]:
-    """Cache targets the recipe's losses read (F_4D for LD, the maps with a non-zero weight)."""
-    return tuple(t if t != "ld" else "f4d" for t in cfg.loss_terms
-                 if (getattr(cfg.loss, f"{t}_weight") is None or getattr(cfg.loss, f"{t}_weight") > 0))
+def needed_targets(cfg: TrainConfig, modalities: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Cache targets the recipe's losses read: F_4D for LD (unless its weight is 0) and every map of
+    the loss preset, a map with weight 0 included (its ED is logged, not trained, as the release
+    logs every modality's ED) when the cache holds it (``modalities``: the store's; None: all)."""
+    out = []
+    for t in cfg.loss_terms:
+        weight = getattr(cfg.loss, f"{t}_weight")
+        if t == "ld":
+            if weight is None or weight > 0:
+                out.append("f4d")
+        elif (weight is None or weight > 0) or modalities is None or t in modalities:
+            out.append(t)
+    return tuple(out)
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
@@ -176,7 +185,7 @@ def main(cfg: TrainConfig) -> TrainResult:
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg)
         dataset = ClipDataset(samples, store, student=model.cfg, tokenizer=model.tokenizer,
-                              targets=needed_targets(cfg), f4d_input=model.cfg.needs_f4d_input,
+                              targets=needed_targets(cfg, store.spec.modalities), f4d_input=model.cfg.needs_f4d_input,
                               hflip=cfg.augment.hflip, seed=cfg.runtime.seed,
                               decode_on_device=dist.device.type == "cuda")
         sampler = ShardBatchSampler(samples, batch_size=cfg.data.batch_size, world_size=dist.world_size,
