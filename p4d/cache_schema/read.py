@@ -14,7 +14,8 @@ import numpy as np
 
 from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
-from p4d.cache_schema.store import CacheStore
+from p4d.cache_schema.shard_read import read_shard_rows, shard_array
+from p4d.cache_schema.store import CacheStore, _fs
 from p4d.cache_schema.write import failures_file
 from p4d.errors import CacheNotFoundError, ClipNotAvailableError
 
@@ -47,7 +48,36 @@ def _runs(uniq: np.ndarray) -> list[slice]:
     return [slice(int(r[0]), int(r[-1]) + 1) for r in np.split(uniq, breaks)]
 
 
+def _direct_reader(store: CacheStore, path: str):
+    """(filesystem, ShardArray) for reading ``path``'s shard files directly, or None when its
+    codec chain is not one :mod:`p4d.cache_schema.shard_read` handles (then zarr reads it)."""
+    cache = store.__dict__.setdefault("_direct", {})
+    if path not in cache:
+        fs, root = _fs(store.url)
+        try:
+            cache[path] = (fs, shard_array(fs, root, path))
+        except (OSError, ValueError, KeyError):
+            cache[path] = (fs, None)
+    fs, arr = cache[path]
+    return None if arr is None else (fs, arr)
+
+
 def _read_rows(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarray:
+    """Rows ``uniq`` (sorted unique clip indices) of array ``path`` as stored: one direct read
+    per shard touched (:mod:`p4d.cache_schema.shard_read`), else zarr's slice reads."""
+    direct = _direct_reader(store, path)
+    if direct is not None:
+        fs, arr = direct
+        shards = uniq // store.spec.clips_per_shard
+        parts = []
+        for shard in np.unique(shards):
+            rows = uniq[shards == shard] - int(shard) * store.spec.clips_per_shard
+            parts.append(read_shard_rows(fs, arr, int(shard), rows, url=store.url))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return _read_rows_zarr(store, path, uniq)
+
+
+def _read_rows_zarr(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarray:
     arr = store.array(path)
     missing = store.missing_shards(path, sorted({store.shard_of(c) for c in uniq}))
     if missing:
@@ -118,7 +148,8 @@ def _empty(store: CacheStore, name: str) -> np.ndarray:
     return np.zeros((0, spec.num_frames), np.int32 if name == "frame_index" else np.float32)
 
 
-def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | None = None, *,
+               decode: bool = True) -> dict[str, np.ndarray]:
     """Decoded targets of clips ``idx``, stacked on a leading axis B.
 
     Returns ``f4d`` (B, taps, N', h', w', c') float32, each spec map as float32 (``depth``
@@ -127,6 +158,10 @@ def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | No
     ``video`` (B,) int32; only ``fields`` of these when given (the others are not read). Raises
     ClipNotAvailableError for out-of-range, pending, failed or unreadable clips (naming the
     clip and the reason) and for a field the store does not have.
+
+    ``decode=False`` returns what is stored instead, for a decode on the trainer's device
+    (:mod:`p4d.train.device_decode`): the latent codec's parts (``f4d`` int8 residuals,
+    ``f4d_scale``, ``f4d_offset`` for dpcm-channel) and the maps in their stored float16.
     """
     names = _fields(store, fields)
     clips = _clip_indices(store, idx)
@@ -134,15 +169,20 @@ def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | No
     _check_done(store, uniq)
     out: dict[str, np.ndarray] = {}
     for name in names:
-        if not uniq.size:
+        if not uniq.size and decode:
             out[name] = _empty(store, name)
         elif name == "f4d":
             codec = LATENT_CODECS[store.spec.latent_codec]
-            out[name] = codec.decode({p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts})
+            parts = {p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts}
+            if decode:
+                out[name] = codec.decode(parts)
+            else:
+                out.update(parts)
         elif name in _CLIP_FIELDS:
             out[name] = _read_rows(store, f"clips/{name}", uniq)
         else:
-            out[name] = _read_rows(store, f"maps/{name}", uniq).astype(np.float32)
+            rows = _read_rows(store, f"maps/{name}", uniq)
+            out[name] = rows.astype(np.float32) if decode else rows
     if uniq.size != clips.size or not np.array_equal(uniq, clips):
         out = {k: v[inverse] for k, v in out.items()}
     return out

@@ -89,7 +89,7 @@ def student_config(cfg: TrainConfig, base: StudentConfig | None = None) -> Stude
         "tpe": TIME_CUES[cfg.recipe.time_cue],
         "loss": base.loss.__class__(**{**base.loss.__dict__, **cfg.loss_weights(base.loss.__dict__)}),
     }
-    for name in ("attn", "dtype", "d4dp_hidden"):
+    for name in ("attn", "dtype", "d4dp", "d4dp_time", "d4dp_hidden"):
         value = getattr(cfg.model, name)
         if value is not None:
             changes[name] = value
@@ -136,7 +136,7 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
 
 
 def _checkpoint_overrides(scfg: StudentConfig) -> dict[str, Any]:
-    return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "d4dp_hidden", "name")}
+    return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "d4dp", "d4dp_time", "d4dp_hidden", "name")}
 
 
 # ---- optimizer and schedule ---------------------------------------------------------------------

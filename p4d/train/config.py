@@ -64,7 +64,9 @@ class ModelConfig:
     attn: str | None = None              # eager | sdpa (default: the preset's)
     dtype: str | None = None             # parameter dtype float32 | bfloat16 (default: the preset's)
     gradient_checkpointing: bool = False
-    d4dp_hidden: int | None = None       # D_4DP MLP width (default: the preset's)
+    d4dp: str | None = None              # D_4DP per tap: linear (the release) | mlp (model card); default: the preset's
+    d4dp_time: str | None = None         # D_4DP N -> N': stride (the release: frames 0, 2, ...) | mean (pairs averaged)
+    d4dp_hidden: int | None = None       # D_4DP MLP width (mlp only; default: the preset's)
 
 
 @dataclass(kw_only=True)
@@ -201,6 +203,10 @@ class TrainConfig:
         _choice("recipe.loss", r.loss, tuple(LOSS_PRESETS))
         _choice("recipe.time-cue", r.time_cue, tuple(TIME_CUES))
         _choice("recipe.tune", r.tune, TRAINABILITY)
+        if self.model.d4dp is not None:
+            _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
+        if self.model.d4dp_time is not None:
+            _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
         _choice("runtime.device", self.runtime.device, DEVICES)
         _choice("runtime.precision", self.runtime.precision, PRECISIONS)
         for flag, value, low in (

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from p4d.cache_schema import CacheStore, read_clip, read_clips
+from p4d.cache_schema import CacheStore, read_clips
 from p4d.errors import P4DError
 from p4d.train.augment import flip_frames, flip_region, flip_targets, should_flip
 from p4d.train.data import Sample
@@ -62,11 +62,15 @@ class ClipDataset(torch.utils.data.Dataset):
     """Samples by ``(index, epoch)`` keys (the epoch seeds the flip decision).
 
     targets: the cache targets to read (subset of ``f4d``, depth, flow, motion, camray);
-    f4d_input: also return F_4D as the student's input (4d-concat / 4d-pe).
+    f4d_input: also return F_4D as the student's input (4d-concat / 4d-pe);
+    decode_on_device: hand the targets over as stored (int8 residuals + scales, float16 maps;
+    ``batch["target_codec"]`` names the codec) for :mod:`p4d.train.device_decode` on the
+    trainer's device; else (and always with ``f4d_input``) decode to float32 here.
     """
 
     def __init__(self, samples: Sequence[Sample], store: CacheStore, *, student: StudentConfig, tokenizer,
-                 targets: Sequence[str] = (), f4d_input: bool = False, hflip: float = 0.0, seed: int = 0):
+                 targets: Sequence[str] = (), f4d_input: bool = False, hflip: float = 0.0, seed: int = 0,
+                 decode_on_device: bool = False):
         self.samples = list(samples)
         self.store = store  # picklable; zarr arrays reopen lazily in each worker
         self.student = student
@@ -76,6 +80,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.f4d_input = f4d_input
         self.hflip = hflip
         self.seed = seed
+        self.decode_on_device = decode_on_device and not f4d_input
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -92,7 +97,8 @@ class ClipDataset(torch.utils.data.Dataset):
         read: dict[int, dict[str, np.ndarray]] = {}
         if len(videos) > 1:
             try:
-                clips = read_clips(self.store, [s.clip for _, s in videos], fields=self._fields())
+                clips = read_clips(self.store, [s.clip for _, s in videos], fields=self._fields(),
+                                   decode=not self.decode_on_device)
                 read = {j: {k: v[n] for k, v in clips.items()} for n, (j, _) in enumerate(videos)}
             except (P4DError, OSError):
                 read = {}  # a bad clip in the batch: every sample reads (and reports) on its own
@@ -116,10 +122,11 @@ class ClipDataset(torch.utils.data.Dataset):
         f4d = None
         if s.kind == "video":
             if clip is None:
-                clip = read_clip(self.store, s.clip, fields=self._fields())
+                clip = read_clips(self.store, [s.clip], fields=self._fields(), decode=not self.decode_on_device)
+                clip = {k: v[0] for k, v in clip.items()}
             frames = decode_frames(s.media[0], clip["frame_index"]).frames
             timestamps = clip["timestamp"].astype(np.float32)
-            targets = {k: clip[k] for k in self.targets}
+            targets = {k: v for k, v in clip.items() if k in self.targets or (k.startswith("f4d_") and "f4d" in self.targets)}
             f4d = clip["f4d"] if self.f4d_input else None
         elif s.kind == "video-sft":
             sampling = self.store.spec.sampling
@@ -142,7 +149,8 @@ class ClipDataset(torch.utils.data.Dataset):
         cfg = self.no_time_cue if s.kind == "image" else self.student
         ids = encode_chat(self.tokenizer, cfg, list(s.turns), num_frames=len(frames), timestamps=timestamps.tolist())
         return {"index": index, "kind": s.kind, "frames": np.ascontiguousarray(frames), "timestamps": timestamps,
-                "ids": ids, "targets": targets, "f4d": f4d, "flipped": flip}
+                "ids": ids, "targets": targets, "f4d": f4d, "flipped": flip,
+                "target_codec": self.store.spec.latent_codec if self.decode_on_device and targets else None}
 
     def _image(self, path: str) -> np.ndarray:
         from PIL import Image
@@ -171,6 +179,7 @@ class Collate:
         batch["targets"] = {k: torch.from_numpy(np.stack([it["targets"][k] for it in good]))
                             for k in good[0]["targets"]}
         batch["f4d"] = torch.from_numpy(np.stack([it["f4d"] for it in good])) if good[0]["f4d"] is not None else None
+        batch["target_codec"] = good[0].get("target_codec")
         batch["kind"] = good[0]["kind"]
         batch["tpe"] = good[0]["kind"] != "image"
         batch["answer_tokens"] = int((padded["labels"][:, 1:] != IGNORE_INDEX).sum())

@@ -4,6 +4,7 @@ batches (deterministic, rank slices, resumable), spawn workers, failures dropped
 import shutil
 
 import numpy as np
+import torch
 import pytest
 
 from p4d.cache_schema import open_store, read_clip
@@ -202,3 +203,21 @@ def test_batched_fetch_with_a_torn_shard_reports_only_that_sample(train_cache, c
     assert "maps/flow of shard 1 is unreadable" in torn_item["error"]
     _same_item(good_item, ClipDataset(samples, open_store(train_cache.store), student=cfg, tokenizer=tok,
                                       targets=MAPS)[(good, 0)])
+
+
+def test_device_decode_batches_equal_host_decode(train_cache, conversations, tiny):
+    """Targets handed over as stored and decoded by torch (the CUDA path, here on CPU tensors)
+    equal the host's float32 decode bit for bit."""
+    from p4d.train.device_decode import decode_target_parts
+
+    host, samples = _dataset(train_cache, conversations, tiny, targets=MAPS)
+    dev, _ = _dataset(train_cache, conversations, tiny, targets=MAPS, decode_on_device=True)
+    keys = [(k, 0) for k, s in enumerate(samples) if s.kind == "video"][:3]
+    collate = Collate(pad_id=0)
+    a, b = collate(host.__getitems__(keys)), collate(dev.__getitems__(keys))
+    assert a["target_codec"] is None and b["target_codec"] == open_store(train_cache.store).spec.latent_codec
+    assert b["targets"]["f4d"].dtype.is_floating_point is False and b["targets"]["depth"].dtype == torch.float16
+    decoded = decode_target_parts(b["target_codec"], b["targets"])
+    assert set(decoded) == set(MAPS)
+    for k in MAPS:
+        assert torch.equal(decoded[k], a["targets"][k]), k
