@@ -70,8 +70,9 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, samples: Sequence[Sample], store: CacheStore, *, student: StudentConfig, tokenizer,
                  targets: Sequence[str] = (), f4d_input: bool = False, hflip: float = 0.0, seed: int = 0,
-                 decode_on_device: bool = False):
+                 decode_on_device: bool = False, max_length: int | None = None):
         self.samples = list(samples)
+        self.max_length = max_length
         self.store = store  # picklable; zarr arrays reopen lazily in each worker
         self.student = student
         self.no_time_cue = student.replace(tpe="off")
@@ -148,6 +149,8 @@ class ClipDataset(torch.utils.data.Dataset):
         frames = resize_frames(frames, size) if frames.shape[1:3] != size else frames
         cfg = self.no_time_cue if s.kind == "image" else self.student
         ids = encode_chat(self.tokenizer, cfg, list(s.turns), num_frames=len(frames), timestamps=timestamps.tolist())
+        if self.max_length is not None and len(ids["input_ids"]) > self.max_length:
+            raise P4DError(f"{len(ids['input_ids'])} tokens exceed --data.max-length {self.max_length}")
         return {"index": index, "kind": s.kind, "frames": np.ascontiguousarray(frames), "timestamps": timestamps,
                 "ids": ids, "targets": targets, "f4d": f4d, "flipped": flip,
                 "target_codec": self.store.spec.latent_codec if self.decode_on_device and targets else None}

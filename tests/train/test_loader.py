@@ -221,3 +221,12 @@ def test_device_decode_batches_equal_host_decode(train_cache, conversations, tin
     assert set(decoded) == set(MAPS)
     for k in MAPS:
         assert torch.equal(decoded[k], a["targets"][k]), k
+
+
+def test_sample_longer_than_max_length_is_dropped_with_its_reason(train_cache, conversations, tiny):
+    # 16 frames x (2x2 + 1) tokens = 80 video-block ids alone: 60 is too short, 10_000 is not
+    short, _ = _dataset(train_cache, conversations, tiny, max_length=60)
+    item = short[(0, 0)]
+    assert "exceed --data.max-length 60" in item["error"]
+    long, _ = _dataset(train_cache, conversations, tiny, max_length=10_000)
+    assert "error" not in long[(0, 0)]
