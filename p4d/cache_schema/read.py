@@ -90,10 +90,12 @@ def _read_rows_zarr(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarra
 
 
 def _check_done(store: CacheStore, uniq: np.ndarray) -> None:
+    if not uniq.size:
+        return
     status_arr = store.array("clips/status")
     try:
-        status = np.concatenate([np.asarray(status_arr[sl], dtype=np.uint8) for sl in _runs(uniq)])
-    except Exception:  # noqa: BLE001 - a torn status shard: those clips are pending
+        status = _read_rows(store, "clips/status", uniq).astype(np.uint8)
+    except ClipNotAvailableError:  # a missing or torn status shard: those clips are pending
         status = np.zeros(uniq.size, dtype=np.uint8)
         for k, clip in enumerate(uniq):
             try:
