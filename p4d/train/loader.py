@@ -162,6 +162,17 @@ class ClipDataset(torch.utils.data.Dataset):
         return student_frames(rgb[None], self.student.image_size, self.student.resize)[0]
 
 
+def _stack_targets(targets: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Stack per-sample targets; a part only some samples carry (the codec's bfloat16 fallback
+    ``f4d_bf16``, read for a batch that needed it) is zeros for the others, as a batch read gives."""
+    keys = list(dict.fromkeys(k for t in targets for k in t))
+    out = {}
+    for k in keys:
+        like = next(t[k] for t in targets if k in t)
+        out[k] = torch.from_numpy(np.stack([t[k] if k in t else np.zeros_like(like) for t in targets]))
+    return out
+
+
 class Collate:
     """Stack the samples of one bucket; drop (and report) the ones that failed to load."""
 
@@ -178,8 +189,7 @@ class Collate:
         batch.update(padded)
         batch["frames"] = torch.from_numpy(np.stack([it["frames"] for it in good]))
         batch["timestamps"] = torch.from_numpy(np.stack([it["timestamps"] for it in good]))
-        batch["targets"] = {k: torch.from_numpy(np.stack([it["targets"][k] for it in good]))
-                            for k in good[0]["targets"]}
+        batch["targets"] = _stack_targets([it["targets"] for it in good])
         batch["f4d"] = torch.from_numpy(np.stack([it["f4d"] for it in good])) if good[0]["f4d"] is not None else None
         batch["target_codec"] = good[0].get("target_codec")
         batch["kind"] = good[0]["kind"]
