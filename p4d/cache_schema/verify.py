@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.fidelity import FALLBACK_PART
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED, STATUS_PENDING
 from p4d.cache_schema.spec import SCHEMA_VERSION
 from p4d.cache_schema.store import (CREATED_FILE, VIDEOS_FILE, CacheStore, _fs, array_problems, video_of_clip)
@@ -152,8 +153,8 @@ def verify(store: CacheStore) -> VerifyReport:
         rows = np.flatnonzero(done)
         damage = damaged.setdefault(shard, [])
 
-        def read(path: str) -> np.ndarray | None:
-            return None if path in bad_paths else _read_shard(store, path, shard, rng, rows, damage)
+        def read(path: str, needed: np.ndarray = rows) -> np.ndarray | None:
+            return None if path in bad_paths else _read_shard(store, path, shard, rng, needed, damage)
 
         def report_nonfinite(name: str, values: np.ndarray) -> None:
             finite = np.isfinite(values[rows].reshape(rows.size, -1)).all(axis=1)
@@ -162,6 +163,11 @@ def verify(store: CacheStore) -> VerifyReport:
                 damage.append(f"clip {clip} ({_video_of(store, clip)}): NaN/Inf in {name} although marked done")
 
         parts = {p.name: read(f"latents/{p.name}") for p in codec.parts}
+        if "clips/latent_codec" in store.layouts:  # the codec self-check's level; 2 = bfloat16 fallback
+            levels = read("clips/latent_codec")
+            fallback = rows[levels[rows] == 2] if levels is not None else rows[:0]
+            if fallback.size:  # the fallback file exists only for shards where a clip fell back
+                read(f"latents/{FALLBACK_PART}", fallback)
         if all(v is not None for v in parts.values()):
             report_nonfinite("latents/f4d (decoded)", codec.decode(parts))
         for m in spec.modalities:

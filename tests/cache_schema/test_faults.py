@@ -25,6 +25,9 @@ from .conftest import tiny_spec, tiny_videos
 from .helpers import shard_arrays
 
 REPO = Path(__file__).resolve().parents[2]
+# latents/f4d_bf16 holds only the clips whose codec self-check fell back to bfloat16; its shard file
+# exists only where one did (none in these stores): covered by tests/cache_schema/test_fidelity.py
+WRITTEN = lambda store: [p for p in store.layouts if p != "latents/f4d_bf16"]  # noqa: E731
 SHARD = 2  # clips 4 and 5, both done (clip 3, failed, is in shard 1)
 
 
@@ -70,7 +73,7 @@ def test_every_byte_flip_in_every_array_is_caught_by_verify_and_by_the_reader(fi
     clean = _clean(filled)
     rng = np.random.default_rng(16)
     flips = caught_by_verify = caught_by_reader = silently_wrong = 0
-    for path in filled.layouts:
+    for path in WRITTEN(filled):
         f = _shard_file(filled, path, SHARD)
         data = f.read_bytes()
         n = len(data)
@@ -98,7 +101,7 @@ def test_every_byte_flip_in_every_array_is_caught_by_verify_and_by_the_reader(fi
 
 def test_a_deleted_shard_file_of_any_array_is_caught_and_repaired(filled):
     clean = _clean(filled)
-    for path in filled.layouts:
+    for path in WRITTEN(filled):
         f = _shard_file(filled, path, SHARD)
         data = f.read_bytes()
         f.unlink()
@@ -255,3 +258,24 @@ def test_concurrent_first_runs_on_one_new_store_one_creates_the_others_join(tmp_
     report = verify(open_store(url))
     assert report.ok and report.counts["pending"] == 7
     assert [p.name for p in Path(url).parent.iterdir()] == ["cache.zarr"]
+
+
+def test_the_codec_fallback_array_is_checked_too(store):
+    """A shard whose clips all fell back to bfloat16 (a policy no quantised clip meets): flips and
+    the deletion of latents/f4d_bf16 are caught like any other array's."""
+    from p4d.cache_schema.fidelity import FidelityPolicy
+
+    write_shard(store, SHARD, shard_arrays(store, SHARD), fidelity=FidelityPolicy(1.0, 1.0))
+    assert np.asarray(zarr.open_array(store.url, path="clips/latent_codec")[4:6]).tolist() == [2, 2]
+    clean = _clean(store)
+    f = _shard_file(store, "latents/f4d_bf16", SHARD)
+    data = f.read_bytes()
+    for pos in (0, len(data) // 2, len(data) - 10, len(data) - 1):
+        flipped = bytearray(data)
+        flipped[pos] ^= 0x10
+        f.write_bytes(bytes(flipped))
+        assert SHARD in verify(open_store(store.url)).damaged_shards, pos
+        assert _reader_outcome(store.url, clean) == (2, 0), pos
+    f.unlink()
+    assert SHARD in verify(open_store(store.url)).damaged_shards
+    assert _reader_outcome(store.url, clean) == (2, 0)
