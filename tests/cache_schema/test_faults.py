@@ -275,7 +275,8 @@ def test_the_codec_fallback_array_is_checked_too(store):
         flipped[pos] ^= 0x10
         f.write_bytes(bytes(flipped))
         assert SHARD in verify(open_store(store.url)).damaged_shards, pos
-        assert _reader_outcome(store.url, clean) == (2, 0), pos
+        refused, wrong = _reader_outcome(store.url, clean)
+        assert refused >= 1 and wrong == 0, pos
     f.unlink()
     assert SHARD in verify(open_store(store.url)).damaged_shards
     assert _reader_outcome(store.url, clean) == (2, 0)
