@@ -280,3 +280,53 @@ def test_the_codec_fallback_array_is_checked_too(store):
     f.unlink()
     assert SHARD in verify(open_store(store.url)).damaged_shards
     assert _reader_outcome(store.url, clean) == (2, 0)
+
+
+# --- versions, unfinished stores, the commands ----------------------------------------------------
+
+
+def _as_schema_v1(url: str) -> None:
+    """Rewrite a store's root attrs as schema v1 wrote them (no marker, no checksums claimed)."""
+    meta_path = Path(url) / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"]["schema_version"] = 1
+    meta_path.write_text(json.dumps(meta))
+    (Path(url) / "created.json").unlink()
+
+
+def test_a_schema_v1_store_is_read_only(filled):
+    from p4d.cache_schema import format_summary
+    from p4d.errors import CacheVersionError
+
+    want = read_clips(filled, [4])["depth"]
+    _as_schema_v1(filled.url)
+    old = open_store(filled.url)
+    np.testing.assert_array_equal(read_clips(old, [4])["depth"], want)
+    assert verify(old).ok and "schema v1" in format_summary(old)
+    with pytest.raises(CacheVersionError, match=r"schema v1 \(no chunk checksums\), which this p4d reads but never "
+                                                r"writes; rebuild it with `p4d precompute VIDEOS NEW_STORE`"):
+        open_store(filled.url, mode="r+")
+
+
+def test_a_store_without_its_creation_marker_is_reported_and_recreated(store):
+    (Path(store.url) / "created.json").unlink()
+    with pytest.raises(CacheIncompleteError, match=r"creation did not finish .*`p4d precompute VIDEOS .*` redoes"):
+        open_store(store.url)
+    again = create_store(store.url, tiny_spec(), tiny_videos(), join=True)
+    assert verify(open_store(again.url)).ok
+
+
+def test_cache_verify_and_repair_commands(filled):
+    from typer.testing import CliRunner
+
+    from p4d.cli import app
+
+    _shard_file(filled, "maps/flow", SHARD).unlink()
+    result = CliRunner().invoke(app, ["cache", "verify", filled.url])
+    assert result.exit_code == 1
+    assert f"problem: maps/flow: shard {SHARD} (clips 4-5): file missing" in result.output
+    assert f"repair: `p4d cache repair {filled.url}`" in result.output
+    result = CliRunner().invoke(app, ["cache", "repair", filled.url])
+    assert result.exit_code == 0 and "turned 1 damaged shards (2 clips) pending" in result.output
+    result = CliRunner().invoke(app, ["cache", "verify", filled.url])
+    assert result.exit_code == 0 and result.output.startswith("OK:")
