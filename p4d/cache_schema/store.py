@@ -497,6 +497,8 @@ def create_store(url: str, spec: CacheSpec, videos: Sequence[VideoEntry], *, ove
     state = _state(fs, root)
     if state == "complete" and not overwrite:
         if join:
+            if _renames_atomically(url):
+                _remove_dead_partials(Path(root).parent, Path(root).name)
             return open_store(url, mode="r+")
         raise CacheError(f"cache store {url} already exists; `p4d precompute VIDEOS {url}` fills it, "
                          f"`p4d cache init --overwrite` replaces it")
