@@ -162,7 +162,8 @@ def precompute(
     videos: VideosArg,
     store: StoreArg,
     teacher: TeacherOpt = "l4p",
-    teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); without it the preset has seeded RANDOM weights (--seed)."),
+    teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); required for l4p unless --random-weights."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Run the teacher with seeded RANDOM weights (--seed): smoke tests and benchmarks; the store, summary and pictures say RANDOM TEACHER. The tiny preset is random without it."),
     taps: Optional[str] = typer.Option(None, help="Comma-separated encoder layers stored as F_4D and tapped by the heads (default: the preset's, 14,21,28,36 for l4p)."),
     shards: Optional[str] = typer.Option(None, help="Shard range START:END (e.g. 0:64), end excluded, to split one store between several processes."),
     num_frames: NumFramesOpt = 16,
@@ -189,7 +190,8 @@ def precompute(
     from p4d.precompute.job import run_precompute
 
     cfg = PrecomputeConfig(
-        videos=videos, store=store, teacher=teacher, weights=teacher_weights, num_frames=num_frames, policy=policy,
+        videos=videos, store=store, teacher=teacher, weights=teacher_weights, random_weights=random_weights,
+        num_frames=num_frames, policy=policy,
         taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
         frame_stride=frame_stride, modalities=_modalities(modalities),
         codec=codec, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype, device=device,
@@ -199,6 +201,8 @@ def precompute(
     report = run_precompute(cfg)
     typer.echo(report.headline())
     if report.interrupted:
+        typer.echo(f"p4d precompute: stopped by Ctrl-C while {report.phase}; shards already written are kept. "
+                   "Rerun the same command to resume.", err=True)
         raise typer.Exit(code=130)
 
 
@@ -242,6 +246,9 @@ def main() -> None:
     except P4DError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("p4d: stopped by Ctrl-C; nothing already written is lost (rerun the command to continue)", err=True)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from p4d.cache_schema.layout import (
     array_layouts,
     dims_description,
 )
+from p4d.cache_schema.urls import missing_store_message, url_to_fs
 from p4d.cache_schema.spec import SCHEMA_VERSION, CacheSpec, VideoEntry
 from p4d.errors import CacheError, CacheNotFoundError, CacheSchemaError, CacheVersionError, ConfigError
 
@@ -59,8 +60,7 @@ def _zarr_store(url: str, read_only: bool) -> zarr.storage.StoreLike:
 
 
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(url)
-    return fs, path.rstrip("/")
+    return url_to_fs(url)
 
 
 def _check_side_name(name: str) -> None:
@@ -393,7 +393,7 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     url = str(url)
     fs, root = _fs(url)
     if not fs.exists(posixpath.join(root, "zarr.json")):
-        raise CacheNotFoundError(f"no cache store at {url} (no zarr.json there); create one with `p4d cache init`")
+        raise CacheNotFoundError(missing_store_message(url, fs, root))
     try:
         group = zarr.open_group(store=_zarr_store(url, read_only=True), mode="r", zarr_format=3)
     except Exception as exc:  # noqa: BLE001 - zarr raises several types for a foreign/corrupt root

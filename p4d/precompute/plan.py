@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
+from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.errors import ConfigError, VideoDecodeError
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset, get_preset
@@ -66,14 +67,21 @@ def resolve_teacher(name: str | TeacherPreset, taps: Sequence[int] | None = None
         raise ConfigError(f"--taps {','.join(map(str, taps))}: {exc}") from None
 
 
-def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
-               codec: str | None, clips_per_shard: int, weights_hash: str = "") -> CacheSpec:
-    """The CacheSpec for a teacher preset and a sampling policy."""
-    preset = get_preset(teacher)
+def check_num_frames(preset: TeacherPreset, num_frames: int) -> None:
+    """Refuse an N the teacher cannot take (flag --num-frames)."""
     if num_frames != preset.num_frames:
         raise ConfigError(
-            f"--frames {num_frames}: the {preset.name!r} teacher takes exactly {preset.num_frames} frames per clip"
+            f"--num-frames {num_frames}: the {preset.name!r} teacher takes exactly {preset.num_frames} frames per clip"
         )
+
+
+def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
+               codec: str | None, clips_per_shard: int, weights_hash: str = "",
+               random_weights: bool = False) -> CacheSpec:
+    """The CacheSpec for a teacher preset and a sampling policy (``random_weights``: the teacher
+    was randomly initialised; readers label its maps RANDOM TEACHER)."""
+    preset = get_preset(teacher)
+    check_num_frames(preset, num_frames)
     n_lat, h_lat, w_lat, c_lat = preset.latent_grid
     ray_h, ray_w = preset.ray_grid
     kwargs = {} if codec is None else {"latent_codec": codec}
@@ -82,7 +90,8 @@ def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, fr
         height=preset.img_size, width=preset.img_size, latent_frames=n_lat, latent_height=h_lat,
         latent_width=w_lat, latent_dim=c_lat, ray_height=ray_h, ray_width=ray_w,
         clips_per_shard=clips_per_shard,
-        teacher={"name": "l4p", "preset": preset.name, "config": preset.to_dict(), "weights_hash": weights_hash},
+        teacher={"name": "l4p", "preset": preset.name, "config": preset.to_dict(), "weights_hash": weights_hash,
+                 **({RANDOM_WEIGHTS_KEY: True} if random_weights else {})},
         sampling={"num_frames": num_frames, "policy": policy, "frame_stride": frame_stride},
         spatial={"input_size": [preset.img_size, preset.img_size], "resize": "bilinear, non-aspect-preserving",
                  "rotation": "applied"},
