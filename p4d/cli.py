@@ -19,10 +19,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from p4d.errors import ConfigError, P4DError
+from p4d.errors import ConfigError, Interrupted, P4DError
 from p4d.eval.cli import eval_app
 from p4d.inspect.cli import inspect_command
-from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command
+from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command, train_epilog
 
 app = typer.Typer(
     name="p4d",
@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: `[regions]`, `{id: ...}` print as written
 )
 cache_app = typer.Typer(help="Create, summarise, verify and repair cache stores.", no_args_is_help=True)
 teacher_app = typer.Typer(help="The L4P teacher: presets, parameters, shapes.", no_args_is_help=True)
@@ -37,7 +38,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(eval_app, name="eval")
 app.command("inspect")(inspect_command)
-app.command("train", context_settings=TRAIN_CONTEXT, help=TRAIN_HELP)(train_command)
+app.command("train", context_settings=TRAIN_CONTEXT, help=TRAIN_HELP, epilog=train_epilog())(train_command)
 
 
 def _not_built(command: str, issue: int, what: str) -> None:
@@ -256,6 +257,9 @@ def main() -> None:
     """Entry point: p4d errors print one clear line and exit 1, not a traceback."""
     try:
         app()
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise SystemExit(exc.exit_code) from None
     except P4DError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
