@@ -78,7 +78,7 @@ def connect(scheduler: str | None, *, workers: int | None, device: str, threads_
     dashboard = "127.0.0.1:0"  # loopback only, any free port (dask's default listens on every interface)
     with _workers_ignore_ctrl_c():
         cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
-                               dashboard_address=dashboard, silence_logs=logging.WARNING)
+                               dashboard_address=dashboard, silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:
         client.register_plugin(PinDevice(gpus, torch_threads))
         log.info("local dask cluster: %d workers x %d threads, %d GPUs, scheduler %s", n, threads_per_worker, gpus,

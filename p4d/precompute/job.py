@@ -185,11 +185,11 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
     report.phase = "building the teacher"
     log.warning("%s", teacher_status(job, random_weights))
-    identity = client.submit(teacher_identity, job, pure=False).result()
+    identity = wait_result(client.submit(teacher_identity, job, pure=False))
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
     store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights)
-    client.submit(save_heads_to_store, store.url, job, pure=False).result()  # same bytes on every run
+    wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
     todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
     if cfg.shards is not None:
         todo = [s for s in todo if cfg.shards[0] <= s < cfg.shards[1]]
@@ -229,6 +229,14 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
         bar.close()
     if cfg.scheduler is None:
         report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
+
+
+def wait_result(future, poll_s: float = 0.1):
+    """``future.result()``, waiting in this thread: a Ctrl-C then lands here, not inside dask's
+    event-loop bridge (where it logs a tornado traceback)."""
+    while not future.done():
+        time.sleep(poll_s)
+    return future.result()
 
 
 def quiet_dask() -> None:
