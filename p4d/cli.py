@@ -1,11 +1,11 @@
-"""The ``p4d`` command line: one typer app, one sub-command per job (see DESIGN.md).
+"""The ``p4d`` command line: one typer app, one sub-command per job (see docs/design.md).
 
 Heavy modules (torch, dask, av, transformers) are imported inside the commands, so
 ``p4d --help`` is instant.
 
 Examples::
 
-    p4d demo --out demo                       # synthetic videos -> planned cache
+    p4d demo --out demo                       # synthetic videos -> cache -> trained student -> pictures
     p4d cache init videos/ cache.zarr --teacher tiny
     p4d cache summary cache.zarr
     p4d cache verify cache.zarr
@@ -161,11 +161,12 @@ def teacher_info(preset: str = typer.Option("l4p", help="Teacher preset: l4p (th
 
 @teacher_app.command("list")
 def teacher_list() -> None:
-    """List the teacher presets."""
+    """List the teacher presets: architecture, where the weights come from and their licence."""
     from p4d.teacher.presets import PRESETS
 
     for name, preset in PRESETS.items():
         typer.echo(f"{name:8s} {preset.describe()}")
+        typer.echo(f"{'':8s} weights and licence: {preset.weights}")
 
 
 # --- the jobs --------------------------------------------------------------------------
@@ -247,7 +248,8 @@ def demo(
     out: Path = typer.Option(Path("demo"), help="Folder for the demo's videos and cache."),
     videos: int = typer.Option(3, help="How many synthetic videos to generate on first run."),
 ) -> None:
-    """Generate synthetic videos (first run only) and precompute a tiny-teacher cache over them."""
+    """The whole pipeline on synthetic videos: write them (first run only), precompute a tiny-teacher cache,
+    print its summary, train the tiny student 30 steps, write inspect views (clip.png, cache.html)."""
     from p4d.demo import run_demo
 
     run_demo(out, num_videos=videos)
