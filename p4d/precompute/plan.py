@@ -11,7 +11,6 @@ fatal and never silently dropped.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
+from p4d.cache_schema.contract import file_fingerprint
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.errors import ConfigError, VideoDecodeError
 from p4d.precompute.sources import list_videos
@@ -26,21 +26,6 @@ from p4d.teacher.presets import TeacherPreset, get_preset
 from p4d.video import frame_shortfall, plan_clips, probe
 
 log = logging.getLogger(__name__)
-
-FINGERPRINT_BYTES = 1 << 20  # hash the size and the first MiB: cheap, and catches a replaced file
-
-
-def file_fingerprint(path: str) -> tuple[int, str]:
-    """(size in bytes, sha256 of the size and the first MiB, 16 hex digits); (0, '') if unreadable."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(FINGERPRINT_BYTES)
-        size = Path(path).stat().st_size
-    except OSError:
-        return 0, ""
-    h = hashlib.sha256(str(size).encode() + b"\0" + head)
-    return size, h.hexdigest()[:16]
-
 
 def plan_video(path: str, *, num_frames: int, policy: str, frame_stride: int,
                max_pixels: int | None = None) -> VideoEntry:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from p4d.cache_schema import CacheStore, open_store, write_shard
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.errors import P4DError
 from p4d.precompute.plan import plan_video
 from p4d.teacher.presets import TeacherPreset
@@ -91,7 +92,7 @@ def save_heads_to_store(url: str, job: TeacherJob) -> int:
 
     teacher, _ = get_teacher(job)
     data = heads_to_bytes(teacher.heads)
-    open_store(url, mode="r+").write_side_file("heads.safetensors", data)
+    open_store(url, mode="r+").write_side_file(HEADS_FILE, data)
     return len(data)
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from p4d.cache_schema import READABLE_SCHEMA_VERSIONS, CacheStore
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.errors import CacheSchemaError, ConfigError
 from p4d.train.config import TIME_CUES, TrainConfig
 from p4d.train.model import (
@@ -29,7 +30,6 @@ from p4d.train.model import (
 
 log = logging.getLogger(__name__)
 
-HEADS_FILE = "heads.safetensors"
 #: Student part → optimizer group (and the OptimConfig field with its lr).
 PARAM_GROUPS = {"vision_tower": "lr_vision", "mm_projector": "lr_projector", "f4d_embed": "lr_projector",
                 "llm": "lr_llm", "d4dp": "lr_d4dp"}
