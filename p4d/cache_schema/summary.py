@@ -87,7 +87,8 @@ def _fidelity_lines(store: CacheStore) -> list[str]:
 def format_summary(store: CacheStore) -> str:
     """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
     disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
-    failure reasons grouped by reason. ``raw`` counts latents and maps of done + failed clips as
+    failure reasons grouped by reason, and the videos planned with a warning (e.g. truncated:
+    frames present vs declared). ``raw`` counts latents and maps of done + failed clips as
     float32 (the clips group at its own dtypes); codec side arrays (scales) count as overhead."""
     spec = store.spec
     codec = LATENT_CODECS[spec.latent_codec]
@@ -142,6 +143,13 @@ def format_summary(store: CacheStore) -> str:
     lines.append(f"    {'total':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
                  f"{(tot_disk / tot_raw if tot_raw else float('nan')):.3f}")
     lines += _fidelity_lines(store)
+    warned = [v for v in store.videos if v.note and v.num_frames > 0]
+    if warned:
+        lines.append("")
+        lines.append(f"  warnings ({len(warned)} videos planned from fewer frames than their container declares):")
+        lines += [f"    {v.path}: {v.note}" for v in warned[:20]]
+        if len(warned) > 20:
+            lines.append(f"    ... and {len(warned) - 20} more (videos.json, field note)")
     failures = store.failures()
     if failures:
         lines.append("")
