@@ -38,6 +38,7 @@ from p4d.cache_schema.layout import (
     checksum_problems,
     dims_description,
 )
+from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.cache_schema.urls import missing_store_message, url_to_fs
 from p4d.cache_schema.spec import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CacheSpec, VideoEntry
 from p4d.errors import (CacheError, CacheIncompleteError, CacheNotFoundError, CacheSchemaError, CacheVersionError,
@@ -622,7 +623,7 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     return store
 
 
-def bind_teacher(store: CacheStore, weights_hash: str) -> CacheStore:
+def bind_teacher(store: CacheStore, weights_hash: str, *, random_weights: bool = False) -> CacheStore:
     """Record the teacher's weights hash in a store planned without one (``p4d cache init``), so
     that precompute can fill it; returns the store reopened. The root ``zarr.json`` is rewritten
     atomically (temporary file + rename on a local disk)."""
@@ -636,6 +637,9 @@ def bind_teacher(store: CacheStore, weights_hash: str) -> CacheStore:
     attributes = meta["attributes"]
     attributes["spec"]["teacher"]["weights_hash"] = weights_hash
     attributes["teacher"]["weights_hash"] = weights_hash
+    if random_weights:  # labelled RANDOM TEACHER by every reader (p4d.cache_schema.labels)
+        attributes["spec"]["teacher"][RANDOM_WEIGHTS_KEY] = True
+        attributes["teacher"][RANDOM_WEIGHTS_KEY] = True
     store.write_side_file("zarr.json", json.dumps(meta, indent=2).encode())
     again = open_store(store.url, mode=store.mode)
     if again.spec.teacher.get("weights_hash") != weights_hash:  # a concurrent run bound other weights

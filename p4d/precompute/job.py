@@ -93,7 +93,7 @@ def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: st
     if diffs and not store.spec.teacher.get("weights_hash") and not store.spec.compatible_with(unbound):
         log.warning("%s was planned without teacher weights (`p4d cache init`); binding it to weights %s",
                     cfg.store, weights_hash)
-        return bind_teacher(store, weights_hash)
+        return bind_teacher(store, weights_hash, random_weights=random_weights)
     if diffs:
         raise CacheSchemaError(
             f"store {cfg.store} was made with another teacher, config or sampling policy ({'; '.join(diffs)}); "
