@@ -40,7 +40,7 @@ from p4d.cache_schema.layout import (
 )
 from p4d.cache_schema.spec import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CacheSpec, VideoEntry
 from p4d.errors import (CacheError, CacheIncompleteError, CacheNotFoundError, CacheSchemaError, CacheVersionError,
-                        ConfigError)
+                        ConfigError, MissingDependencyError)
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,18 @@ def _zarr_store(url: str, read_only: bool) -> zarr.storage.StoreLike:
     return zarr.storage.LocalStore(url, read_only=read_only)
 
 
+# fsspec protocols whose backend p4d offers as a pip extra (setup.cfg [options.extras_require])
+BACKEND_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+
+
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except ImportError as exc:  # fsspec knows the protocol, its backend package is not installed
+        protocol = url.split("://", 1)[0]
+        extra = BACKEND_EXTRAS.get(protocol)
+        how = f"pip install 'p4d[{extra}]'" if extra else f"install the fsspec backend for {protocol}:// ({exc})"
+        raise MissingDependencyError(f"{url}: {protocol}:// needs a package that is not installed; {how}") from None
     return fs, path.rstrip("/")
 
 
@@ -568,6 +578,9 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     """
     url = str(url)
     fs, root = _fs(url)
+    if fs.isfile(root):  # not CacheNotFoundError: precompute must not try to create a store over the file
+        raise CacheError(f"{url} is a file, not a cache store (a folder holding zarr.json); "
+                         f"`p4d precompute VIDEOS STORE` with STORE a new folder path creates one from videos")
     if not fs.exists(posixpath.join(root, "zarr.json")):
         raise CacheNotFoundError(f"no cache store at {url} (no zarr.json there); `p4d precompute VIDEOS {url}` "
                                  f"plans and fills one (`p4d cache init VIDEOS {url}` only plans it)")

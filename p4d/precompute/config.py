@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from p4d.errors import ConfigError
+from p4d.video.sampling import SAMPLING_POLICIES
 
 DTYPES = ("bf16", "fp16", "fp32", "auto")
 DEVICES = ("auto", "cpu", "cuda")
@@ -48,6 +49,11 @@ class PrecomputeConfig:
         def bad(flag: str, expected: str, got) -> ConfigError:
             return ConfigError(f"--{flag}: expected {expected}, got {got!r}")
 
+        if self.policy not in SAMPLING_POLICIES:
+            raise bad("policy", " | ".join(SAMPLING_POLICIES), self.policy)
+        if str(self.store).startswith("memory://"):
+            raise ConfigError(f"STORE {self.store}: a memory:// store lives in one process and dies with it; "
+                              "the dask workers cannot see it. Give a local path or a shared URL (s3://, gs://)")
         if self.dtype not in DTYPES:
             raise bad("dtype", " | ".join(DTYPES), self.dtype)
         if self.device not in DEVICES:
