@@ -55,6 +55,8 @@ FrameStrideOpt = Annotated[int, typer.Option(help="With --policy stride: source 
 ModalitiesOpt = Annotated[str, typer.Option(help="Comma-separated maps to cache.")]
 CodecOpt = Annotated[Optional[str], typer.Option(help="Latent codec (default: the cache's default; see `p4d cache codecs`).")]
 ClipsPerShardOpt = Annotated[int, typer.Option(help="S, clips per shard: the unit of work and of writing.")]
+TeacherInputOpt = Annotated[str, typer.Option(help="How the teacher's input is made: release (the 4D-RGPT release: frames squashed to the student's S x S by Pillow bicubic, then torch bilinear antialiased to the teacher size, [0, 1], L4P normalisation) or direct (decoded straight to the teacher size, Pillow bilinear).")]
+StudentSizeOpt = Annotated[int, typer.Option(help="S, the student's input size the release transform goes through (NVILA-Lite: 448).")]
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -90,6 +92,8 @@ def cache_init(
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
     clips_per_shard: ClipsPerShardOpt = 16,
+    teacher_input: TeacherInputOpt = "release",
+    student_size: StudentSizeOpt = 448,
     overwrite: bool = typer.Option(False, help="Replace an existing store at STORE."),
 ) -> None:
     """Plan a cache: probe every video, plan its clips and create an empty store (all clips pending)."""
@@ -98,7 +102,7 @@ def cache_init(
     store_obj = plan_cache(
         videos, store, teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
         modalities=_modalities(modalities), codec=codec, clips_per_shard=clips_per_shard, overwrite=overwrite,
-        progress=True,
+        progress=True, teacher_input=teacher_input, student_size=student_size,
     )
     typer.echo(f"created {store}: {store_obj.num_clips} clips in {store_obj.num_shards} shards")
 
@@ -184,6 +188,8 @@ def precompute(
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
     clips_per_shard: ClipsPerShardOpt = 16,
+    teacher_input: TeacherInputOpt = "release",
+    student_size: StudentSizeOpt = 448,
     batch_size: int = typer.Option(2, help="Clips per teacher forward."),
     dtype: str = typer.Option("auto", help="bf16 | fp16 | fp32 | auto (bf16 autocast on CUDA, fp32 on CPU)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -208,6 +214,7 @@ def precompute(
         codec=codec, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype, device=device,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
         retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,
+        teacher_input=teacher_input, student_size=student_size,
     )
     report = run_precompute(cfg)
     typer.echo(report.headline())

@@ -42,6 +42,8 @@ class PrecomputeConfig:
     seed: int = 0                        # --seed of a random-init teacher
     video_root: str | None = None        # --video-root for relative paths in a conversation file
     shards: tuple[int, int] | None = None  # --shards START:END: only shards in [START, END) (several processes, one store)
+    teacher_input: str = "release"       # --teacher-input: release (via the student's S x S frames) | direct
+    student_size: int = 448              # --student-size S of the release transform (NVILA-Lite: 448)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 

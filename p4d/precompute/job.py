@@ -77,7 +77,8 @@ def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: st
     planned by ``p4d cache init`` (no weights hash yet) is bound to this run's teacher weights."""
     spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
                       frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
-                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash)
+                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash,
+                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
     try:
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:  # none, or its creation was killed: (re)create it
