@@ -262,9 +262,20 @@ def demo(
     run_demo(out, num_videos=videos)
 
 
+def _refuse_memory_urls(args: list[str]) -> None:
+    """Each p4d command is its own process, so a memory:// store never holds what another command wrote."""
+    for arg in args:
+        if arg.split("=", 1)[-1].startswith("memory://"):
+            raise ConfigError(f"{arg}: a memory:// store lives inside one Python process and is gone when the "
+                              "command exits; give a local path or a shared fsspec URL (s3://, gs://)")
+
+
 def main() -> None:
     """Entry point: p4d errors print one clear line and exit 1, not a traceback."""
+    import sys
+
     try:
+        _refuse_memory_urls(sys.argv[1:])
         app()
     except Interrupted as exc:
         typer.echo(str(exc), err=True)

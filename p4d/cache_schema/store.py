@@ -42,7 +42,7 @@ from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.cache_schema.urls import missing_store_message, url_to_fs
 from p4d.cache_schema.spec import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CacheSpec, VideoEntry
 from p4d.errors import (CacheError, CacheIncompleteError, CacheNotFoundError, CacheSchemaError, CacheVersionError,
-                        ConfigError)
+                        ConfigError, MissingDependencyError)
 
 log = logging.getLogger(__name__)
 
@@ -569,6 +569,9 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     """
     url = str(url)
     fs, root = _fs(url)
+    if fs.isfile(root):  # not CacheNotFoundError: precompute must not try to create a store over the file
+        raise CacheError(f"{url} is a file, not a cache store (a folder holding zarr.json); "
+                         f"`p4d precompute VIDEOS STORE` with STORE a new folder path creates one from videos")
     if not fs.exists(posixpath.join(root, "zarr.json")):
         raise CacheNotFoundError(missing_store_message(url, fs, root))
     try:

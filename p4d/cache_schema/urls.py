@@ -28,22 +28,18 @@ def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path without a trailing slash); a missing backend names the pip extra."""
     try:
         fs, path = fsspec.core.url_to_fs(str(url))
-    except ImportError as exc:
+    except ImportError as exc:  # fsspec knows the protocol, its backend package is not installed
         proto = protocol(url)
         module, extra = PROTOCOL_EXTRAS.get(proto, (None, None))
-        hint = f"pip install 'p4d[{extra}]'" if extra else f"install the fsspec backend for {proto}://"
-        raise MissingDependencyError(
-            f"{url}: reading {proto}:// URLs needs {module or 'its fsspec backend'}, which is not installed; {hint}"
-        ) from None
+        how = f"pip install 'p4d[{extra}]'" if extra else f"install the fsspec backend for {proto}:// ({exc})"
+        raise MissingDependencyError(f"{url}: {proto}:// needs a package that is not installed; {how}") from None
     except ValueError as exc:  # fsspec: unknown protocol
         raise MissingDependencyError(f"{url}: {exc}") from None
     return fs, path.rstrip("/")
 
 
 def missing_store_message(url: str, fs: fsspec.AbstractFileSystem, root: str) -> str:
-    """Why there is no cache store at ``url`` and which command writes one."""
-    if fs.isfile(root):
-        return f"{url} is a file, not a cache store (a Zarr v3 folder written by `p4d precompute VIDEOS STORE`)"
+    """Why there is no cache store at ``url`` (not a file: open_store refuses that first) and which command writes one."""
     where = "no such folder" if not fs.exists(root) else "the folder has no zarr.json"
     return (f"no cache store at {url} ({where}); write one with `p4d precompute VIDEOS {url}` "
             f"(or plan an empty one with `p4d cache init VIDEOS {url}`)")

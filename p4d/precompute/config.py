@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from p4d.cache_schema.urls import protocol
 from p4d.errors import ConfigError
 from p4d.video.sampling import SAMPLING_POLICIES
 
@@ -53,6 +52,11 @@ class PrecomputeConfig:
         def bad(flag: str, expected: str, got) -> ConfigError:
             return ConfigError(f"--{flag}: expected {expected}, got {got!r}")
 
+        if self.policy not in SAMPLING_POLICIES:
+            raise bad("policy", " | ".join(SAMPLING_POLICIES), self.policy)
+        if str(self.store).startswith("memory://"):
+            raise ConfigError(f"STORE {self.store}: a memory:// store lives in one process and dies with it; "
+                              "the dask workers cannot see it. Give a local path or a shared URL (s3://, gs://)")
         if self.dtype not in DTYPES:
             raise bad("dtype", " | ".join(DTYPES), self.dtype)
         if self.device not in DEVICES:
@@ -75,11 +79,6 @@ class PrecomputeConfig:
             raise bad("taps", "strictly increasing, non-negative encoder layer indices", ",".join(map(str, self.taps)))
         if self.force and self.retry_failed:
             raise ConfigError("--force already redoes every shard; drop --retry-failed")
-        if self.policy not in SAMPLING_POLICIES:
-            raise bad("policy", " | ".join(SAMPLING_POLICIES), self.policy)
-        if protocol(self.store) == "memory":
-            raise ConfigError(f"STORE {self.store}: a memory:// store lives inside one process, so precompute's dask "
-                              "workers cannot write it; use a local path or a shared fsspec URL (s3://, gs://)")
         self._validate_weights()
         return self
 
