@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from p4d.cache_schema import CacheStore, open_store, write_shard
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.errors import P4DError
 from p4d.precompute.plan import plan_video
 from p4d.teacher.presets import TeacherPreset
-from p4d.video import decode_frames, plan_clips
+from p4d.video import decode_frames, decode_size, plan_clips, teacher_input
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def save_heads_to_store(url: str, job: TeacherJob) -> int:
 
     teacher, _ = get_teacher(job)
     data = heads_to_bytes(teacher.heads)
-    open_store(url, mode="r+").write_side_file("heads.safetensors", data)
+    open_store(url, mode="r+").write_side_file(HEADS_FILE, data)
     return len(data)
 
 
@@ -126,7 +127,7 @@ def _replan_unusable(path: str, sampling: dict) -> np.ndarray | str:
 
 def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob) -> Iterator[tuple[int, object]]:
     """Yield (clip, Clip or error message) in order while the next clips decode on a thread."""
-    size = (store.spec.height, store.spec.width)
+    size, filter_ = decode_size(store.spec.spatial)
     kwargs = {} if job.max_pixels is None else {"max_pixels": job.max_pixels}
 
     def decode(i: int):
@@ -135,7 +136,7 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob) ->
         if isinstance(idx, str):  # still unusable: the planner's reason
             return idx
         try:
-            return decode_frames(path, idx, size=size, **kwargs)
+            return decode_frames(path, idx, size=size, filter=filter_, **kwargs)
         except P4DError as exc:
             return str(exc)
         except Exception as exc:  # noqa: BLE001 - a bad video is recorded, never fatal
@@ -164,16 +165,17 @@ def empty_shard_arrays(store: CacheStore, n: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def teacher_forward(teacher, lock, frames: np.ndarray, clip_ids: list[int], job: TeacherJob,
+def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob,
                     modalities) -> dict[str, np.ndarray]:
-    """The teacher on a batch of clips: frames (B, N, H, W, 3) uint8 -> float32 arrays, batch first.
+    """The teacher on a batch of clips: its normalised input (B, 3, N, H, W) float32 from
+    :func:`p4d.video.teacher_input` (or uint8 frames (B, N, H, W, 3)) -> float32 arrays, batch first.
 
     ``clip_ids`` name the clips of the batch (unused here; fault-injecting wrappers key on them).
     """
     import torch
 
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    x = torch.from_numpy(frames).to(job.device)
+    x = torch.as_tensor(frames).to(job.device)
     autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[job.dtype]) if job.dtype in dtypes
                 else contextlib.nullcontext())
     with lock, torch.inference_mode(), autocast:
@@ -197,7 +199,8 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     first = clips[0]
 
     def run_batch(batch: list[tuple[int, object]]) -> None:
-        out = forward(teacher, lock, np.stack([c.frames for _, c in batch]), [i for i, _ in batch], job, modalities)
+        x = teacher_input(np.stack([c.frames for _, c in batch]), store.spec.spatial, store.spec.normalisation)
+        out = forward(teacher, lock, x, [i for i, _ in batch], job, modalities)
         for b, (i, clip) in enumerate(batch):
             bad = [k for k, v in out.items() if not np.isfinite(v[b]).all()]
             if bad:
