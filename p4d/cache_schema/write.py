@@ -46,6 +46,23 @@ def expected_shard_arrays(store: CacheStore, shard_id: int) -> dict[str, tuple[t
     return out
 
 
+def _validate_parts(store: CacheStore, where: str, parts, n: int) -> dict[str, np.ndarray]:
+    """Already-encoded F_4D parts (a dict named like the codec's parts), checked against the codec."""
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    names = sorted(p.name for p in codec.parts)
+    if sorted(parts) != names:
+        raise CacheSchemaError(f"{where}: encoded 'f4d' parts {sorted(parts)}, expected codec {codec.name!r}'s {names}")
+    out = {}
+    for part in codec.parts:
+        a = np.asarray(parts[part.name])
+        shape = part.shape((n,) + store.spec.latent_shape)
+        if a.shape != shape or a.dtype != np.dtype(part.dtype):
+            raise CacheSchemaError(f"{where}: encoded part {part.name!r} is {a.shape} {a.dtype}, "
+                                   f"expected {shape} {part.dtype}")
+        out[part.name] = a
+    return out
+
+
 def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.ndarray]:
     where = f"write_shard(shard {shard_id} of {store.url})"
     if not isinstance(arrays, dict):
@@ -57,6 +74,9 @@ def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.nd
         raise CacheSchemaError(f"{where}: expected keys {sorted(expected)}; missing {missing}, unexpected {unknown}")
     out = {}
     for key, (shape, kind) in expected.items():
+        if key == "f4d" and isinstance(arrays[key], dict):
+            out[key] = _validate_parts(store, where, arrays[key], shape[0])
+            continue
         a = np.asarray(arrays[key])
         if a.shape != shape:
             raise CacheSchemaError(f"{where}: {key!r} has shape {a.shape}, expected {shape}")
@@ -67,11 +87,38 @@ def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.nd
     return out
 
 
+def _encode_clips(store: CacheStore, where: str, f4d: np.ndarray, good: np.ndarray, first: int) -> dict[str, np.ndarray]:
+    """The codec's parts of a shard's float F_4D, encoded clip by clip (failed rows as zeros), so no
+    float32 copy of the whole shard is made and the codec's temporaries stay one clip in size."""
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    n = len(f4d)
+    parts = {p.name: np.empty(p.shape((n,) + store.spec.latent_shape), p.dtype) for p in codec.parts}
+    for i in range(n):
+        x = np.asarray(f4d[i], dtype=np.float32) if good[i] else np.zeros(store.spec.latent_shape, np.float32)
+        if not codec.lossless_nan and not np.isfinite(x).all():
+            raise CacheSchemaError(f"{where}: f4d of clips [{first + i}] holds NaN/Inf, which "
+                                   f"codec {codec.name!r} cannot store; pass it in failures (or use a float codec)")
+        for name, value in codec.encode(x).items():
+            parts[name][i] = value
+    return parts
+
+
+def _zero_failed_parts(store: CacheStore, parts: dict[str, np.ndarray], failed_rows: np.ndarray) -> dict:
+    """Failed rows hold the encoding of an all-zero clip (as the float path stores them); in place."""
+    if not failed_rows.size:
+        return parts
+    zero = LATENT_CODECS[store.spec.latent_codec].encode(np.zeros(store.spec.latent_shape, np.float32))
+    for name, value in zero.items():
+        parts[name][failed_rows] = value
+    return parts
+
+
 def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
                 failures: dict[int, str] | None = None) -> None:
     """Write every clip of shard ``shard_id`` and mark them done (or failed), status last.
 
-    ``arrays``: ``f4d`` (S, taps, N', h', w', c') float (encoded with the store's codec),
+    ``arrays``: ``f4d`` (S, taps, N', h', w', c') float (encoded clip by clip with the store's
+    codec), or the codec's parts already encoded (a dict, e.g. by the teacher's device),
     one map per spec modality (``depth`` (S, N, H, W, 1), ``flow`` (S, N, H, W, 2), ``motion``
     (S, N, H, W, 1), ``camray`` (S, N, h_p, w_p, 6)) float, ``frame_index`` (S, N) int,
     ``timestamp`` (S, N) float; S = clips in the shard (the last shard may be short).
@@ -93,15 +140,8 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     good = np.ones(len(rng), dtype=bool)
     good[failed_rows] = False
 
-    codec = LATENT_CODECS[store.spec.latent_codec]
-    f4d = np.array(data["f4d"], dtype=np.float32)  # copy: failed rows are zeroed
-    f4d[failed_rows] = 0.0
-    if not codec.lossless_nan:
-        bad = [rng.start + int(i) for i in np.flatnonzero(~np.isfinite(f4d).reshape(len(rng), -1).all(axis=1))]
-        if bad:
-            raise CacheSchemaError(f"{where}: f4d of clips {bad} holds NaN/Inf, which codec {codec.name!r} cannot "
-                                   "store; pass them in failures (or use a float codec)")
-    parts = codec.encode(f4d)
+    parts = data["f4d"] if isinstance(data["f4d"], dict) else _encode_clips(store, where, data["f4d"], good, rng.start)
+    parts = _zero_failed_parts(store, parts, failed_rows)
 
     sl = slice(rng.start, rng.stop)
 
@@ -117,7 +157,7 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     map_dtype = np.dtype(store.spec.map_dtype)
     for m in store.spec.modalities:
         with np.errstate(over="ignore"):
-            values = data[m].astype(map_dtype)
+            values = data[m].astype(map_dtype, copy=bool(failed_rows.size))
         values[failed_rows] = 0
         put(f"maps/{m}", values)
     frame_index = data["frame_index"].astype(np.int32)
