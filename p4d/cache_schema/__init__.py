@@ -29,7 +29,7 @@ from p4d.cache_schema.spec import MODALITIES, SCHEMA_VERSION, CacheSpec, VideoEn
 from p4d.cache_schema.store import CacheStore, check_arrays, create_store, open_store
 from p4d.cache_schema.summary import disk_usage, format_summary
 from p4d.cache_schema.verify import VerifyReport, verify
-from p4d.cache_schema.write import write_shard
+from p4d.cache_schema.write import mark_shard_failed, write_shard
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -41,6 +41,7 @@ __all__ = [
     "open_store",
     "check_arrays",
     "write_shard",
+    "mark_shard_failed",
     "read_clip",
     "read_clips",
     "VerifyReport",

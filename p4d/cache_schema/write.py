@@ -175,3 +175,23 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     # 4. status last.
     store.array("clips/status")[sl] = np.where(good, STATUS_DONE, STATUS_FAILED).astype(np.uint8)
     log.debug("%s: %d done, %d failed", where, int(good.sum()), len(failures))
+
+
+def mark_shard_failed(store: CacheStore, shard_id: int, failures: dict[int, str]) -> None:
+    """Record every clip of shard ``shard_id`` failed without encoding any data (e.g. a shard whose
+    task never succeeded, or whose clips all failed): the status is un-marked, the shard's data files
+    are deleted (failed clips then read as the fill values: frame_index -1, timestamp and maps NaN),
+    the reasons written, the status last. ``failures``: GLOBAL clip index -> reason, every clip."""
+    store._require_writable(f"mark_shard_failed({shard_id})")
+    rng = store.shard_clips(shard_id)
+    if sorted(int(c) for c in failures) != list(rng):
+        raise CacheSchemaError(f"mark_shard_failed(shard {shard_id} of {store.url}): expected a reason for every "
+                               f"clip in [{rng.start}, {rng.stop}), got clips {sorted(failures)}")
+    store.delete_shard_file("clips/status", shard_id)
+    for path in store.layouts:
+        if path not in ("clips/status", "clips/video"):
+            store.delete_shard_file(path, shard_id)
+    record = {"shard": int(shard_id), "clips": {str(int(k)): str(v) for k, v in sorted(failures.items())}}
+    store.write_side_file(failures_file(shard_id), json.dumps(record, indent=1).encode())
+    store.array("clips/status")[rng.start:rng.stop] = np.full(len(rng), STATUS_FAILED, np.uint8)
+    log.debug("shard %d of %s: all %d clips recorded failed (no data written)", shard_id, store.url, len(rng))
