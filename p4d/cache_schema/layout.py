@@ -16,6 +16,7 @@ import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.fidelity import CHECKED_CODECS, CODEC_LEVELS, FALLBACK_PART
 from p4d.cache_schema.spec import CacheSpec
 
 GROUPS = ("latents", "maps", "clips")
@@ -92,6 +93,15 @@ def array_layouts(spec: CacheSpec, num_clips: int) -> dict[str, ArrayLayout]:
             fill_value=part.fill_value, description=f"{part.description} (codec {codec.name})",
             raw_itemsize=4 if part.kind == "full" else 0,
         )
+    if codec.name in CHECKED_CODECS:  # the self-check's bfloat16 fallback (p4d.cache_schema.fidelity)
+        bf16 = LATENT_CODECS["bfloat16"].parts[0]
+        out[f"latents/{FALLBACK_PART}"] = ArrayLayout(
+            path=f"latents/{FALLBACK_PART}", shape=lat, dtype=bf16.dtype, chunks=(1, 1) + lat[2:],
+            shards=(s,) + lat[1:], dims=bf16.dims(("clip", "tap")), compressors=bf16.compressors,
+            fill_value=0, description="F_4D as bfloat16 bits of the clips whose codec failed the fidelity check "
+                                      "(clips/latent_codec = 2); written only for those clips",
+            raw_itemsize=0,
+        )
     for m in spec.modalities:
         shape = (num_clips,) + spec.map_shape(m)
         out[f"maps/{m}"] = ArrayLayout(
@@ -106,7 +116,9 @@ def array_layouts(spec: CacheSpec, num_clips: int) -> dict[str, ArrayLayout]:
          "seconds since the stream's first decoded frame (TPE input)"),
         ("video", "int32", (num_clips,), ("clip",), -1, "row of videos.json"),
         ("status", "uint8", (num_clips,), ("clip",), STATUS_PENDING, "0 pending, 1 done, 2 failed"),
-    ):
+    ) + ((("latent_codec", "uint8", (num_clips,), ("clip",), 0,
+           "F_4D codec level of the clip: " + ", ".join(f"{k} {v}" for k, v in CODEC_LEVELS.items())),)
+         if codec.name in CHECKED_CODECS else ()):
         out[f"clips/{name}"] = ArrayLayout(
             path=f"clips/{name}", shape=shape, dtype=dtype, chunks=(1,) + shape[1:], shards=(s,) + shape[1:],
             dims=dims, compressors=_small_compressors, fill_value=fill, description=desc,

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.codecs import LATENT_CODECS, bfloat16_bits_to_float32
+from p4d.cache_schema.fidelity import FALLBACK_PART
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
 from p4d.cache_schema.shard_read import read_shard_rows, shard_array
 from p4d.cache_schema.store import CacheStore, _fs
@@ -90,10 +91,12 @@ def _read_rows_zarr(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarra
 
 
 def _check_done(store: CacheStore, uniq: np.ndarray) -> None:
+    if not uniq.size:
+        return
     status_arr = store.array("clips/status")
     try:
-        status = np.concatenate([np.asarray(status_arr[sl], dtype=np.uint8) for sl in _runs(uniq)])
-    except Exception:  # noqa: BLE001 - a torn status shard: those clips are pending
+        status = _read_rows(store, "clips/status", uniq).astype(np.uint8)
+    except ClipNotAvailableError:  # a missing or torn status shard: those clips are pending
         status = np.zeros(uniq.size, dtype=np.uint8)
         for k, clip in enumerate(uniq):
             try:
@@ -135,6 +138,32 @@ def _empty(store: CacheStore, name: str) -> np.ndarray:
     return np.zeros((0, spec.num_frames), np.int32 if name == "frame_index" else np.float32)
 
 
+def _read_latents(store: CacheStore, uniq: np.ndarray, decode: bool) -> dict[str, np.ndarray]:
+    """F_4D of done clips ``uniq``: decoded (``f4d``), or the stored parts. Clips the codec's
+    self-check sent to the bfloat16 fallback (``clips/latent_codec`` = 2) come from
+    ``latents/f4d_bf16``; as parts, ``f4d_level`` (B,) and, when a clip of the batch fell back,
+    ``f4d_bf16`` (B, ...) uint16 (zeros for the other clips) come along."""
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    parts = {p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts}
+    levels = (_read_rows(store, "clips/latent_codec", uniq) if "clips/latent_codec" in store.layouts
+              else None)
+    fallback = np.flatnonzero(levels == 2) if levels is not None else np.zeros(0, np.int64)
+    bf16 = None
+    if fallback.size:
+        bf16 = np.zeros(parts["f4d"].shape, np.uint16)
+        bf16[fallback] = _read_rows(store, f"latents/{FALLBACK_PART}", uniq[fallback])
+    if not decode:
+        if levels is not None:
+            parts["f4d_level"] = levels
+        if bf16 is not None:
+            parts[FALLBACK_PART] = bf16
+        return parts
+    out = codec.decode(parts)
+    if bf16 is not None:
+        out[fallback] = bfloat16_bits_to_float32(bf16[fallback])
+    return {"f4d": out}
+
+
 def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | None = None, *,
                decode: bool = True) -> dict[str, np.ndarray]:
     """Decoded targets of clips ``idx``, stacked on a leading axis B.
@@ -148,7 +177,8 @@ def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | No
 
     ``decode=False`` returns what is stored instead, for a decode on the trainer's device
     (:mod:`p4d.train.device_decode`): the latent codec's parts (``f4d`` int8 residuals,
-    ``f4d_scale``, ``f4d_offset`` for dpcm-channel) and the maps in their stored float16.
+    ``f4d_scale``, ``f4d_offset`` for dpcm-channel; ``f4d_level`` and ``f4d_bf16`` for the
+    self-check's fallback, see :func:`_read_latents`) and the maps in their stored float16.
     """
     names = _fields(store, fields)
     clips = _clip_indices(store, idx)
@@ -159,12 +189,7 @@ def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | No
         if not uniq.size and decode:
             out[name] = _empty(store, name)
         elif name == "f4d":
-            codec = LATENT_CODECS[store.spec.latent_codec]
-            parts = {p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts}
-            if decode:
-                out[name] = codec.decode(parts)
-            else:
-                out.update(parts)
+            out.update(_read_latents(store, uniq, decode))
         elif name in _CLIP_FIELDS:
             out[name] = _read_rows(store, f"clips/{name}", uniq)
         else:

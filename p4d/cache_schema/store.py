@@ -131,8 +131,12 @@ class CacheStore:
         arr = self._arrays.get(path)
         if arr is None:
             try:
-                arr = zarr.open_array(store=self.zarr_store, path=path, mode="r" if self.mode == "r" else "r+",
-                                      zarr_format=3)
+                # writers store every chunk, even one equal to the fill value (zarr 3.1 ignores the
+                # array's creation-time config on reopen; the global setting is read at open time):
+                # a done clip's chunk is never absent, so absence always means damage.
+                with zarr.config.set({"array.write_empty_chunks": self.mode == "r+"}):
+                    arr = zarr.open_array(store=self.zarr_store, path=path, mode="r" if self.mode == "r" else "r+",
+                                          zarr_format=3)
             except (FileNotFoundError, KeyError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError) as exc:
                 raise CacheSchemaError(f"{self.url}: array {path} is missing ({type(exc).__name__})") from exc
             self._arrays[path] = arr

@@ -10,7 +10,7 @@ from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.layout import GROUPS
 from p4d.cache_schema.store import CacheStore, _fs
 
-__all__ = ["format_summary", "disk_usage"]
+__all__ = ["format_summary", "disk_usage", "fidelity_records"]
 
 
 def _human(n: float) -> str:
@@ -44,6 +44,44 @@ def disk_usage(store: CacheStore) -> dict[str, int]:
         full = posixpath.join(root, path)
         out[path] = int(fs.du(full, total=True)) if fs.exists(full) else 0
     return out
+
+
+def fidelity_records(store: CacheStore) -> dict[int, dict]:
+    """The codec self-check's figures per done clip (``fidelity/shard-*.json``; see
+    :mod:`p4d.cache_schema.fidelity`): mean/worst token cosine, relative error per tap, level."""
+    import json
+
+    from p4d.cache_schema.layout import STATUS_DONE
+
+    st = store.clip_status()
+    fs, root = _fs(store.url)
+    out: dict[int, dict] = {}
+    for path in sorted(fs.glob(posixpath.join(root, "fidelity", "shard-*.json"))):
+        try:
+            clips = json.loads(fs.cat_file(path))["clips"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        out.update({int(c): v for c, v in clips.items() if 0 <= int(c) < store.num_clips and st[int(c)] == STATUS_DONE})
+    return dict(sorted(out.items()))
+
+
+def _fidelity_lines(store: CacheStore) -> list[str]:
+    records = fidelity_records(store)
+    if not records:
+        return []
+    import numpy as np
+
+    from p4d.cache_schema.fidelity import CODEC_LEVELS
+
+    mean = np.array([r["mean_cosine"] for r in records.values()])
+    worst = np.array([r["worst_cosine"] for r in records.values()])
+    levels = np.array([r.get("level", 0) for r in records.values()])
+    q = lambda a: " / ".join(f"{v:.4f}" for v in np.quantile(a, [0.0, 0.5, 1.0]))  # noqa: E731
+    lines = ["", f"  F_4D codec self-check ({len(records)} checked clips; min / median / max):",
+             f"    mean token cosine   {q(mean)}", f"    worst token cosine  {q(worst)}"]
+    for level, name in CODEC_LEVELS.items():
+        lines.append(f"    level {level} ({name}): {int((levels == level).sum())} clips")
+    return lines
 
 
 def format_summary(store: CacheStore) -> str:
@@ -113,6 +151,7 @@ def format_summary(store: CacheStore) -> str:
         for (device, dtype, gpu), shards in sorted(by_place.items(), key=lambda kv: -len(kv[1])):
             shown = ", ".join(map(str, shards[:8])) + (", ..." if len(shards) > 8 else "")
             lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {shown})")
+    lines += _fidelity_lines(store)
     failures = store.failures()
     if failures:
         lines.append("")

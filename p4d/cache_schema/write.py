@@ -15,12 +15,14 @@ the shard's clips not done and a reader never sees a half-written clip as done:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
 import numpy as np
 
 from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.fidelity import FALLBACK_PART, FidelityPolicy, encode_checked
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
 from p4d.cache_schema.store import FAILURES_DIR, CacheStore
 from p4d.errors import CacheSchemaError
@@ -28,10 +30,16 @@ from p4d.errors import CacheSchemaError
 log = logging.getLogger(__name__)
 
 _FIXED_KEYS = ("f4d", "frame_index", "timestamp")
+DEFAULT_FIDELITY = FidelityPolicy()
 
 
 def failures_file(shard_id: int) -> str:
     return f"{FAILURES_DIR}/shard-{int(shard_id)}.json"
+
+
+def fidelity_file(shard_id: int) -> str:
+    """Side file of one shard's F_4D self-check figures (:mod:`p4d.cache_schema.fidelity`)."""
+    return f"fidelity/shard-{int(shard_id)}.json"
 
 
 def expected_shard_arrays(store: CacheStore, shard_id: int) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -50,7 +58,7 @@ def _validate_parts(store: CacheStore, where: str, parts, n: int) -> dict[str, n
     """Already-encoded F_4D parts (a dict named like the codec's parts), checked against the codec."""
     codec = LATENT_CODECS[store.spec.latent_codec]
     names = sorted(p.name for p in codec.parts)
-    if sorted(parts) != names:
+    if sorted(k for k in parts if k not in ENCODED_EXTRAS) != names:
         raise CacheSchemaError(f"{where}: encoded 'f4d' parts {sorted(parts)}, expected codec {codec.name!r}'s {names}")
     out = {}
     for part in codec.parts:
@@ -60,6 +68,7 @@ def _validate_parts(store: CacheStore, where: str, parts, n: int) -> dict[str, n
             raise CacheSchemaError(f"{where}: encoded part {part.name!r} is {a.shape} {a.dtype}, "
                                    f"expected {shape} {part.dtype}")
         out[part.name] = a
+    out.update({k: parts[k] for k in ENCODED_EXTRAS if k in parts})
     return out
 
 
@@ -87,22 +96,6 @@ def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.nd
     return out
 
 
-def _encode_clips(store: CacheStore, where: str, f4d: np.ndarray, good: np.ndarray, first: int) -> dict[str, np.ndarray]:
-    """The codec's parts of a shard's float F_4D, encoded clip by clip (failed rows as zeros), so no
-    float32 copy of the whole shard is made and the codec's temporaries stay one clip in size."""
-    codec = LATENT_CODECS[store.spec.latent_codec]
-    n = len(f4d)
-    parts = {p.name: np.empty(p.shape((n,) + store.spec.latent_shape), p.dtype) for p in codec.parts}
-    for i in range(n):
-        x = np.asarray(f4d[i], dtype=np.float32) if good[i] else np.zeros(store.spec.latent_shape, np.float32)
-        if not codec.lossless_nan and not np.isfinite(x).all():
-            raise CacheSchemaError(f"{where}: f4d of clips [{first + i}] holds NaN/Inf, which "
-                                   f"codec {codec.name!r} cannot store; pass it in failures (or use a float codec)")
-        for name, value in codec.encode(x).items():
-            parts[name][i] = value
-    return parts
-
-
 def _zero_failed_parts(store: CacheStore, parts: dict[str, np.ndarray], failed_rows: np.ndarray) -> dict:
     """Failed rows hold the encoding of an all-zero clip (as the float path stores them); in place."""
     if not failed_rows.size:
@@ -113,8 +106,37 @@ def _zero_failed_parts(store: CacheStore, parts: dict[str, np.ndarray], failed_r
     return parts
 
 
+#: keys an encoded ``f4d`` dict may hold beside the codec's parts: the bfloat16 fallback rows,
+#: each clip's codec level (``clips/latent_codec``) and each clip's self-check figures
+ENCODED_EXTRAS = (FALLBACK_PART, "levels", "fidelity")
+
+
+def _pre_encoded(store: CacheStore, enc: dict, failed_rows: np.ndarray):
+    """(parts, bf16 or None, levels, fidelity stats) of an already-encoded shard, failed rows cleared
+    as the float path stores them."""
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    parts = _zero_failed_parts(store, {p.name: enc[p.name] for p in codec.parts}, failed_rows)
+    n = len(parts[codec.parts[0].name])
+    bf16 = enc.get(FALLBACK_PART)
+    levels = np.asarray(enc.get("levels", np.zeros(n, np.uint8)), np.uint8).copy()
+    stats = list(enc.get("fidelity", [None] * n))
+    if bf16 is not None:
+        bf16 = np.asarray(bf16, np.uint16)
+        if bf16.shape != (n,) + store.spec.latent_shape:
+            raise CacheSchemaError(f"write_shard: encoded part {FALLBACK_PART!r} is {bf16.shape}, "
+                                   f"expected {(n,) + store.spec.latent_shape}")
+        bf16[failed_rows] = 0
+    if levels.shape != (n,) or len(stats) != n:
+        raise CacheSchemaError(f"write_shard: encoded 'levels'/'fidelity' must hold one entry per clip ({n})")
+    levels[failed_rows] = 0
+    for i in failed_rows:
+        stats[int(i)] = None
+    return parts, bf16, levels, stats
+
+
 def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
-                failures: dict[int, str] | None = None) -> None:
+                failures: dict[int, str] | None = None, *,
+                fidelity: FidelityPolicy | None = DEFAULT_FIDELITY) -> None:
     """Write every clip of shard ``shard_id`` and mark them done (or failed), status last.
 
     ``arrays``: ``f4d`` (S, taps, N', h', w', c') float (encoded clip by clip with the store's
@@ -123,6 +145,9 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     (S, N, H, W, 1), ``camray`` (S, N, h_p, w_p, 6)) float, ``frame_index`` (S, N) int,
     ``timestamp`` (S, N) float; S = clips in the shard (the last shard may be short).
     ``failures``: GLOBAL clip index -> reason; those rows are ignored (zeros / -1 / NaN stored).
+    ``fidelity``: each good clip's encoded F_4D is decoded and checked against it, falling back to
+    a finer step or bfloat16 below the policy's cosines (:mod:`p4d.cache_schema.fidelity`); None
+    skips the check.
     """
     store._require_writable(f"write_shard({shard_id})")
     rng = store.shard_clips(shard_id)
@@ -140,8 +165,18 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     good = np.ones(len(rng), dtype=bool)
     good[failed_rows] = False
 
-    parts = data["f4d"] if isinstance(data["f4d"], dict) else _encode_clips(store, where, data["f4d"], good, rng.start)
-    parts = _zero_failed_parts(store, parts, failed_rows)
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    if isinstance(data["f4d"], dict):  # encoded (and self-checked) where the teacher ran
+        parts, bf16, levels, fidelity_stats = _pre_encoded(store, data["f4d"], failed_rows)
+    else:
+        f4d = np.array(data["f4d"], dtype=np.float32)  # copy: failed rows are zeroed
+        f4d[failed_rows] = 0.0
+        if not codec.lossless_nan:
+            bad = [rng.start + int(i) for i in np.flatnonzero(~np.isfinite(f4d).reshape(len(rng), -1).all(axis=1))]
+            if bad:
+                raise CacheSchemaError(f"{where}: f4d of clips {bad} holds NaN/Inf, which codec {codec.name!r} cannot "
+                                       "store; pass them in failures (or use a float codec)")
+        parts, bf16, levels, fidelity_stats = encode_checked(codec.name, f4d, good, fidelity)
 
     sl = slice(rng.start, rng.stop)
 
@@ -154,6 +189,13 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     # 2. data, one whole shard per array.
     for name, part in parts.items():
         put(f"latents/{name}", part)
+    layouts = store.layouts
+    if f"latents/{FALLBACK_PART}" in layouts:
+        if bf16 is not None:
+            put(f"latents/{FALLBACK_PART}", bf16)
+        else:
+            store.delete_shard_file(f"latents/{FALLBACK_PART}", shard_id)
+        put("clips/latent_codec", levels)
     map_dtype = np.dtype(store.spec.map_dtype)
     for m in store.spec.modalities:
         with np.errstate(over="ignore"):
@@ -166,7 +208,12 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     timestamp = data["timestamp"].astype(np.float32)
     timestamp[failed_rows] = np.nan
     put("clips/timestamp", timestamp)
-    # 3. failure reasons (before the status that points to them).
+    # 3. the codec's self-check figures and the failure reasons (before the status that points to them).
+    if any(st is not None for st in fidelity_stats):
+        record = {"shard": int(shard_id), "codec": codec.name,
+                  "policy": None if fidelity is None else dataclasses.asdict(fidelity),
+                  "clips": {str(rng.start + i): st for i, st in enumerate(fidelity_stats) if st is not None}}
+        store.write_side_file(fidelity_file(shard_id), json.dumps(record, indent=1).encode())
     if failures:
         record = {"shard": int(shard_id), "clips": {str(k): v for k, v in sorted(failures.items())}}
         store.write_side_file(failures_file(shard_id), json.dumps(record, indent=1).encode())

@@ -284,15 +284,22 @@ def teacher_forward(teacher, lock, frames: np.ndarray, clip_ids: list[int], job:
 
 @dataclass
 class _ShardBuffers:
-    """One shard's encoded targets on the host: codec parts of F_4D, float16 maps, indices."""
+    """One shard's encoded targets on the host: codec parts of F_4D (with the self-check's levels,
+    figures and bfloat16 fallback rows), float16 maps."""
 
     n: int
     arrays: dict = field(default_factory=dict)
+    fidelity: list = field(default_factory=list)
 
     def put(self, key: str, row: int, value: np.ndarray) -> None:
         if key not in self.arrays:
             self.arrays[key] = np.zeros((self.n, *value.shape[1:]), value.dtype)
         self.arrays[key][row:row + len(value)] = value
+
+    def encoded_f4d(self) -> dict:
+        out = {k.split("/", 1)[1]: v for k, v in self.arrays.items() if k.startswith("f4d/")}
+        stats = dict(self.fidelity)
+        return {**out, "fidelity": [stats.get(i) for i in range(self.n)]}
 
 
 def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable = teacher_forward,
@@ -306,7 +313,8 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     """
     import torch
 
-    from p4d.precompute.encode import all_finite, encode_latents
+    from p4d.cache_schema.write import DEFAULT_FIDELITY
+    from p4d.precompute.encode import all_finite, encode_checked
 
     store, first_clip = worker_store(url, identity)
     clips = list(store.shard_clips(shard_id))
@@ -336,12 +344,14 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
                     failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
             if good:
                 rows = torch.tensor(good, device=out["f4d"].device)
-                parts = encode_latents(codec, out["f4d"].index_select(0, rows).float())
+                parts = encode_checked(codec, out["f4d"].index_select(0, rows).float(), DEFAULT_FIDELITY)
+                figures = parts.pop("fidelity")
                 maps = {m: out[m].index_select(0, rows).to(getattr(torch, map_dtype)).cpu().numpy() for m in modalities}
                 for j, b in enumerate(good):
                     i, clip = batch[b]
                     for name, value in parts.items():
                         buf.put(f"f4d/{name}", i - first, value[j:j + 1])
+                    buf.fidelity.append((i - first, figures[j]))
                     for m in modalities:
                         buf.put(m, i - first, maps[m][j:j + 1])
                     frame_index[i - first] = clip.frame_index
@@ -363,7 +373,7 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     if len(failures) == len(clips):
         mark_shard_failed(store, shard_id, failures)
     else:
-        arrays = {"f4d": {k.split("/", 1)[1]: v for k, v in buf.arrays.items() if k.startswith("f4d/")},
+        arrays = {"f4d": buf.encoded_f4d(),
                   **{m: buf.arrays[m] for m in modalities}, "frame_index": frame_index, "timestamp": timestamp}
         write_shard(store, shard_id, arrays, failures)
     run = {"shard": shard_id, **place.to_dict(), "host": socket.gethostname(), "pid": os.getpid(),

@@ -55,6 +55,9 @@ def check_store(cfg: TrainConfig, store: CacheStore) -> None:
         raise CacheSchemaError(
             f"--cache {store.url}: made with teacher weights {found_hash or '(none recorded)'}, but "
             f"--expect.teacher-hash is {cfg.expect.teacher_hash}; rebuild the cache or fix the flag")
+    if cfg.expect.num_frames is not None and store.spec.num_frames != cfg.expect.num_frames:
+        raise CacheSchemaError(f"--cache {store.url}: clips of N={store.spec.num_frames} frames, but "
+                               f"--expect.num-frames is {cfg.expect.num_frames}; rebuild the cache or fix the flag")
     spatial = store.spec.spatial
     for key, value in EXPECTED_SPATIAL.items():
         if spatial.get(key) != value:

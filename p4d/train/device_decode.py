@@ -79,11 +79,16 @@ def decode_latent_parts(codec: str, parts: dict[str, torch.Tensor]) -> torch.Ten
 
 def decode_target_parts(codec: str, parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every target of a batch of stored parts as float32: ``f4d`` from the ``f4d*`` parts
-    (when present), each map (float16 as stored) converted; other entries pass through."""
+    (when present; ``f4d_level`` / ``f4d_bf16`` carry the clips of the codec's bfloat16
+    fallback), each map (float16 as stored) converted; other entries pass through."""
     out: dict[str, torch.Tensor] = {}
     latent = {k: v for k, v in parts.items() if k.startswith("f4d")}
     if latent:
+        levels, bf16 = latent.pop("f4d_level", None), latent.pop("f4d_bf16", None)
         out["f4d"] = decode_latent_parts(codec, latent)
+        if bf16 is not None:  # clips the codec's self-check stored as bfloat16 (level 2)
+            fallback = (levels == 2).view((-1,) + (1,) * (bf16.dim() - 1))
+            out["f4d"] = torch.where(fallback, decode_latent_parts("bfloat16", {"f4d": bf16}), out["f4d"])
     for k, v in parts.items():
         if not k.startswith("f4d"):
             out[k] = v.to(torch.float32) if v.is_floating_point() else v

@@ -3,8 +3,8 @@
 - :class:`ClipDataset`: samples by key, a batch at a time (``__getitems__``). ``video`` samples
   read the targets their recipe uses from the cache (one :func:`p4d.cache_schema.read_clips`
   call per batch) and decode the frames at exactly the clip's stored
-  frame indices (rotation applied), draw the SoM region marks on frame 0, and resize to the
-  student's S×S (bilinear, non-aspect-preserving, as the cache's spatial transform); TPE uses the
+  frame indices (rotation applied), draw the SoM region marks on frame 0, and squash to the
+  student's S×S with :func:`p4d.video.student_frames` (the one resize eval and export use too); TPE uses the
   stored timestamps. ``video-sft`` samples are sampled from the video with the cache's policy,
   without targets; ``image`` samples load their images (time cue off). A sample that fails to
   load (a video changed or vanished, a torn shard) comes back as an error record and is dropped
@@ -34,7 +34,7 @@ from p4d.errors import P4DError
 from p4d.train.augment import flip_frames, flip_region, flip_targets, should_flip
 from p4d.train.data import Sample
 from p4d.train.model import IGNORE_INDEX, StudentConfig, encode_chat, pad_batch
-from p4d.video import decode_frames, resize_frames, sample_clip
+from p4d.video import decode_frames, sample_clip, student_frames
 from p4d.video.marks import Region, decode_rle, draw_marks, polygon_mask
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, samples: Sequence[Sample], store: CacheStore, *, student: StudentConfig, tokenizer,
                  targets: Sequence[str] = (), f4d_input: bool = False, hflip: float = 0.0, seed: int = 0,
-                 decode_on_device: bool = False):
+                 decode_on_device: bool = False, max_length: int | None = None):
         self.samples = list(samples)
+        self.max_length = max_length
         self.store = store  # picklable; zarr arrays reopen lazily in each worker
         self.student = student
         self.no_time_cue = student.replace(tpe="off")
@@ -136,7 +137,6 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             frames = np.stack([self._image(p) for p in s.media])
             timestamps = np.zeros(len(s.media), np.float32)
-        size = (self.student.image_size, self.student.image_size)
         regions = list(s.regions)
         if flip:
             frames = flip_frames(frames)
@@ -145,9 +145,11 @@ class ClipDataset(torch.utils.data.Dataset):
         if regions:
             frames = frames.copy()
             frames[0], _ = draw_marks(frames[0], [region_for(r, frames.shape[1:3]) for r in regions])
-        frames = resize_frames(frames, size) if frames.shape[1:3] != size else frames
+        frames = student_frames(frames, self.student.image_size, self.student.resize)
         cfg = self.no_time_cue if s.kind == "image" else self.student
         ids = encode_chat(self.tokenizer, cfg, list(s.turns), num_frames=len(frames), timestamps=timestamps.tolist())
+        if self.max_length is not None and len(ids["input_ids"]) > self.max_length:
+            raise P4DError(f"{len(ids['input_ids'])} tokens exceed --data.max-length {self.max_length}")
         return {"index": index, "kind": s.kind, "frames": np.ascontiguousarray(frames), "timestamps": timestamps,
                 "ids": ids, "targets": targets, "f4d": f4d, "flipped": flip,
                 "target_codec": self.store.spec.latent_codec if self.decode_on_device and targets else None}
@@ -157,7 +159,18 @@ class ClipDataset(torch.utils.data.Dataset):
 
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
-        return resize_frames(rgb[None], (self.student.image_size, self.student.image_size))[0]
+        return student_frames(rgb[None], self.student.image_size, self.student.resize)[0]
+
+
+def _stack_targets(targets: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Stack per-sample targets; a part only some samples carry (the codec's bfloat16 fallback
+    ``f4d_bf16``, read for a batch that needed it) is zeros for the others, as a batch read gives."""
+    keys = list(dict.fromkeys(k for t in targets for k in t))
+    out = {}
+    for k in keys:
+        like = next(t[k] for t in targets if k in t)
+        out[k] = torch.from_numpy(np.stack([t[k] if k in t else np.zeros_like(like) for t in targets]))
+    return out
 
 
 class Collate:
@@ -176,8 +189,7 @@ class Collate:
         batch.update(padded)
         batch["frames"] = torch.from_numpy(np.stack([it["frames"] for it in good]))
         batch["timestamps"] = torch.from_numpy(np.stack([it["timestamps"] for it in good]))
-        batch["targets"] = {k: torch.from_numpy(np.stack([it["targets"][k] for it in good]))
-                            for k in good[0]["targets"]}
+        batch["targets"] = _stack_targets([it["targets"] for it in good])
         batch["f4d"] = torch.from_numpy(np.stack([it["f4d"] for it in good])) if good[0]["f4d"] is not None else None
         batch["target_codec"] = good[0].get("target_codec")
         batch["kind"] = good[0]["kind"]

@@ -36,6 +36,7 @@ from p4d.train.distributed import Dist, barrier, close_distributed, init_distrib
 from p4d.train.export import export_trained
 from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
+from p4d.train.recipes import resolve_run_length
 from p4d.train.logs import RunLog, peak_memory_mb
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,10 @@ def main(cfg: TrainConfig) -> TrainResult:
         if not samples:
             raise ConfigError(f"--data {cfg.data.conversations}: no usable record ({report.summary()})")
 
+        resolved = resolve_run_length(cfg, samples, dist.world_size)  # --optim.epochs / --optim.global-batch
+        if resolved and dist.is_main:
+            log.info("run length: %s", ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in resolved.items()))
+
         # --- student, optimizer, schedule -------------------------------------------------------
         model, counts = build_model(cfg, store, device=dist.device)
         lora = cfg.recipe.tune.endswith("-lora")
@@ -187,7 +192,7 @@ def main(cfg: TrainConfig) -> TrainResult:
         dataset = ClipDataset(samples, store, student=model.cfg, tokenizer=model.tokenizer,
                               targets=needed_targets(cfg, store.spec.modalities), f4d_input=model.cfg.needs_f4d_input,
                               hflip=cfg.augment.hflip, seed=cfg.runtime.seed,
-                              decode_on_device=dist.device.type == "cuda")
+                              decode_on_device=dist.device.type == "cuda", max_length=cfg.data.max_length)
         sampler = ShardBatchSampler(samples, batch_size=cfg.data.batch_size, world_size=dist.world_size,
                                     rank=dist.rank, seed=cfg.runtime.seed, endless=True)
         check_first_sample(dataset, samples)

@@ -66,14 +66,15 @@ class DecodeStats:
 
 
 def decode_frames(path: str | Path, frame_index, *, size: tuple[int, int] | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS, stats: DecodeStats | None = None) -> Clip:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, stats: DecodeStats | None = None,
+                  filter: str = "bilinear") -> Clip:
     """Decode the frames at ``frame_index`` (duplicates allowed, any order); see :func:`decode_clips`.
 
-    ``size = (h, w)`` resizes (bilinear, non-aspect-preserving) after rotation. VideoDecodeError naming
+    ``size = (h, w)`` resizes (Pillow ``filter``, non-aspect-preserving) after rotation. VideoDecodeError naming
     the file if the file cannot be decoded or the stream ends before the highest wanted index (a header
     that over-counts, or a truncated file); the message says how many frames were decodable.
     """
-    clip = decode_clips(path, [frame_index], size=size, max_pixels=max_pixels, stats=stats)[0]
+    clip = decode_clips(path, [frame_index], size=size, max_pixels=max_pixels, stats=stats, filter=filter)[0]
     if isinstance(clip, VideoDecodeError):
         raise clip
     return clip
@@ -81,7 +82,7 @@ def decode_frames(path: str | Path, frame_index, *, size: tuple[int, int] | None
 
 def decode_clips(path: str | Path, clips: Sequence, *, size: tuple[int, int] | None = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, stats: DecodeStats | None = None,
-                 seek: bool | None = None) -> list[Clip | VideoDecodeError]:
+                 seek: bool | None = None, filter: str = "bilinear") -> list[Clip | VideoDecodeError]:
     """Decode several clips of one video, each wanted frame once: one Clip per entry of ``clips``
     (each an array of frame indices), or the VideoDecodeError that clip met.
 
@@ -92,7 +93,7 @@ def decode_clips(path: str | Path, clips: Sequence, *, size: tuple[int, int] | N
     """
     indices = [_check_index(c) for c in clips]
     union = np.unique(np.concatenate(indices))
-    decoded, available, error = _decode_wanted(path, union, size, max_pixels, stats or DecodeStats(), seek)
+    decoded, available, error = _decode_wanted(path, union, size, max_pixels, stats or DecodeStats(), seek, filter)
     out: list[Clip | VideoDecodeError] = []
     for index in indices:
         if available is None or int(index.max()) < available:
@@ -203,10 +204,11 @@ def _worth_a_look(wanted: np.ndarray) -> bool:
     return bool(gaps.max() > SEEK_MIN_GAP)
 
 
-def _decode_wanted(path, index: np.ndarray, size, max_pixels: int, stats: DecodeStats, seek: bool | None):
+def _decode_wanted(path, index: np.ndarray, size, max_pixels: int, stats: DecodeStats, seek: bool | None,
+                   filter: str = "bilinear"):
     """({index: (frame, seconds)}, None, None) if every wanted index decoded, else (partial,
     decodable count, decoder error message or None when the stream simply ended)."""
-    target = check_size(size) if size is not None else None
+    target = (check_size(size), filter) if size is not None else None
     wanted = np.unique(index)
     table = None
     if seek is True or (seek is None and _worth_a_look(wanted)):
@@ -225,7 +227,7 @@ def _convert(frame, rotation: int, target, stats: DecodeStats) -> np.ndarray:
     rgb = to_display(frame.to_ndarray(format="rgb24"), rotation)
     if target is not None:
         t = time.thread_time()
-        rgb = resize_frames(rgb[None], target)[0]
+        rgb = resize_frames(rgb[None], target[0], target[1])[0]
         stats.resize_cpu_s += time.thread_time() - t
     return rgb
 

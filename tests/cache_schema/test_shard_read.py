@@ -19,6 +19,8 @@ def test_every_array_equals_zarr(filled):
     store = open_store(filled.url)
     fs, root = _fs(store.url)
     for path in store.layouts:
+        if path == "latents/f4d_bf16":  # written only for clips that fail the codec's self-check
+            continue
         arr = shard_array(fs, root, path)
         assert arr is not None, path  # every array p4d writes is one the direct reader understands
         for shard in range(store.num_shards):
@@ -38,6 +40,7 @@ def test_parts_decode_to_the_float_targets(filled):
     codec = store.spec.latent_codec
     from p4d.cache_schema import LATENT_CODECS
 
+    assert parts["f4d_level"].shape == (len(DONE),) and "f4d_bf16" not in parts  # no clip needed bfloat16
     decoded = LATENT_CODECS[codec].decode({k: parts[k] for k in ("f4d", "f4d_scale", "f4d_offset")})
     np.testing.assert_array_equal(decoded, full["f4d"])
     np.testing.assert_array_equal(parts["depth"].astype(np.float32), full["depth"])

@@ -70,8 +70,11 @@ def _store(tmp_path, name):
 
 
 def test_write_shard_stores_device_encoded_parts_byte_for_byte_like_floats(tmp_path):
-    """The same shard written from float32 (numpy encoder) and from torch-encoded parts: every
-    stored array is identical, the failed clip included."""
+    """The same shard written from float32 (numpy encoder + self-check) and from torch-encoded,
+    torch-checked parts: every stored array is identical, the failed clip included."""
+    from p4d.cache_schema.write import DEFAULT_FIDELITY
+    from p4d.precompute.encode import encode_checked
+
     a, b = _store(tmp_path, "a.zarr"), _store(tmp_path, "b.zarr")
     rng = np.random.default_rng(0)
     x = _hard_latents()[:, :, :, :, :, :32]
@@ -79,10 +82,38 @@ def test_write_shard_stores_device_encoded_parts_byte_for_byte_like_floats(tmp_p
     arrays.update(frame_index=np.arange(6).reshape(3, 2), timestamp=np.arange(6, dtype=np.float32).reshape(3, 2))
     fails = {1: "decode error"}
     write_shard(a, 0, dict(arrays, f4d=x), fails)
-    write_shard(b, 0, dict(arrays, f4d=encode_latents("dpcm-channel", torch.from_numpy(x))), fails)
+    enc = encode_checked("dpcm-channel", torch.from_numpy(x), DEFAULT_FIDELITY)
+    assert enc["levels"].max() >= 1  # these wide-range clips exercise the fallbacks
+    write_shard(b, 0, dict(arrays, f4d=enc), fails)
     for path in a.layouts:
         assert np.array_equal(a.array(path)[:], b.array(path)[:], equal_nan=True), path
     with pytest.raises(CacheSchemaError, match="f4d_scale"):
         parts = encode_latents("dpcm-channel", torch.from_numpy(x))
         parts["f4d_scale"] = parts["f4d_scale"].astype(np.float16)
         write_shard(b, 0, dict(arrays, f4d=parts))
+
+
+def test_device_self_check_matches_the_numpy_one_level_for_level():
+    """The clips test_fidelity builds to fail (ViT-like; half the tokens 1000x smaller; plus an outlier):
+    the torch check picks the same levels, stores the same bytes, reports the same figures."""
+    from p4d.cache_schema.fidelity import FALLBACK_PART, FidelityPolicy
+    from p4d.cache_schema.fidelity import encode_checked as numpy_checked
+    from p4d.precompute.encode import encode_checked
+
+    base = vit_like_latents(2, 2, 8, 8, 256, seed=3)
+    small = base.copy()
+    small[:, :, :4] *= 1e-3
+    outlier = small.copy()
+    outlier[:, 0, 7, 7] = 1e4
+    x = np.stack([base, small, outlier])
+    policy = FidelityPolicy()
+    parts, bf16, levels, stats = numpy_checked("dpcm-channel", x, np.ones(3, bool), policy)
+    got = encode_checked("dpcm-channel", torch.from_numpy(x), policy)
+    assert got["levels"].tolist() == levels.tolist() and levels[0] == 0 and levels[1] >= 1 and levels[2] == 2
+    for name, ref in parts.items():
+        assert got[name].tobytes() == ref.tobytes(), name
+    assert got[FALLBACK_PART].tobytes() == bf16.tobytes()
+    for mine, ref in zip(got["fidelity"], stats):
+        assert mine["level"] == ref["level"]
+        assert mine["mean_cosine"] == pytest.approx(ref["mean_cosine"], abs=1e-6)
+        assert mine["worst_cosine"] == pytest.approx(ref["worst_cosine"], abs=1e-6)

@@ -2,6 +2,7 @@
 batches (deterministic, rank slices, resumable), spawn workers, failures dropped not raised."""
 
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -11,7 +12,9 @@ from p4d.cache_schema import open_store, read_clip
 from p4d.train.data import Sample, build_samples
 from p4d.train.loader import ClipDataset, Collate, ShardBatchSampler, make_loader
 from p4d.train.model import build_tiny_tokenizer, special_ids, student_preset
-from p4d.video import resize_frames, sample_clip
+from PIL import Image
+
+from p4d.video import sample_clip
 from tests.train.conftest import record, write_jsonl
 
 MAPS = ("f4d", "depth", "flow", "motion", "camray")
@@ -39,7 +42,9 @@ def test_video_sample_matches_an_independent_decode(train_cache, conversations, 
     # uniform sampling of the whole video, decoded by another path, at the student's size
     reference = sample_clip(s.media[0], num_frames=16, policy="uniform")
     np.testing.assert_array_equal(reference.frame_index, cached["frame_index"])
-    np.testing.assert_array_equal(item["frames"], resize_frames(reference.frames, (56, 56)))
+    # squashed to the student's 56 x 56 by Pillow bicubic (the release's Image.resize default)
+    want = np.stack([np.asarray(Image.fromarray(f).resize((56, 56), Image.Resampling.BICUBIC)) for f in reference.frames])
+    np.testing.assert_array_equal(item["frames"], want)
     np.testing.assert_allclose(item["timestamps"], reference.timestamp, atol=1e-6)
     for k in MAPS:
         np.testing.assert_array_equal(item["targets"][k], cached[k])
@@ -221,3 +226,34 @@ def test_device_decode_batches_equal_host_decode(train_cache, conversations, tin
     assert set(decoded) == set(MAPS)
     for k in MAPS:
         assert torch.equal(decoded[k], a["targets"][k]), k
+
+
+def test_sample_longer_than_max_length_is_dropped_with_its_reason(train_cache, conversations, tiny):
+    # 16 frames x (2x2 + 1) tokens = 80 video-block ids alone: 60 is too short, 10_000 is not
+    short, _ = _dataset(train_cache, conversations, tiny, max_length=60)
+    item = short[(0, 0)]
+    assert "exceed --data.max-length 60" in item["error"]
+    long, _ = _dataset(train_cache, conversations, tiny, max_length=10_000)
+    assert "error" not in long[(0, 0)]
+
+
+def test_train_and_eval_give_the_student_identical_pixels(train_cache, tiny, tmp_path):
+    """The loader's frames (training) and raw decoded frames given to the model (eval, export) reach
+    E_v as the same tensor: one resize (p4d.video.student_frames) on both paths, marks drawn before it."""
+    from p4d.eval.items import RegionSpec
+    from p4d.eval.run import item_frames
+    from p4d.train.model.vision import preprocess_frames
+
+    region = {"label": "obj_1", "box": [8, 8, 60, 50]}
+    video = str(train_cache.videos / "v1.mp4")
+    ds, samples = _dataset(train_cache, write_jsonl(tmp_path / "m.jsonl", [record(video, regions=[region])]), tiny)
+    train = ds[(0, 0)]["frames"]
+    eval_item = SimpleNamespace(video=video, regions=(RegionSpec(label="obj_1", box=(8, 8, 60, 50)),),
+                                fallback_video=None)
+    raw, _, index = item_frames(eval_item, 16)
+    np.testing.assert_array_equal(index, read_clip(open_store(train_cache.store), samples[0].clip)["frame_index"])
+    assert raw.shape[1:3] != train.shape[1:3]  # eval hands native-size frames to the model
+    cfg, _ = tiny
+    a = preprocess_frames(torch.from_numpy(train)[None], cfg)
+    b = preprocess_frames(torch.from_numpy(raw)[None], cfg)
+    assert torch.equal(a, b)

@@ -183,9 +183,7 @@ def test_bad_records_are_counted_and_training_goes_on(train_cache, tmp_path):
 
 
 def test_export_loads_for_eval(train_cache, conversations, tmp_path):
-    from p4d.eval.items import format_prompt
     from p4d.eval.run import load_student, read_student_config, student_preset
-    from p4d.train.export import format_question
     from p4d.video import sample_clip
 
     cfg = small_config(train_cache, tmp_path / "run", optim={"max_steps": 2}, checkpoint={"export": True},
@@ -202,5 +200,3 @@ def test_export_loads_for_eval(train_cache, conversations, tmp_path):
     clip = sample_clip(str(train_cache.videos / "v0.mp4"), num_frames=16)
     text = model.answer(clip.frames, clip.timestamp, "Which way?", ["left", "right"])
     assert isinstance(text, str)
-    assert format_question("Q?", ["a", "b"]) == format_prompt("Q?", ["a", "b"])
-    assert format_question("How far?", []) == format_prompt("How far?", [])

@@ -117,7 +117,8 @@ class StudentConfig:
     attn: ``eager`` or ``sdpa`` for E_v and the LLM. The 4D-RGPT release reports bf16 argmax
         drift for Qwen2 under SDPA on transformers 5.0 (notes/peers.md), hence eager by default.
     dtype: parameter dtype of E_v, E_p, LLM and D_4DP (losses are computed in float32).
-    resize: interpolation used to bring frames to ``vision['image_size']`` (torch, antialiased).
+    resize: the Pillow filter that squashes frames to ``vision['image_size']``
+        (:func:`p4d.video.student_frames`; ``bicubic`` = the release's Pillow default).
     image_mean, image_std: normalisation after scaling to [0, 1] (SigLIP: 0.5, 0.5).
     video_token, frame_end_token: the per-visual-token placeholder and the token after each frame.
     """

@@ -25,7 +25,7 @@ from p4d.train.model.f4d_input import F4DPositionalEncoding, f4d_to_patch_grid
 from p4d.train.model.projector import NvilaLiteProjector
 from p4d.train.model.tokenizer import build_tiny_tokenizer, special_ids
 from p4d.train.model.tpe import mark_timestamps, timestamp_pe
-from p4d.train.model.vision import check_frames, preprocess_frames, vision_features
+from p4d.train.model.vision import check_frames, preprocess_frames, to_student_size, vision_features
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ class Student(nn.Module):
         ``tpe=False`` skips the time cue for this call (image records: no timestamps)."""
         cfg = self.cfg
         b, n = check_frames(frames, timestamps)
+        frames = to_student_size(frames, cfg)  # before the marks, as the loader does in training
         if cfg.tpe == "mark" and tpe:
             frames = mark_timestamps(frames, timestamps)
         dtype = self.mm_projector.layers[2].weight.dtype
