@@ -1,4 +1,9 @@
-"""Read decoded clip targets from a store: only done clips, never half-written ones."""
+"""Read decoded clip targets from a store: only done clips, never half-written or damaged ones.
+
+A done clip is returned only if every chunk read for it exists (a missing shard file would read
+as fill values) and passes its crc32c checksum; otherwise ClipNotAvailableError names the clip,
+the array and the damage.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +80,13 @@ def _read_rows(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarray:
 
 def _read_rows_zarr(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarray:
     arr = store.array(path)
+    missing = store.missing_shards(path, sorted({store.shard_of(c) for c in uniq}))
+    if missing:
+        clip = next(int(c) for c in uniq if store.shard_of(c) in missing)
+        raise ClipNotAvailableError(
+            f"clip {clip} of {store.url}: the {path} file of shard {missing[0]} is missing although the clip is "
+            f"marked done; `p4d cache repair {store.url}` then `p4d precompute` recomputes the shard"
+        )
     try:
         rows = [np.asarray(arr[sl]) for sl in _runs(uniq)]
         return rows[0] if len(rows) == 1 else np.concatenate(rows)
@@ -85,7 +97,8 @@ def _read_rows_zarr(store: CacheStore, path: str, uniq: np.ndarray) -> np.ndarra
             except Exception as inner:  # noqa: BLE001
                 raise ClipNotAvailableError(
                     f"clip {int(clip)} of {store.url}: {path} of shard {store.shard_of(clip)} is unreadable "
-                    f"(torn or corrupt: {type(inner).__name__}); rewrite that shard with `p4d precompute --force`"
+                    f"(torn or corrupt: {type(inner).__name__}); `p4d cache repair {store.url}` then `p4d precompute` "
+                    "recomputes the shard"
                 ) from inner
         raise ClipNotAvailableError(f"clips of {store.url}: reading {path} failed: {exc}") from exc
 

@@ -133,7 +133,7 @@ def read_shard_rows(fs, arr: ShardArray, shard_id: int, rows: np.ndarray, *, url
     first = int(shard_id) * arr.shard_shape[0]
     key = arr.shard_key(shard_id)
     where = (f"clip {first + int(rows[0])} of {url or arr.root}: {arr.path} of shard {int(shard_id)} is unreadable "
-             "(torn or corrupt; `p4d cache verify` marks such clips for `p4d precompute --retry-failed`)")
+             f"(torn or corrupt; `p4d cache repair {url or arr.root}` then `p4d precompute` recomputes the shard)")
     per_shard = arr.chunks_per_shard
     index_bytes = 16 * math.prod(per_shard) + (4 if arr.index_crc else 0)
     try:
@@ -142,7 +142,7 @@ def read_shard_rows(fs, arr: ShardArray, shard_id: int, rows: np.ndarray, *, url
     except FileNotFoundError:
         raise ClipNotAvailableError(
             f"clip {first + int(rows[0])} of {url or arr.root}: the {arr.path} shard file is missing although the "
-            "clip is done; run `p4d cache verify`, then `p4d precompute --retry-failed`") from None
+            f"clip is done; `p4d cache repair {url or arr.root}` then `p4d precompute` recomputes the shard") from None
     if len(raw_index) < index_bytes:
         raise ClipNotAvailableError(f"{where}: the shard file is truncated ({len(raw_index)} bytes)")
     if arr.index_crc:
@@ -157,7 +157,7 @@ def read_shard_rows(fs, arr: ShardArray, shard_id: int, rows: np.ndarray, *, url
             if offset == _MISSING or nbytes == _MISSING:
                 raise ClipNotAvailableError(
                     f"clip {first + int(row)} of {url or arr.root}: a chunk of {arr.path} is missing although the "
-                    "clip is done; run `p4d cache verify`, then `p4d precompute --retry-failed`")
+                    f"clip is done; `p4d cache repair {url or arr.root}` then `p4d precompute` recomputes the shard")
             wanted.append((k, inner, within, offset, nbytes))
     lo = min(w[3] for w in wanted)
     hi = max(w[3] + w[4] for w in wanted)

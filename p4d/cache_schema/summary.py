@@ -87,7 +87,8 @@ def _fidelity_lines(store: CacheStore) -> list[str]:
 def format_summary(store: CacheStore) -> str:
     """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
     disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
-    failure reasons grouped by reason, and the device/dtype/GPU each shard ran on. ``raw`` counts latents and maps of done + failed clips as
+    failure reasons grouped by reason, the videos planned with a warning (e.g. truncated:
+    frames present vs declared), and the device/dtype/GPU each shard ran on. ``raw`` counts latents and maps of done + failed clips as
     float32 (the clips group at its own dtypes); codec side arrays (scales) count as overhead."""
     spec = store.spec
     codec = LATENT_CODECS[spec.latent_codec]
@@ -152,6 +153,13 @@ def format_summary(store: CacheStore) -> str:
             shown = ", ".join(map(str, shards[:8])) + (", ..." if len(shards) > 8 else "")
             lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {shown})")
     lines += _fidelity_lines(store)
+    warned = [v for v in store.videos if v.note and v.num_frames > 0]
+    if warned:
+        lines.append("")
+        lines.append(f"  warnings ({len(warned)} videos planned from fewer frames than their container declares):")
+        lines += [f"    {v.path}: {v.note}" for v in warned[:20]]
+        if len(warned) > 20:
+            lines.append(f"    ... and {len(warned) - 20} more (videos.json, field note)")
     failures = store.failures()
     if failures:
         lines.append("")

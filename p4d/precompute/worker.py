@@ -39,6 +39,7 @@ import numpy as np
 from p4d.cache_schema import CacheStore, mark_shard_failed, open_store, write_shard
 from p4d.cache_schema.store import RUNS_DIR
 from p4d.errors import ConfigError, P4DError, VideoDecodeError
+from p4d.precompute.plan import plan_video
 from p4d.teacher.presets import TeacherPreset
 from p4d.video import DecodeStats, decode_clips, plan_clips
 
@@ -174,8 +175,10 @@ def worker_store(url: str, identity: str | None = None) -> tuple[CacheStore, np.
 
 
 def clip_frame_plan(store: CacheStore, clips: Sequence[int],
-                    first_clip: np.ndarray | None = None) -> dict[int, tuple[int, np.ndarray]]:
-    """(video row, source frame indices) of each clip in ``clips``, from the stored plan and sampling policy."""
+                    first_clip: np.ndarray | None = None) -> dict[int, tuple[int, np.ndarray | str]]:
+    """(video row, source frame indices) of each clip in ``clips``, from the stored plan and sampling
+    policy; for the one clip of a video unusable when planned, the video is planned again now (it
+    may have been fixed since) and its indices, or the reason it is still unusable, are given."""
     s = store.spec.sampling
     if first_clip is None:
         first_clip = np.cumsum([0] + [v.num_clips for v in store.videos])
@@ -183,13 +186,23 @@ def clip_frame_plan(store: CacheStore, clips: Sequence[int],
     for i in clips:
         v = int(np.searchsorted(first_clip, i, side="right") - 1)
         video = store.videos[v]
-        if video.num_frames <= 0:  # unprobeable at plan time: one clip, failed when decoded
-            plan[i] = (v, np.zeros(store.spec.num_frames, np.int32))
+        if video.num_frames <= 0:  # unusable at plan time: one clip
+            plan[i] = (v, _replan_unusable(video.path, s))
             continue
         per_video = plan_clips(video.num_frames, num_frames=s["num_frames"], policy=s["policy"],
                                frame_stride=s["frame_stride"])
         plan[i] = (v, per_video[i - int(first_clip[v])])
     return plan
+
+
+def _replan_unusable(path: str, sampling: dict) -> np.ndarray | str:
+    """The first clip's frame indices of a video that was unusable when the store was planned, or why it still is."""
+    entry = plan_video(path, num_frames=sampling["num_frames"], policy=sampling["policy"],
+                       frame_stride=sampling["frame_stride"])
+    if entry.num_frames <= 0:
+        return entry.note
+    return plan_clips(entry.num_frames, num_frames=sampling["num_frames"], policy=sampling["policy"],
+                      frame_stride=sampling["frame_stride"])[0]
 
 
 def decode_pool() -> ThreadPoolExecutor:
@@ -209,6 +222,9 @@ def _decode_video(path: str, clips: list[int], plan, size, max_pixels) -> tuple[
     """{clip: Clip or failure reason} for the clips of one video (decoded once for all of them)."""
     stats = DecodeStats()
     kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
+    reasons = {i: plan[i][1] for i in clips if isinstance(plan[i][1], str)}  # still unusable: the planner's reason
+    if reasons:
+        return reasons, stats
     try:
         out = decode_clips(path, [plan[i][1] for i in clips], size=size, stats=stats, **kwargs)
         return {i: (str(c) if isinstance(c, VideoDecodeError) else c) for i, c in zip(clips, out)}, stats

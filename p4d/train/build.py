@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from p4d.cache_schema import SCHEMA_VERSION, CacheStore
+from p4d.cache_schema import READABLE_SCHEMA_VERSIONS, CacheStore
 from p4d.errors import CacheSchemaError, ConfigError
 from p4d.train.config import TIME_CUES, TrainConfig
 from p4d.train.model import (
@@ -48,8 +48,9 @@ def check_store(cfg: TrainConfig, store: CacheStore) -> None:
     want = cfg.expect.schema_version
     if want is not None and version != want:
         raise CacheSchemaError(f"--cache {store.url}: schema version {version}, but --expect.schema-version is {want}")
-    if version != SCHEMA_VERSION:
-        raise CacheSchemaError(f"--cache {store.url}: schema version {version}; this p4d reads {SCHEMA_VERSION}")
+    if version not in READABLE_SCHEMA_VERSIONS:
+        raise CacheSchemaError(f"--cache {store.url}: schema version {version}; this p4d reads "
+                               f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
     found_hash = store.spec.teacher.get("weights_hash", "")
     if cfg.expect.teacher_hash is not None and found_hash != cfg.expect.teacher_hash:
         raise CacheSchemaError(

@@ -19,13 +19,13 @@ frame size above ``max_pixels``) raises :class:`p4d.errors.VideoDecodeError` nam
 from p4d.video._container import DEFAULT_MAX_PIXELS
 from p4d.video.decode import Clip, DecodeStats, decode_clips, decode_frames, sample_clip
 from p4d.video.preprocess import TEACHER_INPUTS, decode_size, student_frames, teacher_input
-from p4d.video.probe import VideoInfo, probe
+from p4d.video.probe import VideoInfo, frame_shortfall, probe
 from p4d.video.resize import resize_frames
 from p4d.video.sampling import SAMPLING_POLICIES, plan_clips
 from p4d.video.synthetic import read_frame_code, write_demo_videos, write_synthetic_video
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "SAMPLING_POLICIES", "TEACHER_INPUTS", "Clip", "DecodeStats", "VideoInfo", "decode_clips",
-    "decode_frames", "decode_size", "plan_clips", "probe", "read_frame_code", "resize_frames", "sample_clip",
-    "student_frames", "teacher_input", "write_demo_videos", "write_synthetic_video",
+    "decode_frames", "decode_size", "frame_shortfall", "plan_clips", "probe", "read_frame_code", "resize_frames",
+    "sample_clip", "student_frames", "teacher_input", "write_demo_videos", "write_synthetic_video",
 ]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from p4d.cache_schema import open_store
+from p4d.cache_schema import SCHEMA_VERSION, open_store
 from p4d.errors import CacheSchemaError, CacheVersionError
 from p4d.train import checkpoint as ckpt
 from p4d.train.build import build_model
@@ -150,7 +150,7 @@ def test_stores_of_another_schema_or_teacher_are_refused_before_training(train_c
     cfg = small_config(train_cache, tmp_path / "b", expect={"teacher_hash": "sha256:0000"})
     with pytest.raises(CacheSchemaError, match="--expect.teacher-hash"):
         main(cfg)
-    cfg = small_config(train_cache, tmp_path / "c", expect={"schema_version": 2})
+    cfg = small_config(train_cache, tmp_path / "c", expect={"schema_version": SCHEMA_VERSION + 1})
     with pytest.raises(CacheSchemaError, match="--expect.schema-version"):
         main(cfg)
     assert not any((tmp_path / n).exists() for n in "abc")        # nothing started, nothing written
