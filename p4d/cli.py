@@ -1,11 +1,11 @@
-"""The ``p4d`` command line: one typer app, one sub-command per job (see DESIGN.md).
+"""The ``p4d`` command line: one typer app, one sub-command per job (see docs/design.md).
 
 Heavy modules (torch, dask, av, transformers) are imported inside the commands, so
 ``p4d --help`` is instant.
 
 Examples::
 
-    p4d demo --out demo                       # synthetic videos -> planned cache
+    p4d demo --out demo                       # synthetic videos -> cache -> trained student -> pictures
     p4d cache init videos/ cache.zarr --teacher tiny
     p4d cache summary cache.zarr
     p4d cache verify cache.zarr
@@ -19,10 +19,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from p4d.errors import ConfigError, P4DError
+from p4d.errors import ConfigError, Interrupted, P4DError
 from p4d.eval.cli import eval_app
 from p4d.inspect.cli import inspect_command
-from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command
+from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command, train_epilog
 
 app = typer.Typer(
     name="p4d",
@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: `[regions]`, `{id: ...}` print as written
 )
 cache_app = typer.Typer(help="Create, summarise, verify and repair cache stores.", no_args_is_help=True)
 teacher_app = typer.Typer(help="The L4P teacher: presets, parameters, shapes.", no_args_is_help=True)
@@ -37,7 +38,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(eval_app, name="eval")
 app.command("inspect")(inspect_command)
-app.command("train", context_settings=TRAIN_CONTEXT, help=TRAIN_HELP)(train_command)
+app.command("train", context_settings=TRAIN_CONTEXT, help=TRAIN_HELP, epilog=train_epilog())(train_command)
 
 
 def _not_built(command: str, issue: int, what: str) -> None:
@@ -55,6 +56,8 @@ FrameStrideOpt = Annotated[int, typer.Option(help="With --policy stride: source 
 ModalitiesOpt = Annotated[str, typer.Option(help="Comma-separated maps to cache.")]
 CodecOpt = Annotated[Optional[str], typer.Option(help="Latent codec (default: the cache's default; see `p4d cache codecs`).")]
 ClipsPerShardOpt = Annotated[int, typer.Option(help="S, clips per shard: the unit of work and of writing.")]
+TeacherInputOpt = Annotated[str, typer.Option(help="How the teacher's input is made: release (the 4D-RGPT release: frames squashed to the student's S x S by Pillow bicubic, then torch bilinear antialiased to the teacher size, [0, 1], L4P normalisation) or direct (decoded straight to the teacher size, Pillow bilinear).")]
+StudentSizeOpt = Annotated[int, typer.Option(help="S, the student's input size the release transform goes through (NVILA-Lite: 448).")]
 
 
 def _modalities(text: str) -> tuple[str, ...]:
@@ -90,6 +93,8 @@ def cache_init(
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
     clips_per_shard: ClipsPerShardOpt = 16,
+    teacher_input: TeacherInputOpt = "release",
+    student_size: StudentSizeOpt = 448,
     overwrite: bool = typer.Option(False, help="Replace an existing store at STORE."),
 ) -> None:
     """Plan a cache: probe every video, plan its clips and create an empty store (all clips pending)."""
@@ -98,7 +103,7 @@ def cache_init(
     store_obj = plan_cache(
         videos, store, teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
         modalities=_modalities(modalities), codec=codec, clips_per_shard=clips_per_shard, overwrite=overwrite,
-        progress=True,
+        progress=True, teacher_input=teacher_input, student_size=student_size,
     )
     typer.echo(f"created {store}: {store_obj.num_clips} clips in {store_obj.num_shards} shards")
 
@@ -160,11 +165,12 @@ def teacher_info(preset: str = typer.Option("l4p", help="Teacher preset: l4p (th
 
 @teacher_app.command("list")
 def teacher_list() -> None:
-    """List the teacher presets."""
+    """List the teacher presets: architecture, where the weights come from and their licence."""
     from p4d.teacher.presets import PRESETS
 
     for name, preset in PRESETS.items():
         typer.echo(f"{name:8s} {preset.describe()}")
+        typer.echo(f"{'':8s} weights and licence: {preset.weights}")
 
 
 # --- the jobs --------------------------------------------------------------------------
@@ -175,7 +181,8 @@ def precompute(
     videos: VideosArg,
     store: StoreArg,
     teacher: TeacherOpt = "l4p",
-    teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); without it the preset has seeded RANDOM weights (--seed)."),
+    teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); required for l4p unless --random-weights."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Run the teacher with seeded RANDOM weights (--seed): smoke tests and benchmarks; the store, summary and pictures say RANDOM TEACHER. The tiny preset is random without it."),
     taps: Optional[str] = typer.Option(None, help="Comma-separated encoder layers stored as F_4D and tapped by the heads (default: the preset's, 14,21,28,36 for l4p)."),
     shards: Optional[str] = typer.Option(None, help="Shard range START:END (e.g. 0:64), end excluded, to split one store between several processes."),
     num_frames: NumFramesOpt = 16,
@@ -184,6 +191,8 @@ def precompute(
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
     clips_per_shard: ClipsPerShardOpt = 16,
+    teacher_input: TeacherInputOpt = "release",
+    student_size: StudentSizeOpt = 448,
     batch_size: int = typer.Option(2, help="Clips per teacher forward."),
     dtype: str = typer.Option("auto", help="bf16 | fp16 | fp32 | auto (bf16 autocast on CUDA, fp32 on CPU)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -202,16 +211,20 @@ def precompute(
     from p4d.precompute.job import run_precompute
 
     cfg = PrecomputeConfig(
-        videos=videos, store=store, teacher=teacher, weights=teacher_weights, num_frames=num_frames, policy=policy,
+        videos=videos, store=store, teacher=teacher, weights=teacher_weights, random_weights=random_weights,
+        num_frames=num_frames, policy=policy,
         taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
         frame_stride=frame_stride, modalities=_modalities(modalities),
         codec=codec, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype, device=device,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
         retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,
+        teacher_input=teacher_input, student_size=student_size,
     )
     report = run_precompute(cfg)
     typer.echo(report.headline())
     if report.interrupted:
+        typer.echo(f"p4d precompute: stopped by Ctrl-C while {report.phase}; shards already written are kept. "
+                   "Rerun the same command to resume.", err=True)
         raise typer.Exit(code=130)
 
 
@@ -242,19 +255,37 @@ def demo(
     out: Path = typer.Option(Path("demo"), help="Folder for the demo's videos and cache."),
     videos: int = typer.Option(3, help="How many synthetic videos to generate on first run."),
 ) -> None:
-    """Generate synthetic videos (first run only) and precompute a tiny-teacher cache over them."""
+    """The whole pipeline on synthetic videos: write them (first run only), precompute a tiny-teacher cache,
+    print its summary, train the tiny student 30 steps, write inspect views (clip.png, cache.html)."""
     from p4d.demo import run_demo
 
     run_demo(out, num_videos=videos)
 
 
+def _refuse_memory_urls(args: list[str]) -> None:
+    """Each p4d command is its own process, so a memory:// store never holds what another command wrote."""
+    for arg in args:
+        if arg.split("=", 1)[-1].startswith("memory://"):
+            raise ConfigError(f"{arg}: a memory:// store lives inside one Python process and is gone when the "
+                              "command exits; give a local path or a shared fsspec URL (s3://, gs://)")
+
+
 def main() -> None:
     """Entry point: p4d errors print one clear line and exit 1, not a traceback."""
+    import sys
+
     try:
+        _refuse_memory_urls(sys.argv[1:])
         app()
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise SystemExit(exc.exit_code) from None
     except P4DError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("p4d: stopped by Ctrl-C; nothing already written is lost (rerun the command to continue)", err=True)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ class CheckpointError(P4DError, ValueError):
     """A checkpoint is missing keys, has unexpected keys, or cannot be loaded safely."""
 
 
+class Interrupted(P4DError):
+    """Ctrl-C stopped a command; the message says what was kept and how to continue (exit code 130)."""
+
+    exit_code = 130
+
+
 class MissingDependencyError(P4DError, ImportError):
     """An optional dependency is not installed; the message names the pip extra."""
 

@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md, enforced by import-linter and by a fresh interpreter."""
+"""The import rules of docs/design.md, enforced by import-linter and by a fresh interpreter."""
 
 import subprocess
 import sys

@@ -120,21 +120,28 @@ class Paths:
     def cached_batch(self, ds, collate, indices):
         return collate([ds[(i, 0)] for i in indices])
 
+    def online_teacher_input(self, indices) -> torch.Tensor:
+        """The teacher's input for these samples, built as precompute builds it: frames decoded at the
+        stored indices to :func:`p4d.video.decode_size`, then :func:`p4d.video.teacher_input`."""
+        from p4d.cache_schema import read_clips
+        from p4d.video import decode_frames, decode_size, teacher_input
+
+        spec = self.store.spec
+        index = read_clips(self.store, [self.samples[i].clip for i in indices], fields=("frame_index",))["frame_index"]
+        size, filter_ = decode_size(spec.spatial)
+        frames = np.stack([decode_frames(self.samples[i].media[0], idx, size=size, filter=filter_).frames
+                           for i, idx in zip(indices, index)])
+        return teacher_input(frames, spec.spatial, spec.normalisation)
+
     def online_batch(self, ds, collate, indices):
         """Frames decoded once at the stored indices, the teacher's targets computed now."""
-        from p4d.cache_schema import read_clips
-        from p4d.video import decode_frames, resize_frames
-
         plain = ds.targets
         ds.targets = ()
         batch = collate([ds[(i, 0)] for i in indices])  # frames + token ids, no cached targets
         ds.targets = plain
-        index = read_clips(self.store, [self.samples[i].clip for i in indices], fields=("frame_index",))["frame_index"]
-        size = self.store.spec.height, self.store.spec.width
-        frames = np.stack([resize_frames(decode_frames(self.samples[i].media[0], idx).frames, size)
-                           for i, idx in zip(indices, index)])
+        x = self.online_teacher_input(indices)
         with torch.no_grad():
-            out = self.teacher(torch.from_numpy(frames).to(self.dist.device))
+            out = self.teacher(x.to(self.dist.device))
         batch["targets"] = {k: out[k].float().cpu() for k in plain}
         return batch
 

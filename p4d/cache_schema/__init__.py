@@ -31,6 +31,7 @@ from p4d.cache_schema.store import CacheStore, bind_teacher, check_arrays, creat
 from p4d.cache_schema.summary import disk_usage, format_summary
 from p4d.cache_schema.verify import VerifyReport, verify
 from p4d.cache_schema.write import mark_shard_failed, write_shard
+from p4d.cache_schema.xarray_view import to_xarray
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,6 +48,7 @@ __all__ = [
     "check_arrays",
     "write_shard",
     "mark_shard_failed",
+    "to_xarray",
     "read_clip",
     "read_clips",
     "VerifyReport",

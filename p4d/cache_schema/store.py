@@ -38,9 +38,11 @@ from p4d.cache_schema.layout import (
     checksum_problems,
     dims_description,
 )
+from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
+from p4d.cache_schema.urls import missing_store_message, url_to_fs
 from p4d.cache_schema.spec import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CacheSpec, VideoEntry
 from p4d.errors import (CacheError, CacheIncompleteError, CacheNotFoundError, CacheSchemaError, CacheVersionError,
-                        ConfigError)
+                        ConfigError, MissingDependencyError)
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,7 @@ def _zarr_store(url: str, read_only: bool) -> zarr.storage.StoreLike:
 
 
 def _fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(url)
-    return fs, path.rstrip("/")
+    return url_to_fs(url)
 
 
 def _check_side_name(name: str) -> None:
@@ -581,9 +582,11 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     """
     url = str(url)
     fs, root = _fs(url)
+    if fs.isfile(root):  # not CacheNotFoundError: precompute must not try to create a store over the file
+        raise CacheError(f"{url} is a file, not a cache store (a folder holding zarr.json); "
+                         f"`p4d precompute VIDEOS STORE` with STORE a new folder path creates one from videos")
     if not fs.exists(posixpath.join(root, "zarr.json")):
-        raise CacheNotFoundError(f"no cache store at {url} (no zarr.json there); `p4d precompute VIDEOS {url}` "
-                                 f"plans and fills one (`p4d cache init VIDEOS {url}` only plans it)")
+        raise CacheNotFoundError(missing_store_message(url, fs, root))
     try:
         group = zarr.open_group(store=_zarr_store(url, read_only=True), mode="r", zarr_format=3)
     except Exception as exc:  # noqa: BLE001 - zarr raises several types for a foreign/corrupt root
@@ -636,7 +639,7 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     return store
 
 
-def bind_teacher(store: CacheStore, weights_hash: str) -> CacheStore:
+def bind_teacher(store: CacheStore, weights_hash: str, *, random_weights: bool = False) -> CacheStore:
     """Record the teacher's weights hash in a store planned without one (``p4d cache init``), so
     that precompute can fill it; returns the store reopened. The root ``zarr.json`` is rewritten
     atomically (temporary file + rename on a local disk)."""
@@ -650,6 +653,9 @@ def bind_teacher(store: CacheStore, weights_hash: str) -> CacheStore:
     attributes = meta["attributes"]
     attributes["spec"]["teacher"]["weights_hash"] = weights_hash
     attributes["teacher"]["weights_hash"] = weights_hash
+    if random_weights:  # labelled RANDOM TEACHER by every reader (p4d.cache_schema.labels)
+        attributes["spec"]["teacher"][RANDOM_WEIGHTS_KEY] = True
+        attributes["teacher"][RANDOM_WEIGHTS_KEY] = True
     store.write_side_file("zarr.json", json.dumps(meta, indent=2).encode())
     again = open_store(store.url, mode=store.mode)
     if again.spec.teacher.get("weights_hash") != weights_hash:  # a concurrent run bound other weights

@@ -6,6 +6,7 @@ import math
 import posixpath
 from collections import defaultdict
 
+from p4d.cache_schema.labels import teacher_label
 from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.layout import GROUPS
 from p4d.cache_schema.store import CacheStore, _fs
@@ -97,7 +98,7 @@ def format_summary(store: CacheStore) -> str:
     lines = [
         f"p4d cache {store.url}",
         f"  schema v{store.attrs.get('schema_version')} (written by p4d {store.attrs.get('p4d_version', '?')}); "
-        f"teacher {spec.teacher.get('name')}/{spec.teacher.get('preset')} weights {spec.teacher.get('weights_hash') or 'n/a'}",
+        f"{teacher_label(spec)}",
         f"  {store.num_clips} clips from {len(store.videos)} videos in {store.num_shards} shards of S={spec.clips_per_shard}; "
         f"sampling N={spec.num_frames}, policy {spec.sampling.get('policy')}, frame stride {spec.sampling.get('frame_stride')}; "
         f"input {spec.height}x{spec.width}",

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from p4d.cache_schema.contract import MAP_CHANNELS
 from p4d.errors import ConfigError, check_fields
 
 #: Output channels per modality (the cache's channel axis).
-MODALITY_CHANNELS: dict[str, int] = {"depth": 1, "flow": 2, "motion": 1, "camray": 6}
+MODALITY_CHANNELS: dict[str, int] = MAP_CHANNELS  # one table: the cache contract's (p4d.cache_schema.contract)
 
 #: The released checkpoint's task names (`l4p_model.task_heads.<name>`) for our modalities.
 PUBLISHED_TASK_NAMES: dict[str, str] = {

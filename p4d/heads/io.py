@@ -14,6 +14,7 @@ from typing import Union
 import safetensors.torch
 import torch
 
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.errors import CheckpointError, ConfigError
 from p4d.heads.config import HeadsConfig
 from p4d.heads.dense import DenseHeads
@@ -21,7 +22,7 @@ from p4d.heads.keys import load_strict
 
 log = logging.getLogger(__name__)
 
-HEADS_FILENAME = "heads.safetensors"
+HEADS_FILENAME = HEADS_FILE  # the cache contract's name (p4d.cache_schema.contract)
 FORMAT = "p4d.heads"
 FORMAT_VERSION = "1"
 _META_FORMAT, _META_VERSION, _META_CONFIG = "format", "format_version", "heads_config"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from p4d.cache_schema.labels import RANDOM_TEACHER_LABEL, is_random_teacher
 from p4d.cache_schema import STATUS_DONE, CacheStore, read_clip
 from p4d.errors import ClipNotAvailableError, ConfigError, VideoDecodeError
 
@@ -43,6 +44,8 @@ class ClipData:
     timestamp: np.ndarray
     taps: tuple[int, ...]
     frames_note: str | None = None
+    teacher_note: str | None = None   # "RANDOM TEACHER ..." when the store's teacher had random weights
+    resize_note: str | None = None    # how the source frames were resized to (H, W) when the aspect changed
 
     @property
     def num_frames(self) -> int:
@@ -56,12 +59,15 @@ class ClipData:
     def title_lines(self) -> list[str]:
         """Clip/video identity, frame indices and timestamps, for figure titles."""
         n = self.num_frames
-        lines = [
+        lines = [self.teacher_note] if self.teacher_note else []
+        lines += [
             f"clip {self.clip} of {self.store_url}",
             f"video {self.video}: {self.video_path} ({self.fps:.3g} fps)",
             f"frames {int(self.frame_index[0])}..{int(self.frame_index[-1])} (N={n}), "
             f"t = {float(self.timestamp[0]):.3f}..{float(self.timestamp[-1]):.3f} s",
         ]
+        if self.resize_note:
+            lines.append(self.resize_note)
         if self.frames_note:
             lines.append(f"source frames unavailable: {self.frames_note}")
         return lines
@@ -112,8 +118,28 @@ def load_clip(store: CacheStore, clip: int, *, video_root: str | os.PathLike | N
         store_url=store.url, clip=int(clip), video=video, video_path=path, fps=float(entry.fps) if entry else 0.0,
         maps={m: data[m] for m in spec.modalities}, f4d=data["f4d"], frames=frames,
         frame_index=np.asarray(data["frame_index"]), timestamp=np.asarray(data["timestamp"], np.float64),
-        taps=tuple(spec.taps), frames_note=note,
+        taps=tuple(spec.taps), frames_note=note, teacher_note=random_teacher_note(spec),
+        resize_note=resize_note(entry.width, entry.height, rotation=entry.rotation, size=(h, w)) if entry else None,
     )
+
+
+def random_teacher_note(spec) -> str | None:
+    """The warning line every picture of a random-teacher store carries (None for real weights)."""
+    if not is_random_teacher(spec):
+        return None
+    return f"{RANDOM_TEACHER_LABEL}: random weights, so these maps are not real depth, flow, motion or rays"
+
+
+def resize_note(width: int, height: int, *, rotation: int, size: tuple[int, int]) -> str | None:
+    """"frames squashed from 96x64 to 112x112 (aspect 1.50 -> 1.00), as the teacher saw them" when the
+    resize to the teacher's (H, W) changed the aspect ratio; None otherwise or when unknown."""
+    if rotation in (90, 270):
+        width, height = height, width
+    h, w = size
+    if not width or not height or abs(width / height - w / h) < 0.01:
+        return None
+    return (f"frames squashed from {width}x{height} to {w}x{h} (aspect {width / height:.2f} -> {w / h:.2f}), "
+            "as the teacher saw them")
 
 
 def parse_clip_spec(spec: str | int | None, num_clips: int, *, flag: str = "--clip") -> list[int] | None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from p4d.cache_schema import STATUS_DONE, STATUS_FAILED, CacheStore
 from p4d.errors import ClipNotAvailableError, ConfigError
-from p4d.inspect.clipdata import load_clip
+from p4d.inspect.clipdata import load_clip, random_teacher_note
 from p4d.inspect.figure import compose, pick_frames, png_bytes
 from p4d.inspect.panels import clip_panels
 
@@ -131,7 +131,7 @@ def render_page(store: CacheStore, *, clips: Sequence[int] | None = None, video_
 <style>{_CSS}</style></head>
 <body>
 <h1>p4d inspect</h1>
-<p>store <code>{e(store.url)}</code>: {store.num_clips} clips — {counts['done']} done, {counts['failed']} failed,
+{random_banner(spec)}<p>store <code>{e(store.url)}</code>: {store.num_clips} clips — {counts['done']} done, {counts['failed']} failed,
 {counts['pending']} pending. Teacher {e(str(spec.teacher.get('preset', spec.teacher.get('name'))))},
 N={spec.num_frames}, H×W={spec.height}×{spec.width}, taps {list(spec.taps)}, codec {e(spec.latent_codec)},
 maps {', '.join(spec.modalities)}.</p>
@@ -144,6 +144,12 @@ maps {', '.join(spec.modalities)}.</p>
 </body></html>
 """
     return page, rendered, not_rendered
+
+
+def random_banner(spec) -> str:
+    """A red paragraph saying RANDOM TEACHER when the store's teacher had random weights, else ''."""
+    note = random_teacher_note(spec)
+    return f'<p class="random" style="color:#b00;font-weight:bold">{html.escape(note)}</p>\n' if note else ""
 
 
 def write_html(store: CacheStore, path: str | Path, **kwargs) -> HtmlReport:

@@ -48,6 +48,23 @@ def local_cluster_size(workers: int | None, device: str) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Spawn the local workers with SIGINT ignored (inherited by the child processes), so a Ctrl-C
+    reaches only the driver, which cancels the work and closes the cluster; no worker tracebacks."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def connect(scheduler: str | None, *, workers: int | None, device: str, threads_per_worker: int) -> Iterator:
     """Yield a ``distributed.Client``: to ``scheduler`` if given, else to a new local cluster."""
     from distributed import Client, LocalCluster
@@ -59,8 +76,10 @@ def connect(scheduler: str | None, *, workers: int | None, device: str, threads_
     n, gpus = local_cluster_size(workers, device)
     torch_threads = max(1, (os.cpu_count() or 1) // n)
     dashboard = "127.0.0.1:0"  # loopback only, any free port (dask's default listens on every interface)
-    with LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
-                      dashboard_address=dashboard, silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
+                               dashboard_address=dashboard, silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
         client.register_plugin(PinDevice(gpus, torch_threads))
         log.info("local dask cluster: %d workers x %d threads, %d GPUs, scheduler %s", n, threads_per_worker, gpus,
                  cluster.scheduler_address)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from p4d.errors import ConfigError
+from p4d.video.sampling import SAMPLING_POLICIES
 
 DTYPES = ("bf16", "fp16", "fp32", "auto")
 DEVICES = ("auto", "cpu", "cuda")
@@ -21,6 +22,7 @@ class PrecomputeConfig:
     store: str                           # STORE: local path or fsspec URL
     teacher: str = "l4p"                 # --teacher preset
     weights: str | None = None           # --teacher-weights: local .ckpt/.safetensors (None: seeded random init)
+    random_weights: bool = False         # --random-weights: accept a randomly initialised teacher (l4p has no default weights)
     taps: tuple[int, ...] | None = None  # --taps: encoder layers stored as F_4D and tapped by the heads (None: the preset's)
     num_frames: int = 16                 # --num-frames N
     policy: str = "uniform"              # --policy
@@ -41,6 +43,8 @@ class PrecomputeConfig:
     seed: int = 0                        # --seed of a random-init teacher
     video_root: str | None = None        # --video-root for relative paths in a conversation file
     shards: tuple[int, int] | None = None  # --shards START:END: only shards in [START, END) (several processes, one store)
+    teacher_input: str = "release"       # --teacher-input: release (via the student's S x S frames) | direct
+    student_size: int = 448              # --student-size S of the release transform (NVILA-Lite: 448)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -48,6 +52,11 @@ class PrecomputeConfig:
         def bad(flag: str, expected: str, got) -> ConfigError:
             return ConfigError(f"--{flag}: expected {expected}, got {got!r}")
 
+        if self.policy not in SAMPLING_POLICIES:
+            raise bad("policy", " | ".join(SAMPLING_POLICIES), self.policy)
+        if str(self.store).startswith("memory://"):
+            raise ConfigError(f"STORE {self.store}: a memory:// store lives in one process and dies with it; "
+                              "the dask workers cannot see it. Give a local path or a shared URL (s3://, gs://)")
         if self.dtype not in DTYPES:
             raise bad("dtype", " | ".join(DTYPES), self.dtype)
         if self.device not in DEVICES:
@@ -70,7 +79,24 @@ class PrecomputeConfig:
             raise bad("taps", "strictly increasing, non-negative encoder layer indices", ",".join(map(str, self.taps)))
         if self.force and self.retry_failed:
             raise ConfigError("--force already redoes every shard; drop --retry-failed")
+        self._validate_weights()
         return self
+
+    def _validate_weights(self) -> None:
+        """A teacher other than ``tiny`` runs with random weights only when asked to (--random-weights)."""
+        from pathlib import Path
+
+        if self.weights is not None:
+            if self.random_weights:
+                raise ConfigError(f"--random-weights and --teacher-weights {self.weights}: choose one")
+            if "://" not in self.weights and not Path(self.weights).is_file():
+                raise ConfigError(f"--teacher-weights {self.weights}: no such file (expected a local .ckpt or "
+                                  ".safetensors, e.g. l4p_depth_flow_2d3dtrack_camray_dynseg_v1.ckpt)")
+        elif self.teacher != "tiny" and not self.random_weights:
+            raise ConfigError(
+                f"--teacher {self.teacher} without --teacher-weights would run a RANDOMLY initialised teacher "
+                "(its maps and latents mean nothing); pass --teacher-weights FILE (the released L4P .ckpt), "
+                "or --random-weights to run it anyway (smoke tests, benchmarks)")
 
     def to_dict(self) -> dict:
         return asdict(self)

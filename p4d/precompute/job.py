@@ -24,14 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import fsspec
 from tqdm import tqdm
 
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
+from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
+from p4d.cache_schema.urls import url_to_fs
 from p4d.errors import CacheNotFoundError, CacheSchemaError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
-from p4d.precompute.plan import build_spec, plan_store, resolve_teacher
+from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
 from p4d.precompute.worker import TeacherJob, process_shard, save_heads_to_store, store_identity, teacher_identity
@@ -48,6 +49,7 @@ class PrecomputeReport:
     clips_done: int = 0
     clips_failed: int = 0
     interrupted: bool = False
+    phase: str = ""                   # what the job was doing (named when it is interrupted)
     wall_s: float = 0.0
     store_bytes: int = 0
     completions: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, clips) per shard
@@ -72,34 +74,37 @@ class PrecomputeReport:
 
     def headline(self) -> str:
         lost = f", {len(self.shards_lost)} shards recorded failed after retries" if self.shards_lost else ""
-        stop = " (interrupted: rerun the same command to resume)" if self.interrupted else ""
+        stop = (f" (interrupted while {self.phase}: rerun the same command to resume)" if self.interrupted else "")
+        rate = (self.clips_done + self.clips_failed) / self.wall_s if self.wall_s else 0.0
         where = "; ".join(f"{n} on {d} {t}" + (f" ({g})" if g != "none" else "")
                           for (d, t, g), n in self.placements().items())
-        rate = (self.clips_done + self.clips_failed) / self.wall_s if self.wall_s else 0.0
         return (f"{self.shards_written} shards written ({self.clips_done} clips done, {self.clips_failed} failed), "
                 f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}; "
                 f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB"
                 f"{'; shards ' + where if where else ''}{stop}")
 
 
-def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str) -> CacheStore:
+def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *,
+                  random_weights: bool) -> CacheStore:
     """The store to fill: opened, or planned and created (atomically; of several runs creating the
     same new store one creates, the others join it), then checked against this run. A store
     planned by ``p4d cache init`` (no weights hash yet) is bound to this run's teacher weights."""
     spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
                       frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
-                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash)
+                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
+                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
     try:
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:  # none, or its creation was killed: (re)create it
         store = plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
                            progress=cfg.progress, join=True)
-    unbound = dataclasses.replace(spec, teacher={**spec.teacher, "weights_hash": ""})
+    unbound = dataclasses.replace(spec, teacher={**{k: v for k, v in spec.teacher.items() if k != RANDOM_WEIGHTS_KEY},
+                                                 "weights_hash": ""})
     diffs = store.spec.compatible_with(spec)
     if diffs and not store.spec.teacher.get("weights_hash") and not store.spec.compatible_with(unbound):
         log.warning("%s was planned without teacher weights (`p4d cache init`); binding it to weights %s",
                     cfg.store, weights_hash)
-        return bind_teacher(store, weights_hash)
+        return bind_teacher(store, weights_hash, random_weights=random_weights)
     if diffs:
         raise CacheSchemaError(
             f"store {cfg.store} was made with another teacher, config or sampling policy ({'; '.join(diffs)}); "
@@ -139,11 +144,10 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     ``shard_fn(url, shard_id, job) -> {"done": n, "failed": n}`` is the per-shard task
     (:func:`~p4d.precompute.worker.process_shard`; tests inject faults through it).
     """
-    from distributed import as_completed
-
     # --- config: every check fires here, before a cluster starts ---
     cfg.validate()
     preset = resolve_teacher(cfg.teacher, cfg.taps)
+    check_num_frames(preset, cfg.num_frames)
     # device and dtype travel as given ("auto" included): each worker resolves them from its own environment
     job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype,
                      batch_size=cfg.batch_size, max_pixels=cfg.max_pixels)
@@ -153,58 +157,104 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
         list_videos(cfg.videos, video_root=cfg.video_root)  # a bad VIDEOS fails here, before a cluster starts
     report = PrecomputeReport()
     t0 = time.perf_counter()
-    with connect(cfg.scheduler, workers=cfg.workers, device=cfg.device,
-                 threads_per_worker=cfg.threads_per_worker) as client:
-        if _dashboard(client):
-            log.warning("dask dashboard: %s", _dashboard(client))
-        # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
-        identity = client.submit(teacher_identity, job, pure=False).result()
-        log.info("a worker runs the teacher on %s, %s (GPU: %s)", identity["device"], identity["dtype"],
-                 identity["gpu"])
-        # --- a new plan, or the existing store checked against this run ---
-        store = _open_or_plan(cfg, preset, identity["weights_hash"])
-        client.submit(save_heads_to_store, store.url, job, pure=False).result()  # same bytes on every run
-        todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
-        if cfg.shards is not None:
-            todo = [s for s in todo if cfg.shards[0] <= s < cfg.shards[1]]
-        report.shards_total = store.num_shards if cfg.shards is None else \
-            len(range(cfg.shards[0], min(cfg.shards[1], store.num_shards)))
-        report.shards_skipped = report.shards_total - len(todo)
-        log.info("%d of %d shards to do", len(todo), report.shards_total)
-        # --- one task per shard; results recorded as they complete ---
-        extra = {"identity": store_identity(store)} if shard_fn is process_shard else {}
-        futures = {client.submit(shard_fn, store.url, s, job, retries=cfg.retries, pure=False,
-                                 key=f"p4d-shard-{s}-{client.id}", **extra): s for s in todo}
-        bar = tqdm(total=sum(len(store.shard_clips(s)) for s in todo), desc="clips", unit="clip",
-                   disable=not cfg.progress)
-        try:
-            for fut in as_completed(futures):
-                shard = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a lost shard is recorded, the job goes on
-                    reason = f"shard task failed after {cfg.retries} retries: {type(exc).__name__}: {exc}"
-                    log.error("shard %d: %s", shard, reason)
-                    _record_lost_shard(store, shard, reason)
-                    report.shards_lost[shard] = reason
-                    res = {"done": 0, "failed": len(store.shard_clips(shard))}
-                else:
-                    report.shards_written += 1
-                    report.shard_runs[shard] = res
-                report.clips_done += res["done"]
-                report.clips_failed += res["failed"]
-                report.completions.append((time.perf_counter() - t0, res["done"] + res["failed"]))
-                bar.update(res["done"] + res["failed"])
-                bar.set_postfix(done=report.clips_done, failed=report.clips_failed)
-        except KeyboardInterrupt:
-            report.interrupted = True
-            client.cancel(list(futures))
-            log.warning("interrupted: cancelled the remaining shards; completed shards are kept")
-        finally:
-            bar.close()
-        if not report.interrupted and cfg.scheduler is None:
-            report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
+    report.phase = "starting the dask cluster"
+    try:
+        with connect(cfg.scheduler, workers=cfg.workers, device=cfg.device,
+                     threads_per_worker=cfg.threads_per_worker) as client:
+            try:
+                _run_on(client, cfg, preset, job, shard_fn, report, t0)
+            except KeyboardInterrupt:
+                report.interrupted = True
+                quiet_dask()
+    except KeyboardInterrupt:  # while the cluster started or closed
+        report.interrupted = True
+        quiet_dask()
+    if report.interrupted:
+        log.info("interrupted while %s; completed shards are kept, rerun the same command to resume", report.phase)
     report.wall_s = time.perf_counter() - t0
-    fs, root = fsspec.core.url_to_fs(store.url)
-    report.store_bytes = int(fs.du(root, total=True))
+    fs, root = url_to_fs(cfg.store)
+    report.store_bytes = int(fs.du(root, total=True)) if fs.exists(root) else 0
     return report
+
+
+def teacher_status(job: TeacherJob, random_weights: bool) -> str:
+    """One line saying what the workers are about to build: preset, parameters, weights, device, dtype."""
+    from p4d.teacher.info import teacher_stats
+
+    params = sum(teacher_stats(job.preset)["params"].values())
+    weights = f"RANDOM weights (seed {job.seed})" if random_weights else f"weights {job.weights}"
+    return (f"building the {job.preset.name} teacher in each worker: {params / 1e6:.1f} M parameters, {weights}, "
+            f"device {job.device}, dtype {job.dtype} as each worker resolves them (the l4p preset takes 1-4 min on a CPU)")
+
+
+def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJob, shard_fn: Callable,
+            report: PrecomputeReport, t0: float) -> None:
+    from distributed import as_completed
+
+    if _dashboard(client):
+        log.warning("dask dashboard: %s", _dashboard(client))
+    random_weights = cfg.weights is None
+    # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
+    report.phase = "building the teacher"
+    log.warning("%s", teacher_status(job, random_weights))
+    identity = wait_result(client.submit(teacher_identity, job, pure=False))
+    log.info("a worker runs the teacher on %s, %s (GPU: %s)", identity["device"], identity["dtype"], identity["gpu"])
+    # --- a new plan, or the existing store checked against this run ---
+    report.phase = "planning the store"
+    store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights)
+    wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
+    todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
+    if cfg.shards is not None:
+        todo = [s for s in todo if cfg.shards[0] <= s < cfg.shards[1]]
+    report.shards_total = store.num_shards if cfg.shards is None else \
+        len(range(cfg.shards[0], min(cfg.shards[1], store.num_shards)))
+    report.shards_skipped = report.shards_total - len(todo)
+    log.info("%d of %d shards to do", len(todo), report.shards_total)
+    # --- one task per shard; results recorded as they complete ---
+    report.phase = "running shards"
+    extra = {"identity": store_identity(store)} if shard_fn is process_shard else {}
+    futures = {client.submit(shard_fn, store.url, s, job, retries=cfg.retries, pure=False,
+                             key=f"p4d-shard-{s}-{client.id}", **extra): s for s in todo}
+    bar = tqdm(total=sum(len(store.shard_clips(s)) for s in todo), desc="clips", unit="clip",
+               disable=not cfg.progress)
+    try:
+        for fut in as_completed(futures):
+            shard = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost shard is recorded, the job goes on
+                reason = f"shard task failed after {cfg.retries} retries: {type(exc).__name__}: {exc}"
+                log.error("shard %d: %s", shard, reason)
+                _record_lost_shard(store, shard, reason)
+                report.shards_lost[shard] = reason
+                res = {"done": 0, "failed": len(store.shard_clips(shard))}
+            else:
+                report.shards_written += 1
+                report.shard_runs[shard] = res
+            report.clips_done += res["done"]
+            report.clips_failed += res["failed"]
+            report.completions.append((time.perf_counter() - t0, res["done"] + res["failed"]))
+            bar.update(res["done"] + res["failed"])
+            bar.set_postfix(done=report.clips_done, failed=report.clips_failed)
+    except KeyboardInterrupt:
+        quiet_dask()
+        client.cancel(list(futures))
+        raise
+    finally:
+        bar.close()
+    if cfg.scheduler is None:
+        report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
+
+
+def wait_result(future, poll_s: float = 0.1):
+    """``future.result()``, waiting in this thread: a Ctrl-C then lands here, not inside dask's
+    event-loop bridge (where it logs a tornado traceback)."""
+    while not future.done():
+        time.sleep(poll_s)
+    return future.result()
+
+
+def quiet_dask() -> None:
+    """After Ctrl-C: silence distributed's shutdown noise (CancelledError, closing comms); p4d says what happened."""
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -11,7 +11,6 @@ fatal and never silently dropped.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,27 +18,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
+from p4d.cache_schema.contract import file_fingerprint
+from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.errors import ConfigError, VideoDecodeError
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset, get_preset
-from p4d.video import frame_shortfall, plan_clips, probe
+from p4d.video import TEACHER_INPUTS, frame_shortfall, plan_clips, probe
+from p4d.video.preprocess import DIRECT_TEACHER_RESIZE, RELEASE_TEACHER_RESIZE
 
 log = logging.getLogger(__name__)
-
-FINGERPRINT_BYTES = 1 << 20  # hash the size and the first MiB: cheap, and catches a replaced file
-
-
-def file_fingerprint(path: str) -> tuple[int, str]:
-    """(size in bytes, sha256 of the size and the first MiB, 16 hex digits); (0, '') if unreadable."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(FINGERPRINT_BYTES)
-        size = Path(path).stat().st_size
-    except OSError:
-        return 0, ""
-    h = hashlib.sha256(str(size).encode() + b"\0" + head)
-    return size, h.hexdigest()[:16]
-
 
 def plan_video(path: str, *, num_frames: int, policy: str, frame_stride: int,
                max_pixels: int | None = None) -> VideoEntry:
@@ -80,14 +67,37 @@ def resolve_teacher(name: str | TeacherPreset, taps: Sequence[int] | None = None
         raise ConfigError(f"--taps {','.join(map(str, taps))}: {exc}") from None
 
 
-def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
-               codec: str | None, clips_per_shard: int, weights_hash: str = "") -> CacheSpec:
-    """The CacheSpec for a teacher preset and a sampling policy."""
-    preset = get_preset(teacher)
+def teacher_spatial(teacher_input: str, img_size: int, student_size: int) -> dict:
+    """The cache's ``spatial`` attrs for a teacher-input transform (:mod:`p4d.video.preprocess`):
+    ``release`` (frames squashed to the student's S×S, Pillow bicubic, then torch bilinear antialiased
+    to the teacher size) or ``direct`` (decoded straight to the teacher size, Pillow bilinear)."""
+    if teacher_input not in TEACHER_INPUTS:
+        raise ConfigError(f"--teacher-input {teacher_input!r}: expected one of {', '.join(TEACHER_INPUTS)}")
+    spatial = {"input_size": [img_size, img_size], "rotation": "applied", "teacher_input": teacher_input}
+    if teacher_input == "release":
+        if not isinstance(student_size, int) or student_size < 1:
+            raise ConfigError(f"--student-size {student_size!r}: expected a positive int (NVILA-Lite: 448)")
+        spatial.update(resize=RELEASE_TEACHER_RESIZE, student_size=student_size, student_resize="bicubic")
+    else:
+        spatial["resize"] = DIRECT_TEACHER_RESIZE
+    return spatial
+
+
+def check_num_frames(preset: TeacherPreset, num_frames: int) -> None:
+    """Refuse an N the teacher cannot take (flag --num-frames)."""
     if num_frames != preset.num_frames:
         raise ConfigError(
-            f"--frames {num_frames}: the {preset.name!r} teacher takes exactly {preset.num_frames} frames per clip"
+            f"--num-frames {num_frames}: the {preset.name!r} teacher takes exactly {preset.num_frames} frames per clip"
         )
+
+
+def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
+               codec: str | None, clips_per_shard: int, weights_hash: str = "", teacher_input: str = "release",
+               student_size: int = 448, random_weights: bool = False) -> CacheSpec:
+    """The CacheSpec for a teacher preset, a sampling policy and a teacher-input transform
+    (``random_weights``: the teacher was randomly initialised; readers label its maps RANDOM TEACHER)."""
+    preset = get_preset(teacher)
+    check_num_frames(preset, num_frames)
     n_lat, h_lat, w_lat, c_lat = preset.latent_grid
     ray_h, ray_w = preset.ray_grid
     kwargs = {} if codec is None else {"latent_codec": codec}
@@ -96,10 +106,10 @@ def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, fr
         height=preset.img_size, width=preset.img_size, latent_frames=n_lat, latent_height=h_lat,
         latent_width=w_lat, latent_dim=c_lat, ray_height=ray_h, ray_width=ray_w,
         clips_per_shard=clips_per_shard,
-        teacher={"name": "l4p", "preset": preset.name, "config": preset.to_dict(), "weights_hash": weights_hash},
+        teacher={"name": "l4p", "preset": preset.name, "config": preset.to_dict(), "weights_hash": weights_hash,
+                 **({RANDOM_WEIGHTS_KEY: True} if random_weights else {})},
         sampling={"num_frames": num_frames, "policy": policy, "frame_stride": frame_stride},
-        spatial={"input_size": [preset.img_size, preset.img_size], "resize": "bilinear, non-aspect-preserving",
-                 "rotation": "applied"},
+        spatial=teacher_spatial(teacher_input, preset.img_size, student_size),
         normalisation={"mean": list(preset.mean), "std": list(preset.std), "range": "rgb in [0, 1]"},
         **kwargs,
     )
@@ -122,9 +132,10 @@ def plan_cache(videos: str | Path, store: str, *, teacher: str | TeacherPreset =
                policy: str = "uniform", frame_stride: int = 1, modalities: Sequence[str] = ("depth", "flow", "motion", "camray"),
                codec: str | None = None, clips_per_shard: int = 16, overwrite: bool = False,
                weights_hash: str = "", video_root: str | None = None, max_pixels: int | None = None,
-               progress: bool = False) -> CacheStore:
+               progress: bool = False, teacher_input: str = "release", student_size: int = 448) -> CacheStore:
     """:func:`build_spec` + :func:`plan_store`: the spec of a teacher preset and policy, then the empty store."""
     spec = build_spec(teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
-                      modalities=modalities, codec=codec, clips_per_shard=clips_per_shard, weights_hash=weights_hash)
+                      modalities=modalities, codec=codec, clips_per_shard=clips_per_shard, weights_hash=weights_hash,
+                      teacher_input=teacher_input, student_size=student_size)
     return plan_store(videos, store, spec, overwrite=overwrite, video_root=video_root, max_pixels=max_pixels,
                       progress=progress)

@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from p4d.cache_schema import CacheStore, mark_shard_failed, open_store, write_shard
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.cache_schema.store import RUNS_DIR
 from p4d.errors import ConfigError, P4DError, VideoDecodeError
 from p4d.precompute.plan import plan_video
 from p4d.teacher.presets import TeacherPreset
-from p4d.video import DecodeStats, decode_clips, plan_clips
+from p4d.video import DecodeStats, decode_clips, decode_size, plan_clips, teacher_input
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def save_heads_to_store(url: str, job: TeacherJob) -> int:
 
     teacher, _, _ = get_teacher(job)
     data = heads_to_bytes(teacher.heads)
-    open_store(url, mode="r+").write_side_file("heads.safetensors", data)
+    open_store(url, mode="r+").write_side_file(HEADS_FILE, data)
     return len(data)
 
 
@@ -218,7 +219,7 @@ def decode_pool() -> ThreadPoolExecutor:
         return _DECODE_POOL[0]
 
 
-def _decode_video(path: str, clips: list[int], plan, size, max_pixels) -> tuple[dict, DecodeStats]:
+def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels) -> tuple[dict, DecodeStats]:
     """{clip: Clip or failure reason} for the clips of one video (decoded once for all of them)."""
     stats = DecodeStats()
     kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
@@ -226,7 +227,7 @@ def _decode_video(path: str, clips: list[int], plan, size, max_pixels) -> tuple[
     if reasons:
         return reasons, stats
     try:
-        out = decode_clips(path, [plan[i][1] for i in clips], size=size, stats=stats, **kwargs)
+        out = decode_clips(path, [plan[i][1] for i in clips], size=size, filter=filter_, stats=stats, **kwargs)
         return {i: (str(c) if isinstance(c, VideoDecodeError) else c) for i, c in zip(clips, out)}, stats
     except P4DError as exc:
         reason = str(exc)
@@ -239,7 +240,7 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
                   totals: DecodeStats) -> Iterator[tuple[int, object]]:
     """Yield (clip, Clip or failure reason) in clip order; one pool task per video of the shard,
     submitted while fewer than ``2 x batch`` clips wait decoded or decoding."""
-    size = (store.spec.height, store.spec.width)
+    size, filter_ = decode_size(store.spec.spatial)
     groups: list[list[int]] = []
     for i in clips:
         if groups and plan[groups[-1][0]][0] == plan[i][0]:
@@ -255,7 +256,7 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
         while nxt < len(groups) and (outstanding < ahead or not pending):
             g = groups[nxt]
             pending.append((g, pool.submit(_decode_video, store.videos[plan[g[0]][0]].path, g, plan, size,
-                                           job.max_pixels)))
+                                           filter_, job.max_pixels)))
             outstanding += len(g)
             nxt += 1
 
@@ -280,8 +281,9 @@ def empty_shard_arrays(store: CacheStore, n: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def teacher_forward(teacher, lock, frames: np.ndarray, clip_ids: list[int], job: TeacherJob, modalities) -> dict:
-    """The teacher on a batch of clips: frames (B, N, H, W, 3) uint8 -> tensors on the teacher's
+def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob, modalities) -> dict:
+    """The teacher on a batch of clips: its normalised input (B, 3, N, H, W) float32 from
+    :func:`p4d.video.teacher_input` (or uint8 frames (B, N, H, W, 3)) -> tensors on the teacher's
     device, batch first (``f4d`` (B, taps, N', h', w', c') and each map).
 
     ``clip_ids`` name the clips of the batch (unused here; fault-injecting wrappers key on them).
@@ -290,7 +292,7 @@ def teacher_forward(teacher, lock, frames: np.ndarray, clip_ids: list[int], job:
 
     place = worker_placement(job)
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    x = torch.from_numpy(frames).to(place.device, non_blocking=True)
+    x = torch.as_tensor(frames).to(place.device, non_blocking=True)
     autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[place.dtype]) if place.dtype in dtypes
                 else contextlib.nullcontext())
     with lock, torch.no_grad(), autocast:  # no_grad, not inference_mode: fault-injecting wrappers edit outputs
@@ -348,7 +350,9 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
 
     def run_batch(batch: list[tuple[int, object]]) -> None:
         t = time.perf_counter()
-        out = forward(teacher, lock, np.stack([c.frames for _, c in batch]), [i for i, _ in batch], job, modalities)
+        frames = torch.from_numpy(np.stack([c.frames for _, c in batch])).to(place.device)  # uint8 to the device once
+        x = teacher_input(frames, store.spec.spatial, store.spec.normalisation)
+        out = forward(teacher, lock, x, [i for i, _ in batch], job, modalities)
         cpu["forward_wall_s"] += time.perf_counter() - t
         t = time.thread_time()
         with torch.no_grad():

@@ -11,12 +11,13 @@ Configs and presets::
     StudentConfig(name, vision={SiglipVisionConfig fields}, llm={Qwen2Config fields}, select_layer=-2,
                   tpe="add"|"mark"|"prompt"|"off", tpe_temperature=1e4,
                   strategy="p4d"|"4d-sft"|"4d-concat"|"4d-pe", f4d_shape=None, f4d_input_tap=-1,
-                  d4dp_hidden=2560, attn="eager"|"sdpa", dtype="float32"|"bfloat16"|"float16",
+                  d4dp="linear"|"mlp", d4dp_time="stride"|"mean", d4dp_hidden=2560,
+                  attn="eager"|"sdpa", dtype="float32"|"bfloat16"|"float16",
                   resize="bicubic"|"bilinear", image_mean, image_std, video_token="<vila/video>",
                   frame_end_token="\\n", loss=LossConfig(...))          .to_dict() / .from_dict() / .replace()
     LossConfig(ld_weight=0.01, ld="mse"|"cosine"|"smooth_l1", depth_weight=0.1, depth="log_mse"|"ssi",
                flow_weight=0.001, flow="mse"|"epe", motion_weight=0.01, motion="mse"|"bce",
-               camray_weight=0.1, camray="mse"|"smooth_l1")          # a weight of 0 drops the term
+               camray_weight=1e-5, camray="mse"|"smooth_l1", log_all=True)  # weight 0: logged, not trained
     student_preset("tiny" | "nvila-lite-8b" | "nvila-lite-2b", **overrides) -> StudentConfig
 
 Model::

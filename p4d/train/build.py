@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from p4d.cache_schema import READABLE_SCHEMA_VERSIONS, CacheStore
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.errors import CacheSchemaError, ConfigError
 from p4d.train.config import TIME_CUES, TrainConfig
 from p4d.train.model import (
@@ -29,12 +30,11 @@ from p4d.train.model import (
 
 log = logging.getLogger(__name__)
 
-HEADS_FILE = "heads.safetensors"
 #: Student part → optimizer group (and the OptimConfig field with its lr).
 PARAM_GROUPS = {"vision_tower": "lr_vision", "mm_projector": "lr_projector", "f4d_embed": "lr_projector",
                 "llm": "lr_llm", "d4dp": "lr_d4dp"}
 #: Spatial transform the loader applies; the store's attrs must record the same one.
-EXPECTED_SPATIAL = {"resize": "bilinear, non-aspect-preserving", "rotation": "applied"}
+EXPECTED_SPATIAL = {"resize": "non-aspect-preserving", "rotation": "applied"}
 
 
 # ---- cache pre-flight ---------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def check_store(cfg: TrainConfig, store: CacheStore) -> None:
                                f"--expect.num-frames is {cfg.expect.num_frames}; rebuild the cache or fix the flag")
     spatial = store.spec.spatial
     for key, value in EXPECTED_SPATIAL.items():
-        if spatial.get(key) != value:
+        if value not in str(spatial.get(key)):
             raise CacheSchemaError(
                 f"--cache {store.url}: spatial transform {key}={spatial.get(key)!r}; the loader decodes frames with "
                 f"{key}={value!r}, so frames and cached maps would not line up")

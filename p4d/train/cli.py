@@ -19,6 +19,13 @@ HELP = "Train the student from conversations + a cache, never loading the teache
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def train_epilog() -> str:
+    """Every --SECTION.FIELD setting with its default (for --help); imports only the config dataclasses."""
+    from p4d.train.settings import help_epilog
+
+    return help_epilog()
+
+
 def train_command(
     ctx: typer.Context,
     data: Optional[str] = typer.Option(None, "--data", help="LLaVA-style conversation .json/.jsonl (video or image records)."),
@@ -38,6 +45,8 @@ def train_command(
     allow_missing_targets: bool = typer.Option(False, "--allow-missing-targets", help="Train records whose clip failed or is missing SFT-only instead of skipping them."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of init, data order and augmentation."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out (refused without it)."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print every setting (resolved value and default) and exit without training."),
 ) -> None:
     """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
     from p4d.train.config import merge, parse_overrides, set_path
@@ -56,22 +65,49 @@ def train_command(
         from p4d.train.recipes import describe_recipe
 
         typer.echo(describe_recipe(recipe))
-    result = run_from_flags(config, overrides, recipe)
+    if print_config:
+        from p4d.train.settings import format_settings
+
+        typer.echo(format_settings(resolve_unchecked(config, overrides, recipe)))
+        return
+    result = run_from_flags(config, overrides, recipe, overwrite=overwrite)
     typer.echo(summary_line(result))
 
 
-def run_from_flags(config_file: Path | None, overrides: dict, recipe: str | None = None):
-    """Resolve (recipe, YAML or the resumed checkpoint's config, then flags), validate and train."""
+def resolve_unchecked(config_file: Path | None, overrides: dict, recipe: str | None = None):
+    """What ``--print-config`` shows: recipe < YAML (or the resumed checkpoint's config) < flags, unvalidated."""
     from p4d.train.checkpoint import find_checkpoint, read_meta
-    from p4d.train.config import TrainConfig, merge, resolve_config
-    from p4d.train.trainer import main
+    from p4d.train.config import TrainConfig, load_yaml, merge
+    from p4d.train.recipes import recipe_settings
 
+    tree: dict = recipe_settings(recipe) if recipe else {}
     if config_file is None and overrides.get("resume"):
         saved = read_meta(find_checkpoint(overrides["resume"]))["config"]
+        saved.pop("resume", None)
+        tree = merge(tree, saved)
+    elif config_file is not None:
+        tree = merge(tree, load_yaml(config_file))
+    return TrainConfig.from_dict(merge(tree, overrides), source="flags")
+
+
+def run_from_flags(config_file: Path | None, overrides: dict, recipe: str | None = None, *, overwrite: bool = False):
+    """Resolve (recipe, YAML or the resumed checkpoint's config, then flags), validate, check the
+    run folder (an existing run in --out, a finished --resume) and train."""
+    from p4d.train.checkpoint import find_checkpoint, read_meta
+    from p4d.train.config import TrainConfig, merge, resolve_config
+    from p4d.train.runfolder import check_not_finished, check_out_folder
+    from p4d.train.trainer import main
+
+    resume_from = find_checkpoint(overrides["resume"]) if overrides.get("resume") else None
+    if config_file is None and resume_from is not None:
+        saved = read_meta(resume_from)["config"]
         saved.pop("resume", None)
         cfg = TrainConfig.from_dict(merge(saved, overrides), source="the checkpoint's config + flags").validate()
     else:
         cfg = resolve_config(config_file=config_file, overrides=overrides, recipe=recipe)
+    if resume_from is not None:
+        check_not_finished(resume_from, read_meta(resume_from), cfg.optim.max_steps)
+    check_out_folder(cfg.out, resume_from=resume_from, overwrite=overwrite)
     return main(cfg)
 
 
@@ -86,13 +122,19 @@ def summary_line(result) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m p4d.train ...`` (torchrun entry): the same flags as ``p4d train``."""
-    from p4d.errors import P4DError
+    from p4d.errors import Interrupted, P4DError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command(context_settings=CONTEXT, help=HELP)(train_command)
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    app.command(context_settings=CONTEXT, help=HELP, epilog=train_epilog())(train_command)
     try:
         app(args=sys.argv[1:] if argv is None else argv, prog_name="p4d train", standalone_mode=True)
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise SystemExit(exc.exit_code) from None
     except P4DError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("p4d train: stopped by Ctrl-C before training started; nothing was written", err=True)
+        raise SystemExit(130) from None

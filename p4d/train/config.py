@@ -135,7 +135,7 @@ class CheckpointConfig:
 class LogConfig:
     every: int = 1                       # log every K optimizer steps
     progress: bool = True                # tqdm bar (rank 0)
-    tensorboard: bool = True             # OUT/tensorboard when the tensorboard package is installed
+    tensorboard: bool = False            # TensorBoard event files in OUT/tensorboard (needs pip install 'p4d[tensorboard]')
 
 
 @dataclass(kw_only=True)
@@ -214,6 +214,10 @@ class TrainConfig:
             _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
         if self.model.d4dp_time is not None:
             _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
+        if self.model.config_file is None:
+            from p4d.train.model.config import STUDENT_PRESETS
+
+            _choice("student", self.model.preset, tuple(STUDENT_PRESETS))  # --student is --model.preset
         _choice("runtime.device", self.runtime.device, DEVICES)
         _choice("runtime.precision", self.runtime.precision, PRECISIONS)
         for flag, value, low in (
@@ -263,6 +267,13 @@ class TrainConfig:
                     "does not mirror with the image; set --augment.hflip 0")
         if self.runtime.dump_grads_at is not None and self.runtime.dump_grads_at < 1:
             raise ConfigError(f"--runtime.dump-grads-at: expected a step >= 1, found {self.runtime.dump_grads_at}")
+        if self.log.tensorboard:
+            from p4d.errors import require_package
+
+            try:
+                require_package("tensorboard", "tensorboard")
+            except ImportError as exc:
+                raise ConfigError(f"--log.tensorboard true: {exc}") from None
         if self.runtime.backend not in (None, "gloo", "nccl"):
             raise ConfigError(f"--runtime.backend: expected gloo or nccl, found {self.runtime.backend!r}")
         return self

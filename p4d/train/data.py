@@ -24,7 +24,6 @@ lookup, time cue off. Nothing here raises for one bad record; the :class:`DataRe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from p4d.cache_schema import STATUS_DONE, STATUS_FAILED, CacheStore
+from p4d.cache_schema.contract import file_fingerprint
 from p4d.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ KINDS = ("video", "video-sft", "image")
 HUMAN_ROLES = ("human", "user")
 ASSISTANT_ROLES = ("gpt", "assistant")
 _PLACEHOLDER = re.compile(r"<(video|image)>\s*", re.IGNORECASE)
-FINGERPRINT_BYTES = 1 << 20
 #: How many example messages are kept per skip reason.
 EXAMPLES_PER_REASON = 3
 
@@ -198,18 +197,6 @@ def parse_regions(record: dict) -> tuple[dict, ...]:
 
 
 # ---- joining with the cache ---------------------------------------------------------------------
-
-def file_fingerprint(path: str | Path) -> tuple[int, str]:
-    """(size, sha256 of size + NUL + first MiB, 16 hex digits), as the cache planner records
-    in ``videos.json``; (0, '') if unreadable."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(FINGERPRINT_BYTES)
-        size = os.stat(path).st_size
-    except OSError:
-        return 0, ""
-    return size, hashlib.sha256(str(size).encode() + b"\0" + head).hexdigest()[:16]
-
 
 def _norm(path: str) -> str:
     return path if "://" in path else os.path.normpath(os.path.abspath(path))

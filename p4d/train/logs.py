@@ -37,7 +37,7 @@ class RunLog:
     """Open on every rank; only ``enabled`` (rank 0) writes."""
 
     def __init__(self, out: str | Path, *, total_steps: int, start_step: int = 0, enabled: bool = True,
-                 progress: bool = True, tensorboard: bool = True):
+                 progress: bool = True, tensorboard: bool = False):
         self.enabled = enabled
         self.path = Path(out) / LOG_FILE
         self._file = None
@@ -52,12 +52,9 @@ class RunLog:
 
             self._bar = tqdm(total=total_steps, initial=start_step, desc="p4d train", unit="step", dynamic_ncols=True)
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # TrainConfig.validate checked the package is there
 
-                self._tb = SummaryWriter(str(Path(out) / "tensorboard"))
-            except ImportError:
-                log.info("tensorboard is not installed; logging to %s only", self.path)
+            self._tb = SummaryWriter(str(Path(out) / "tensorboard"))
 
     def step(self, advanced: int = 1) -> None:
         if self._bar is not None:

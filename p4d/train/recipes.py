@@ -3,7 +3,9 @@
 A recipe is a set of settings applied under the YAML file and the flags (defaults < recipe <
 ``--config`` < flags), so any of its values can still be overridden. Both print what they set.
 
-- ``release``: the public 4D-RGPT training script (``sft.sh``, notes/release.md §3-§5): frozen
+- ``release``: the public 4D-RGPT training script (``sft.sh``, notes/release.md §3-§5): the
+  NVILA-Lite-8B student (weights from ``--model.init-from``; p4d's preset runs SigLIP at 448 px as
+  NVILA-Lite's published config does, while the notes name the 384-px tower), frozen
   vision tower and projector, LLM (+ D_4DP) trained (``tune-llm``), one learning rate 1e-5 with
   cosine decay, warmup ratio 0.03, weight decay 0, 10 epochs, 16 frames, model max length 16384,
   global batch 1024 through gradient accumulation, bf16, gradient checkpointing, 16 loader workers;
@@ -24,7 +26,7 @@ from p4d.errors import ConfigError
 
 _RELEASE: dict[str, dict[str, Any]] = {
     "recipe": {"strategy": "p4d", "loss": "ld+ed", "time_cue": "tpe", "tune": "tune-llm"},
-    "model": {"d4dp": "linear", "d4dp_time": "stride", "gradient_checkpointing": True},
+    "model": {"preset": "nvila-lite-8b", "d4dp": "linear", "d4dp_time": "stride", "gradient_checkpointing": True},
     "loss": {"ld_weight": 0.01, "depth_weight": 0.1, "flow_weight": 0.001, "motion_weight": 0.01,
              "camray_weight": 1e-5},
     "data": {"max_length": 16384, "num_workers": 16},

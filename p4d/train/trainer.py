@@ -28,6 +28,7 @@ from torch import nn
 
 from p4d.cache_schema import open_store
 from p4d.errors import CheckpointError, ConfigError
+from p4d.train.runfolder import TrainInterrupted
 from p4d.train import checkpoint as ckpt
 from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
 from p4d.train.config import TrainConfig
@@ -226,34 +227,45 @@ def main(cfg: TrainConfig) -> TrainResult:
         saved = None
         if dist.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dist.device)
-        while step < cfg.optim.max_steps:
-            t0 = time.perf_counter()
-            dropped0 = stream.dropped
-            batches = [stream.next() for _ in range(cfg.optim.grad_accum)]
-            wait = time.perf_counter() - t0
-            dump = out / f"grads-step-{step + 1}.safetensors" if cfg.runtime.dump_grads_at == step + 1 else None
-            terms = train_step(wrapped, batches, optimizer=optimizer, scheduler=scheduler, cfg=cfg, dist=dist,
-                               dump_grads=dump)
-            step += 1
-            n = sum(b["size"] for b in batches)
-            seen += n * dist.world_size
-            elapsed = time.perf_counter() - t0
-            if step % cfg.log.every == 0 or step == cfg.optim.max_steps:
-                terms = mean_across(terms, dist)
-                last = {"step": step, "epoch": sampler.epoch, **terms,
-                        "step_time": elapsed, "data_wait": wait, "data_wait_frac": wait / elapsed if elapsed else 0.0,
-                        "samples_per_s": n * dist.world_size / elapsed if elapsed else 0.0,
-                        "peak_mem_mb": peak_memory_mb(dist.device), "samples": seen,
-                        "dropped": stream.dropped - dropped0}
-                runlog.write(last)
-            runlog.step()
-            if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or step == cfg.optim.max_steps:
+        done = {"step": step, "samples": seen, "epoch": sampler.epoch, "position": stream.state_dict()}
+        try:  # Ctrl-C: save the last completed step (unless just saved), say how to resume
+            while step < cfg.optim.max_steps:
+                t0 = time.perf_counter()
+                dropped0 = stream.dropped
+                batches = [stream.next() for _ in range(cfg.optim.grad_accum)]
+                wait = time.perf_counter() - t0
+                dump = out / f"grads-step-{step + 1}.safetensors" if cfg.runtime.dump_grads_at == step + 1 else None
+                terms = train_step(wrapped, batches, optimizer=optimizer, scheduler=scheduler, cfg=cfg, dist=dist,
+                                   dump_grads=dump)
+                step += 1
+                n = sum(b["size"] for b in batches)
+                seen += n * dist.world_size
+                done = {"step": step, "samples": seen, "epoch": sampler.epoch, "position": stream.state_dict()}
+                elapsed = time.perf_counter() - t0
+                if step % cfg.log.every == 0 or step == cfg.optim.max_steps:
+                    terms = mean_across(terms, dist)
+                    last = {"step": step, "epoch": sampler.epoch, **terms,
+                            "step_time": elapsed, "data_wait": wait, "data_wait_frac": wait / elapsed if elapsed else 0.0,
+                            "samples_per_s": n * dist.world_size / elapsed if elapsed else 0.0,
+                            "peak_mem_mb": peak_memory_mb(dist.device), "samples": seen,
+                            "dropped": stream.dropped - dropped0}
+                    runlog.write(last)
+                runlog.step()
+                if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or step == cfg.optim.max_steps:
+                    saved = ckpt.save_checkpoint(
+                        out, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
+                        sampler_state=stream.state_dict(), train_state={"step": step, "samples": seen,
+                                                                         "epoch": sampler.epoch},
+                        meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
+                        barrier=lambda: barrier(dist))
+        except KeyboardInterrupt:
+            if done["step"] > 0 and saved != ckpt.step_dir(out, done["step"]):
                 saved = ckpt.save_checkpoint(
-                    out, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                    sampler_state=stream.state_dict(), train_state={"step": step, "samples": seen,
-                                                                     "epoch": sampler.epoch},
+                    out, step=done["step"], model=model, optimizer=optimizer, scheduler=scheduler,
+                    sampler_state=done["position"], train_state={k: done[k] for k in ("step", "samples", "epoch")},
                     meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
                     barrier=lambda: barrier(dist))
+            raise TrainInterrupted(out, done["step"], saved) from None
 
         # --- export -----------------------------------------------------------------------------
         exported = None

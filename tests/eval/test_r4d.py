@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -167,3 +168,38 @@ def test_tiny_exported_student_end_to_end(r4d, tmp_path):
     assert result.unparsed == sum(r["unparsed"] for r in records.values()) >= 1  # v4 at least
     total = sum(r["score"] for r in records.values())
     assert result.summary.column("Avg").accuracy == pytest.approx(100 * total / 5)
+
+
+def test_lmms_eval_task_scores_like_p4d_eval(r4d, tmp_path):
+    """The shipped lmms-eval task: its YAML names functions that exist, and its hooks give the
+    same prompt, letters and table as ``p4d eval`` on the same answers."""
+    from p4d.eval.lmms_eval_task import r4d_bench_utils as task
+
+    spec_file = Path(task.__file__).with_name("r4d_bench.yaml")
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: ("function", loader.construct_scalar(node)))
+    spec = yaml.load(spec_file.read_text(), Loader=Loader)
+    assert spec["task"] == "r4d_bench" and spec["output_type"] == "generate_until"
+    hooks = [v[1] for v in (spec["doc_to_visual"], spec["doc_to_text"], spec["doc_to_target"], spec["process_results"],
+                            spec["metric_list"][0]["aggregation"])]
+    assert all(h.startswith("r4d_bench_utils.") and callable(getattr(task, h.split(".")[1])) for h in hooks)
+
+    index = task.prepare(r4d)
+    docs = [json.loads(line) for line in index.read_text().splitlines()]
+    assert [d["id"] for d in docs] == ["1", "s2", "v3", "v4", "s5"]
+    doc = docs[0]
+    assert task.r4d_doc_to_text(doc).startswith("The first image is a set-of-mark annotation")
+    assert "(B) right" in task.r4d_doc_to_text(doc)
+    visual = task.r4d_doc_to_visual(doc)
+    assert np.array_equal(np.asarray(visual[0]), np.asarray(Image.open(r4d / "images/stibench/1.png")))
+    assert visual[1] == str(r4d / "clipped/stibench/a.mp4")
+    assert task.r4d_doc_to_visual(docs[1])[1] == str(r4d / "videos/stibench/b.mp4")  # clipped missing: source
+    answers = {**Scripted.ANSWERS, "v4": ""}
+    records = [task.r4d_process_results(d, [answers[d["id"]]])["r4d_accuracy"] for d in docs]
+    avg = task.r4d_aggregate(records)
+    v3 = float(_letter(0, "v3", 4) == "C")
+    v4 = float(_letter(0, "v4", 2) == "B")
+    assert avg == pytest.approx(100 * (3 + v3 + v4) / 5)  # as p4d eval scores them (seed 0)

@@ -18,6 +18,7 @@ BASE = {"data": {"conversations": "c.jsonl", "cache": "s.zarr"}, "out": "run"}
 def test_release_recipe_is_the_release_script():
     cfg = resolve_config(overrides=BASE, recipe="release")
     # sft.sh: frozen vision tower + projector, LLM trained; lr 1e-5 cosine, warmup ratio 0.03, wd 0
+    assert cfg.model.preset == "nvila-lite-8b"  # base NVILA-Lite-8B
     assert cfg.recipe.tune == "tune-llm" and cfg.recipe.strategy == "p4d" and cfg.recipe.loss == "ld+ed"
     assert (cfg.optim.lr_llm, cfg.optim.warmup_ratio, cfg.optim.warmup_steps, cfg.optim.weight_decay) == (
         1e-5, 0.03, 0, 0.0)

@@ -1,0 +1,40 @@
+"""The numpy reference decoder printed in docs/design.md decodes dpcm-channel exactly as read_clips does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from p4d.cache_schema import STATUS_DONE, read_clips
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "design.md"
+
+
+def reference_decoder():
+    """The ```python block of the section "Reading the cache without p4d", executed as a user would paste it."""
+    text = DOC.read_text()
+    section = text[text.index("## Reading the cache without p4d"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    body = [line for line in code.splitlines() if line.strip() and not line.lstrip().startswith(("import", '"""'))]
+    assert len(body) <= 13, f"the reference decoder grew to {len(body)} lines"
+    namespace: dict = {}
+    exec(compile(code, str(DOC), "exec"), namespace)
+    return namespace["decode_f4d"]
+
+
+def test_reference_decoder_matches_read_clips(filled):
+    decode_f4d = reference_decoder()
+    g = zarr.open_group(filled.url, mode="r")
+    assert g["latents/f4d"].attrs["codec"] == "dpcm-channel"
+    status = g["clips/status"][:]
+    levels = g["clips/latent_codec"][:]
+    done = [i for i in range(filled.num_clips) if status[i] == STATUS_DONE and levels[i] != 2]
+    assert len(done) >= 5
+    truth = read_clips(filled, done, fields=["f4d"])["f4d"]
+    for row, clip in enumerate(done):
+        ours = decode_f4d(filled.url, clip)
+        assert ours.dtype == np.float32 and ours.shape == truth[row].shape
+        np.testing.assert_array_equal(ours, truth[row])
