@@ -68,6 +68,7 @@ class TeacherJob:
     dtype: str           # auto | bf16 | fp16 | fp32
     batch_size: int
     max_pixels: int | None
+    stand_in_rate: float | None = None  # benchmarks only: p4d.precompute.standin at this many clips/s
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,17 @@ def worker_placement(job: TeacherJob) -> Placement:
 def get_teacher(job: TeacherJob):
     """(teacher, forward lock, placement) for this process, built on first use and kept for later tasks."""
     place = worker_placement(job)
-    key = (job.preset, job.weights, job.seed, place.device)
+    key = (job.preset, job.weights, job.seed, place.device, job.stand_in_rate)
     with _LOCK:
         if key not in _TEACHERS:
             from p4d.teacher import build_teacher
 
-            teacher = build_teacher(job.preset, weights=job.weights, device=place.device, seed=job.seed)
+            if job.stand_in_rate:
+                from p4d.precompute.standin import StandInTeacher
+
+                teacher = StandInTeacher(job.preset, job.stand_in_rate, place.device)
+            else:
+                teacher = build_teacher(job.preset, weights=job.weights, device=place.device, seed=job.seed)
             _TEACHERS[key] = (teacher, threading.Lock())
             log.info("loaded teacher %s (taps %s) on %s (%s, %s)", job.preset.name, list(job.preset.taps),
                      place.device, place.gpu, place.dtype)
@@ -146,6 +152,8 @@ def save_heads_to_store(url: str, job: TeacherJob) -> int:
     from p4d.heads import heads_to_bytes
 
     teacher, _, _ = get_teacher(job)
+    if teacher.heads is None:  # the benchmark's stand-in has no heads
+        return 0
     data = heads_to_bytes(teacher.heads)
     open_store(url, mode="r+").write_side_file(HEADS_FILE, data)
     return len(data)
