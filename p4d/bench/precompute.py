@@ -12,7 +12,8 @@
 
 Sizes: ``tiny``/``small`` use the tiny teacher on 4 (16) or 8 (32) synthetic videos of 34
 frames at 96x64 (2 clips each, ``--policy stride``); ``paper`` runs the l4p preset and needs
-a GPU.
+a GPU; without one (or with ``--teacher-rate R``) it measures the pipeline around a stand-in
+teacher at the real shapes (:mod:`p4d.bench.precompute_standin`).
 """
 
 from __future__ import annotations
@@ -72,14 +73,15 @@ def _forward_only(videos: Path, preset: str, repeats: int, threads: int | None =
     return BATCH / t.median
 
 
-def run(size: str, *, repeats: int = 3) -> BenchResult:
+def run(size: str, *, repeats: int = 3, teacher_rate: float | None = None) -> BenchResult:
     preset, count = SIZES[size]
     result = BenchResult(name="precompute", size=size,
                          shapes={"teacher": preset, "videos": f"{count} (1x), {4 * count} (4x)",
                                  "clips/video": 2, "clips_per_shard": CLIPS_PER_SHARD, "batch": BATCH})
-    if preset == "l4p" and resolve_device("auto") != "cuda":
-        result.status = "skipped: the l4p preset needs a GPU; run `p4d bench precompute --size paper` on one"
-        return result
+    if teacher_rate is not None or (preset == "l4p" and resolve_device("auto") != "cuda"):
+        from p4d.bench.precompute_standin import run_stand_in  # the forward as a stand-in at rate R
+
+        return run_stand_in(size, preset, teacher_rate=teacher_rate, repeats=repeats)
     with tempfile.TemporaryDirectory(prefix="p4d-bench-precompute-") as tmp:
         tmp = Path(tmp)
         small, large = _videos(tmp / "x1", count), _videos(tmp / "x4", 4 * count)

@@ -30,7 +30,7 @@ def _runner(name: str) -> Callable[[str], BenchResult] | None:
     return importlib.import_module(target).run
 
 
-def run_benchmarks(name: str, size: str) -> list[BenchResult]:
+def run_benchmarks(name: str, size: str, **options) -> list[BenchResult]:
     """Run one benchmark by name, or every benchmark with ``name='all'``."""
     if size not in SIZES:
         raise ConfigError(f"--size {size!r}: choose one of {', '.join(SIZES)}")
@@ -44,5 +44,5 @@ def run_benchmarks(name: str, size: str) -> list[BenchResult]:
             results.append(BenchResult(name=n, size=size, shapes={}, status=f"not built yet: {BENCHMARKS[n]} adds it"))
             continue
         log.info("running bench %s --size %s", n, size)
-        results.append(run(size))
+        results.append(run(size, **options) if options and n == "precompute" else run(size))
     return results

@@ -30,7 +30,8 @@ from p4d.cache_schema.spec import MODALITIES, READABLE_SCHEMA_VERSIONS, SCHEMA_V
 from p4d.cache_schema.store import CacheStore, bind_teacher, check_arrays, create_store, open_store
 from p4d.cache_schema.summary import disk_usage, format_summary
 from p4d.cache_schema.verify import VerifyReport, verify
-from p4d.cache_schema.write import write_shard
+from p4d.cache_schema.write import mark_shard_failed, write_shard
+from p4d.cache_schema.xarray_view import to_xarray
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -46,6 +47,8 @@ __all__ = [
     "repair",
     "check_arrays",
     "write_shard",
+    "mark_shard_failed",
+    "to_xarray",
     "read_clip",
     "read_clips",
     "VerifyReport",

@@ -231,22 +231,35 @@ def _dpcm_predict(q: np.ndarray) -> np.ndarray:
     return pred
 
 
-def dpcm_encode(x: np.ndarray, step_over_rms: float = DPCM_STEP_RMS) -> dict[str, np.ndarray]:
-    """dpcm-channel parts of ``x`` (..., N', h', w', c'); step per channel = max(``step_over_rms``
-    x RMS, absmax / 127), so ``step_over_rms=0`` gives the finest step int8 allows (the
-    self-check's first fallback, :mod:`p4d.cache_schema.fidelity`); the decoder is the same."""
-    x = np.asarray(x, dtype=np.float32)
-    _check_finite(x, "dpcm-channel")
+def _dpcm_encode_one(x: np.ndarray, step_over_rms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(residual int8, step, offset) of one clip-tap ``x`` (N', h', w', c') float32 (finite)."""
     offset = x.mean(axis=_GRID_AXES, keepdims=True, dtype=np.float64)
     centred = x - offset
-    rms = np.sqrt((centred.astype(np.float64) ** 2).mean(axis=_GRID_AXES, keepdims=True))
-    absmax = np.abs(centred).max(axis=_GRID_AXES, keepdims=True).astype(np.float64)
+    rms = np.sqrt((centred ** 2).mean(axis=_GRID_AXES, keepdims=True))
+    absmax = np.abs(centred).max(axis=_GRID_AXES, keepdims=True)
+    del centred
     step = np.maximum(step_over_rms * rms, absmax / 127.0).astype(np.float32)
     step = np.where(step > 0, step, np.float32(1.0))
     offset = offset.astype(np.float32)
     q = np.clip(np.rint((x - offset) / step), -127, 127).astype(np.int16)
-    residual = _wrap_int8(q - _dpcm_predict(q))
-    return {"f4d": residual, "f4d_scale": step[..., 0, 0, 0, :], "f4d_offset": offset[..., 0, 0, 0, :]}
+    return _wrap_int8(q - _dpcm_predict(q)), step[0, 0, 0], offset[0, 0, 0]
+
+
+def dpcm_encode(x: np.ndarray, step_over_rms: float = DPCM_STEP_RMS) -> dict[str, np.ndarray]:
+    """dpcm-channel parts of ``x`` (..., N', h', w', c'); step per channel = max(``step_over_rms``
+    x RMS, absmax / 127), so ``step_over_rms=0`` gives the finest step int8 allows (the
+    self-check's first fallback, :mod:`p4d.cache_schema.fidelity`); the decoder is the same.
+
+    Encoded clip-tap by clip-tap (each leading index on its own), so the float64 statistics and
+    int16 temporaries never exceed one (N', h', w', c') block, whatever the number of clips."""
+    x = np.asarray(x, dtype=np.float32)
+    _check_finite(x, "dpcm-channel")
+    lead, c = x.shape[:-4], x.shape[-1]
+    residual = np.empty(x.shape, np.int8)
+    step, offset = np.empty(lead + (c,), np.float32), np.empty(lead + (c,), np.float32)
+    for i in np.ndindex(*lead):
+        residual[i], step[i], offset[i] = _dpcm_encode_one(x[i], step_over_rms)
+    return {"f4d": residual, "f4d_scale": step, "f4d_offset": offset}
 
 
 def _dpcm_reconstruct(residual: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ def _p4d_version() -> str:
 
 VIDEOS_FILE = "videos.json"
 FAILURES_DIR = "failures"
+RUNS_DIR = "runs"  # runs/shard-{id}.json: device, dtype, GPU and host a shard was last computed on (precompute)
 CREATED_FILE = "created.json"  # the creation marker, written last: {schema_version, num_clips, videos_sha256}
 
 
@@ -271,6 +272,18 @@ class CacheStore:
                     out[clip] = str(reason)
         for clip in np.flatnonzero(st == STATUS_FAILED):
             out.setdefault(int(clip), "no reason recorded")
+        return dict(sorted(out.items()))
+
+    def shard_runs(self) -> dict[int, dict]:
+        """Where each shard was last computed (``runs/shard-{id}.json``: device, dtype, gpu, host)."""
+        fs, root = _fs(self.url)
+        out = {}
+        for path in sorted(fs.glob(posixpath.join(root, RUNS_DIR, "shard-*.json"))):
+            try:
+                record = json.loads(fs.cat_file(path))
+                out[int(record["shard"])] = record
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("%s: unreadable run record %s (%s)", self.url, path, exc)
         return dict(sorted(out.items()))
 
     # --- side files ----------------------------------------------------------------------

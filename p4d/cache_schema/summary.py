@@ -88,8 +88,8 @@ def _fidelity_lines(store: CacheStore) -> list[str]:
 def format_summary(store: CacheStore) -> str:
     """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
     disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
-    failure reasons grouped by reason, and the videos planned with a warning (e.g. truncated:
-    frames present vs declared). ``raw`` counts latents and maps of done + failed clips as
+    failure reasons grouped by reason, the videos planned with a warning (e.g. truncated:
+    frames present vs declared), and the device/dtype/GPU each shard ran on. ``raw`` counts latents and maps of done + failed clips as
     float32 (the clips group at its own dtypes); codec side arrays (scales) count as overhead."""
     spec = store.spec
     codec = LATENT_CODECS[spec.latent_codec]
@@ -143,6 +143,16 @@ def format_summary(store: CacheStore) -> str:
                      f"{(d / r if r else float('nan')):.3f}{per}")
     lines.append(f"    {'total':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
                  f"{(tot_disk / tot_raw if tot_raw else float('nan')):.3f}")
+    runs = store.shard_runs()
+    if runs:
+        lines.append("")
+        lines.append(f"  computed on ({len(runs)} of {store.num_shards} shards recorded):")
+        by_place: dict[tuple, list[int]] = defaultdict(list)
+        for shard, run in runs.items():
+            by_place[(run.get("device", "?"), run.get("dtype", "?"), run.get("gpu", "?"))].append(shard)
+        for (device, dtype, gpu), shards in sorted(by_place.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(map(str, shards[:8])) + (", ..." if len(shards) > 8 else "")
+            lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {shown})")
     lines += _fidelity_lines(store)
     warned = [v for v in store.videos if v.note and v.num_frames > 0]
     if warned:

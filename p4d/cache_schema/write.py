@@ -54,6 +54,24 @@ def expected_shard_arrays(store: CacheStore, shard_id: int) -> dict[str, tuple[t
     return out
 
 
+def _validate_parts(store: CacheStore, where: str, parts, n: int) -> dict[str, np.ndarray]:
+    """Already-encoded F_4D parts (a dict named like the codec's parts), checked against the codec."""
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    names = sorted(p.name for p in codec.parts)
+    if sorted(k for k in parts if k not in ENCODED_EXTRAS) != names:
+        raise CacheSchemaError(f"{where}: encoded 'f4d' parts {sorted(parts)}, expected codec {codec.name!r}'s {names}")
+    out = {}
+    for part in codec.parts:
+        a = np.asarray(parts[part.name])
+        shape = part.shape((n,) + store.spec.latent_shape)
+        if a.shape != shape or a.dtype != np.dtype(part.dtype):
+            raise CacheSchemaError(f"{where}: encoded part {part.name!r} is {a.shape} {a.dtype}, "
+                                   f"expected {shape} {part.dtype}")
+        out[part.name] = a
+    out.update({k: parts[k] for k in ENCODED_EXTRAS if k in parts})
+    return out
+
+
 def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.ndarray]:
     where = f"write_shard(shard {shard_id} of {store.url})"
     if not isinstance(arrays, dict):
@@ -65,6 +83,9 @@ def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.nd
         raise CacheSchemaError(f"{where}: expected keys {sorted(expected)}; missing {missing}, unexpected {unknown}")
     out = {}
     for key, (shape, kind) in expected.items():
+        if key == "f4d" and isinstance(arrays[key], dict):
+            out[key] = _validate_parts(store, where, arrays[key], shape[0])
+            continue
         a = np.asarray(arrays[key])
         if a.shape != shape:
             raise CacheSchemaError(f"{where}: {key!r} has shape {a.shape}, expected {shape}")
@@ -75,12 +96,51 @@ def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.nd
     return out
 
 
+def _zero_failed_parts(store: CacheStore, parts: dict[str, np.ndarray], failed_rows: np.ndarray) -> dict:
+    """Failed rows hold the encoding of an all-zero clip (as the float path stores them); in place."""
+    if not failed_rows.size:
+        return parts
+    zero = LATENT_CODECS[store.spec.latent_codec].encode(np.zeros(store.spec.latent_shape, np.float32))
+    for name, value in zero.items():
+        parts[name][failed_rows] = value
+    return parts
+
+
+#: keys an encoded ``f4d`` dict may hold beside the codec's parts: the bfloat16 fallback rows,
+#: each clip's codec level (``clips/latent_codec``) and each clip's self-check figures
+ENCODED_EXTRAS = (FALLBACK_PART, "levels", "fidelity")
+
+
+def _pre_encoded(store: CacheStore, enc: dict, failed_rows: np.ndarray):
+    """(parts, bf16 or None, levels, fidelity stats) of an already-encoded shard, failed rows cleared
+    as the float path stores them."""
+    codec = LATENT_CODECS[store.spec.latent_codec]
+    parts = _zero_failed_parts(store, {p.name: enc[p.name] for p in codec.parts}, failed_rows)
+    n = len(parts[codec.parts[0].name])
+    bf16 = enc.get(FALLBACK_PART)
+    levels = np.asarray(enc.get("levels", np.zeros(n, np.uint8)), np.uint8).copy()
+    stats = list(enc.get("fidelity", [None] * n))
+    if bf16 is not None:
+        bf16 = np.asarray(bf16, np.uint16)
+        if bf16.shape != (n,) + store.spec.latent_shape:
+            raise CacheSchemaError(f"write_shard: encoded part {FALLBACK_PART!r} is {bf16.shape}, "
+                                   f"expected {(n,) + store.spec.latent_shape}")
+        bf16[failed_rows] = 0
+    if levels.shape != (n,) or len(stats) != n:
+        raise CacheSchemaError(f"write_shard: encoded 'levels'/'fidelity' must hold one entry per clip ({n})")
+    levels[failed_rows] = 0
+    for i in failed_rows:
+        stats[int(i)] = None
+    return parts, bf16, levels, stats
+
+
 def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
                 failures: dict[int, str] | None = None, *,
                 fidelity: FidelityPolicy | None = DEFAULT_FIDELITY) -> None:
     """Write every clip of shard ``shard_id`` and mark them done (or failed), status last.
 
-    ``arrays``: ``f4d`` (S, taps, N', h', w', c') float (encoded with the store's codec),
+    ``arrays``: ``f4d`` (S, taps, N', h', w', c') float (encoded clip by clip with the store's
+    codec), or the codec's parts already encoded (a dict, e.g. by the teacher's device),
     one map per spec modality (``depth`` (S, N, H, W, 1), ``flow`` (S, N, H, W, 2), ``motion``
     (S, N, H, W, 1), ``camray`` (S, N, h_p, w_p, 6)) float, ``frame_index`` (S, N) int,
     ``timestamp`` (S, N) float; S = clips in the shard (the last shard may be short).
@@ -106,14 +166,17 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     good[failed_rows] = False
 
     codec = LATENT_CODECS[store.spec.latent_codec]
-    f4d = np.array(data["f4d"], dtype=np.float32)  # copy: failed rows are zeroed
-    f4d[failed_rows] = 0.0
-    if not codec.lossless_nan:
-        bad = [rng.start + int(i) for i in np.flatnonzero(~np.isfinite(f4d).reshape(len(rng), -1).all(axis=1))]
-        if bad:
-            raise CacheSchemaError(f"{where}: f4d of clips {bad} holds NaN/Inf, which codec {codec.name!r} cannot "
-                                   "store; pass them in failures (or use a float codec)")
-    parts, bf16, levels, fidelity_stats = encode_checked(codec.name, f4d, good, fidelity)
+    if isinstance(data["f4d"], dict):  # encoded (and self-checked) where the teacher ran
+        parts, bf16, levels, fidelity_stats = _pre_encoded(store, data["f4d"], failed_rows)
+    else:
+        f4d = np.array(data["f4d"], dtype=np.float32)  # copy: failed rows are zeroed
+        f4d[failed_rows] = 0.0
+        if not codec.lossless_nan:
+            bad = [rng.start + int(i) for i in np.flatnonzero(~np.isfinite(f4d).reshape(len(rng), -1).all(axis=1))]
+            if bad:
+                raise CacheSchemaError(f"{where}: f4d of clips {bad} holds NaN/Inf, which codec {codec.name!r} cannot "
+                                       "store; pass them in failures (or use a float codec)")
+        parts, bf16, levels, fidelity_stats = encode_checked(codec.name, f4d, good, fidelity)
 
     sl = slice(rng.start, rng.stop)
 
@@ -136,7 +199,7 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     map_dtype = np.dtype(store.spec.map_dtype)
     for m in store.spec.modalities:
         with np.errstate(over="ignore"):
-            values = data[m].astype(map_dtype)
+            values = data[m].astype(map_dtype, copy=bool(failed_rows.size))
         values[failed_rows] = 0
         put(f"maps/{m}", values)
     frame_index = data["frame_index"].astype(np.int32)
@@ -159,3 +222,23 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     # 4. status last.
     store.array("clips/status")[sl] = np.where(good, STATUS_DONE, STATUS_FAILED).astype(np.uint8)
     log.debug("%s: %d done, %d failed", where, int(good.sum()), len(failures))
+
+
+def mark_shard_failed(store: CacheStore, shard_id: int, failures: dict[int, str]) -> None:
+    """Record every clip of shard ``shard_id`` failed without encoding any data (e.g. a shard whose
+    task never succeeded, or whose clips all failed): the status is un-marked, the shard's data files
+    are deleted (failed clips then read as the fill values: frame_index -1, timestamp and maps NaN),
+    the reasons written, the status last. ``failures``: GLOBAL clip index -> reason, every clip."""
+    store._require_writable(f"mark_shard_failed({shard_id})")
+    rng = store.shard_clips(shard_id)
+    if sorted(int(c) for c in failures) != list(rng):
+        raise CacheSchemaError(f"mark_shard_failed(shard {shard_id} of {store.url}): expected a reason for every "
+                               f"clip in [{rng.start}, {rng.stop}), got clips {sorted(failures)}")
+    store.delete_shard_file("clips/status", shard_id)
+    for path in store.layouts:
+        if path not in ("clips/status", "clips/video"):
+            store.delete_shard_file(path, shard_id)
+    record = {"shard": int(shard_id), "clips": {str(int(k)): str(v) for k, v in sorted(failures.items())}}
+    store.write_side_file(failures_file(shard_id), json.dumps(record, indent=1).encode())
+    store.array("clips/status")[rng.start:rng.stop] = np.full(len(rng), STATUS_FAILED, np.uint8)
+    log.debug("shard %d of %s: all %d clips recorded failed (no data written)", shard_id, store.url, len(rng))

@@ -84,6 +84,7 @@ def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *
     from matplotlib.figure import Figure
     from mpl_toolkits.mplot3d.art3d import Line3DCollection
     import matplotlib
+    import matplotlib.ticker
 
     height, width = size
     dpi = 80
@@ -98,7 +99,7 @@ def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *
     highlight_lines = None
     segs = None
     if traj is not None:
-        ax = fig.add_axes((0.0, 0.0, 1.0, 0.9 if title else 1.0), projection="3d")
+        ax = fig.add_axes((0.0, 0.02, 0.86, 0.88 if title else 0.96), projection="3d")  # room for the tick labels
         if title:
             fig.text(0.5, 0.95, title, ha="center", va="center", fontsize=8)
         segs = _frustum_segments(traj)
@@ -115,10 +116,13 @@ def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *
         ax.set_xlim(mid[0] - half, mid[0] + half)
         ax.set_ylim(mid[1] - half, mid[1] + half)
         ax.set_zlim(mid[2] - half, mid[2] + half)
-        ax.set_xlabel("x", fontsize=6, labelpad=-12)
-        ax.set_ylabel("z", fontsize=6, labelpad=-12)
-        ax.set_zlabel("-y", fontsize=6, labelpad=-12)
-        ax.tick_params(labelsize=0, length=0)
+        for axis, name, centre in ((ax.xaxis, "x", mid[0]), (ax.yaxis, "z", mid[1]), (ax.zaxis, "-y", mid[2])):
+            # three ticks (the box's ends and centre), few digits, readable at the plot's size
+            axis.set_ticks([centre - 0.8 * half, centre, centre + 0.8 * half])
+            axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
+            axis.set_label_text(name, fontsize=7)
+            axis.labelpad = -6
+        ax.tick_params(labelsize=6, pad=-2, length=2)
 
     def render(highlight: int | None = None) -> np.ndarray:
         if highlight_lines is not None:

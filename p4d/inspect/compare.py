@@ -33,7 +33,56 @@ from p4d.inspect.colors import (
     sigmoid,
     upsample_nearest,
 )
-from p4d.inspect.panels import Panels, depth_tiles, flow_tiles, notice_tile, row_labels
+from p4d.inspect.camera import render_camera_plot
+from p4d.inspect.colors import colorbar
+from p4d.inspect.panels import (CAMERA_PLOT_SIZE, Panels, captioned, depth_tiles, flow_tiles, motion_legend,
+                                notice_tile, row_labels)
+
+ERROR_CMAP = "magma"  # per-pixel error maps: black = no error, bright = the legend's upper end
+
+
+def pixel_errors(teacher: dict[str, np.ndarray], student: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-pixel errors, the same quantities as :func:`map_errors` before averaging: depth
+    |d̂ − d| / d (N, H, W); flow ‖f̂ − f‖₂ px (N, H, W; frame 0 NaN); motion |σ(ŝ) − σ(s)| (N, H, W);
+    camray angle between ray directions in degrees (N, h_p, w_p)."""
+    out = {}
+    for m in teacher:
+        if m not in student:
+            continue
+        t, s = np.asarray(teacher[m], np.float64), np.asarray(student[m], np.float64)
+        if m == "depth":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[m] = np.where(t[..., 0] > 0, np.abs(s[..., 0] - t[..., 0]) / t[..., 0], np.nan)
+        elif m == "flow":
+            epe = np.linalg.norm(s - t, axis=-1)
+            epe[0] = np.nan
+            out[m] = epe
+        elif m == "motion":
+            out[m] = np.abs(sigmoid(s[..., 0]) - sigmoid(t[..., 0]))
+        elif m == "camray":
+            dt, ds = t[..., :3], s[..., :3]
+            cos = (dt * ds).sum(-1) / np.maximum(np.linalg.norm(dt, axis=-1) * np.linalg.norm(ds, axis=-1), 1e-12)
+            out[m] = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    return out
+
+
+#: error shown at the top of each error colorbar (errors above it are clipped), and its unit
+ERROR_SCALE = {"depth": (0.5, "rel."), "flow": (None, "px"), "motion": (1.0, ""), "camray": (30.0, "deg")}
+
+
+def error_tiles(m: str, err: np.ndarray, size: tuple[int, int], *, flow_max: float = 0.0):
+    """(tiles (N, H, W, 3), legend) of a per-pixel error map on the ERROR_CMAP scale [0, top]."""
+    top, unit = ERROR_SCALE[m]
+    if top is None:  # flow: the teacher's largest motion, so an error of "all of it" is bright
+        top = flow_max if flow_max > 0 else 1.0
+    tiles = depth_to_rgb(np.nan_to_num(err, nan=0.0), 0.0, top, cmap=ERROR_CMAP)
+    if tiles.shape[1:3] != size:
+        tiles = upsample_nearest(tiles, *size)
+    if m == "flow":
+        tiles[0] = notice_tile(size[0], size[1], "no flow (frame 0)")
+    legend = captioned(f"{m} error per pixel ({unit or 'prob.'}), clipped at the right end", colorbar(200, 14, ERROR_CMAP),
+                       under=("0", f"{top:.3g} {unit}".strip()))
+    return tiles, legend
 
 #: F̂_4D predictor: (frames (N, H, W, 3) uint8, timestamps (N,) s) → (taps, N', h', w', c').
 F4DPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -212,33 +261,45 @@ def compare_panels(data: ClipData, student: dict[str, np.ndarray], *, label: str
     h, w = data.size
     teacher = data.maps
     errors = map_errors(teacher, student)
+    per_pixel = pixel_errors(teacher, student)
     columns, tiles, legends = ["frame"], [data.frames], []
+    camera_legend = None
     if "depth" in errors:
         t_tiles, leg = depth_tiles(teacher["depth"])
         lo, hi = depth_range(teacher["depth"])
-        columns += ["depth teacher", f"depth {label}"]
-        tiles += [t_tiles, depth_to_rgb(student["depth"], lo, hi)]
-        legends.append(leg)
+        e_tiles, e_leg = error_tiles("depth", per_pixel["depth"], (h, w))
+        columns += ["depth teacher", f"depth {label}", "depth error"]
+        tiles += [t_tiles, depth_to_rgb(student["depth"], lo, hi), e_tiles]
+        legends += [leg, e_leg]
     if "flow" in errors:
         t_tiles, leg = flow_tiles(teacher["flow"])
         valid = teacher["flow"][1:]
         vmax = float(np.hypot(valid[..., 0], valid[..., 1]).max()) if valid.size else 0.0
         s_tiles = flow_to_rgb(student["flow"], max_magnitude=vmax)
         s_tiles[0] = notice_tile(h, w, "no flow (frame 0)")
-        columns += ["flow teacher", f"flow {label}"]
-        tiles += [t_tiles, s_tiles]
-        legends.append(leg)
+        e_tiles, e_leg = error_tiles("flow", per_pixel["flow"], (h, w), flow_max=vmax)
+        columns += ["flow teacher", f"flow {label}", "flow error"]
+        tiles += [t_tiles, s_tiles, e_tiles]
+        legends += [leg, e_leg]
     if "motion" in errors:
-        columns += ["motion teacher", f"motion {label}"]
-        tiles += [motion_overlay(data.frames, teacher["motion"]), motion_overlay(data.frames, student["motion"])]
+        e_tiles, e_leg = error_tiles("motion", per_pixel["motion"], (h, w))
+        columns += ["motion teacher", f"motion {label}", "motion error"]
+        tiles += [motion_overlay(data.frames, teacher["motion"]), motion_overlay(data.frames, student["motion"]),
+                  e_tiles]
+        legends += [motion_legend(), e_leg]
     if "camray" in errors:
-        columns += ["rays teacher", f"rays {label}"]
+        e_tiles, e_leg = error_tiles("camray", per_pixel["camray"], (h, w))
+        columns += ["rays teacher", f"rays {label}", "rays error"]
         tiles += [upsample_nearest(ray_directions_rgb(teacher["camray"]), h, w),
-                  upsample_nearest(ray_directions_rgb(student["camray"]), h, w)]
+                  upsample_nearest(ray_directions_rgb(student["camray"]), h, w), e_tiles]
+        legends.append(e_leg)
+        camera_legend = len(legends)
+        legends.append(captioned("camera from the teacher's rays",
+                                 render_camera_plot(teacher["camray"], CAMERA_PLOT_SIZE, title="")))
     title = data.title_lines() + [f"teacher vs {label}: " + format_errors(errors)]
     flat = {f"{m}.{k}": v for m, vals in errors.items() for k, v in vals.items()}
     return Panels(title=title, columns=columns, tiles=tiles, row_labels=row_labels(data.frame_index, data.timestamp),
-                  legends=legends, errors=flat)
+                  legends=legends, errors=flat, rays=teacher.get("camray"), camera_legend=camera_legend)
 
 
 @dataclass(frozen=True, kw_only=True)

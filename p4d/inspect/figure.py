@@ -49,8 +49,11 @@ class FigureLayout:
         return left, top, left + w, top + h
 
 
-def pick_frames(num_frames: int, frames: Sequence[int] | int | None, *, flag: str = "--frames") -> list[int]:
-    """Frames to show: all (None), ``k`` evenly spaced ones (an int), or the listed ones."""
+def pick_frames(num_frames: int, frames: Sequence[int] | int | None, *, flag: str = "--frames",
+                source_index: Sequence[int] | None = None) -> list[int]:
+    """Frames to show: all (None), ``k`` evenly spaced ones (an int), or the listed ones: positions
+    0..N-1 in the clip, or (when none of them is a position) the source frame indices the rows are
+    labelled with (``source_index``, the clip's stored frame_index)."""
     if frames is None:
         return list(range(num_frames))
     if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool):
@@ -60,8 +63,14 @@ def pick_frames(num_frames: int, frames: Sequence[int] | int | None, *, flag: st
         return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, k)})
     picked = [int(f) for f in frames]
     bad = [f for f in picked if not 0 <= f < num_frames]
+    if bad and source_index is not None:
+        position = {int(s): p for p, s in enumerate(source_index)}
+        if all(f in position for f in picked):
+            return [position[f] for f in picked]
     if bad or not picked:
-        raise ConfigError(f"{flag}: expected frame positions in 0..{num_frames - 1}, found {list(frames)}")
+        labelled = ("" if source_index is None else
+                    f" or source frame indices of this clip ({', '.join(str(int(s)) for s in source_index)})")
+        raise ConfigError(f"{flag}: expected frame positions in 0..{num_frames - 1}{labelled}, found {list(frames)}")
     return picked
 
 

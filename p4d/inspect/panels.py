@@ -108,8 +108,8 @@ def depth_tiles(depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = depth_range(depth)
     finite = depth[np.isfinite(depth)]
     dmin, dmax = (float(finite.min()), float(finite.max())) if finite.size else (float("nan"),) * 2
-    legend = captioned(f"depth, colormap range (min {dmin:.4g}, max {dmax:.4g})", colorbar(200, 14),
-                       under=(f"{lo:.4g} (near)", f"{hi:.4g} (far)"))
+    legend = captioned(f"depth: bar = 2nd..98th percentile, clipped (data {dmin:.4g}..{dmax:.4g})",
+                       colorbar(200, 14), under=(f"{lo:.4g} (near)", f"{hi:.4g} (far)"))
     return depth_to_rgb(depth, lo, hi), legend
 
 
@@ -121,8 +121,23 @@ def flow_tiles(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     vmax = float(np.nanmax(mag)) if mag.size else 0.0
     tiles = flow_to_rgb(flow, max_magnitude=vmax)
     tiles[0] = notice_tile(h, w, "no flow (frame 0)")
-    legend = captioned(f"backward flow t->t-1, rim = {vmax:.3g} px", flow_legend(96))
+    legend = captioned(f"backward flow t->t-1, rim = {vmax:.3g} px", labelled_wheel(flow_legend(96)))
     return tiles, legend
+
+
+def labelled_wheel(wheel: np.ndarray) -> np.ndarray:
+    """The flow wheel with the direction each rim colour means written around it (image axes:
+    "up" = pixels moving towards the top of the frame)."""
+    size = wheel.shape[0]
+    side = text_width("right") + 4
+    canvas = Image.new("RGB", (size + 2 * side, size + 2 * LINE_HEIGHT), (255, 255, 255))
+    canvas.paste(Image.fromarray(wheel), (side, LINE_HEIGHT))
+    mid_x, mid_y = side + size // 2, LINE_HEIGHT + size // 2
+    draw_text(canvas, (mid_x, LINE_HEIGHT - 2), "up", anchor="md")
+    draw_text(canvas, (mid_x, LINE_HEIGHT + size + 2), "down", anchor="ma")
+    draw_text(canvas, (side - 2, mid_y), "left", anchor="rm")
+    draw_text(canvas, (side + size + 2, mid_y), "right", anchor="lm")
+    return np.asarray(canvas)
 
 
 def motion_legend() -> np.ndarray:

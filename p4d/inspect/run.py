@@ -118,7 +118,7 @@ def inspect_store(
     data = load_clip(cache, index, video_root=video_root)
     panels = clip_panels(data)
     if suffix == ".png":
-        write_png(panels, out, pick_frames(data.num_frames, frames))
+        write_png(panels, out, pick_frames(data.num_frames, frames, source_index=data.frame_index))
     else:
         if frames is not None:
             raise ConfigError("--frames: an .mp4 plays every frame of the clip; drop --frames")
@@ -139,12 +139,13 @@ def _compare(cache, out: Path, suffix: str, clip, frames, video_root, run_url: s
     heads = load_store_heads(cache)
     if steps is not False:
         panels = steps_panels(data, step_depths(run, heads, data, steps))
-        write_png(panels, out, pick_frames(data.num_frames, frames if frames is not None else 4))
+        write_png(panels, out, pick_frames(data.num_frames, frames if frames is not None else 4,
+                                           source_index=data.frame_index))
         return InspectResult(path=out, clips=[index])
     f4d_hat = run.predictor(None)(data.frames, data.timestamp)
     panels = compare_panels(data, maps_from_f4d(heads, f4d_hat, cache.spec.modalities))
     if suffix == ".png":
-        write_png(panels, out, pick_frames(data.num_frames, frames))
+        write_png(panels, out, pick_frames(data.num_frames, frames, source_index=data.frame_index))
     else:
         write_mp4(panels, data.timestamp, out, progress=progress)
     return InspectResult(path=out, clips=[index])

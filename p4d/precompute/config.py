@@ -46,6 +46,7 @@ class PrecomputeConfig:
     teacher_input: str = "release"       # --teacher-input: release (via the student's S x S frames) | direct
     student_size: int = 448              # --student-size S of the release transform (NVILA-Lite: 448)
     progress: bool = True
+    stand_in_rate: float | None = None   # benchmarks only: a stand-in teacher at this many clips/s per worker
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> PrecomputeConfig:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from p4d.cache_schema import CacheStore, bind_teacher, open_store, write_shard
+from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.cache_schema.urls import url_to_fs
 from p4d.errors import CacheNotFoundError, CacheSchemaError
@@ -35,8 +35,7 @@ from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
-from p4d.precompute.worker import (TeacherJob, empty_shard_arrays, process_shard, resolve_device, resolve_dtype,
-                                  save_heads_to_store, teacher_identity)
+from p4d.precompute.worker import TeacherJob, process_shard, save_heads_to_store, store_identity, teacher_identity
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,15 @@ class PrecomputeReport:
     store_bytes: int = 0
     completions: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, clips) per shard
     worker_peak_rss_mib: float = 0.0  # the largest worker's peak RSS (sampled every 0.5 s)
+    shard_runs: dict[int, dict] = field(default_factory=dict)  # shard -> its task's result: device, dtype, gpu, stage CPU-s
+
+    def placements(self) -> dict[tuple[str, str, str], int]:
+        """(device, dtype, GPU name) -> shards computed there, as each worker resolved them."""
+        out: dict[tuple[str, str, str], int] = {}
+        for run in self.shard_runs.values():
+            key = (run.get("device", "?"), run.get("dtype", "?"), run.get("gpu", "?"))
+            out[key] = out.get(key, 0) + 1
+        return out
 
     @property
     def steady_clips_per_s(self) -> float:
@@ -68,9 +76,12 @@ class PrecomputeReport:
         lost = f", {len(self.shards_lost)} shards recorded failed after retries" if self.shards_lost else ""
         stop = (f" (interrupted while {self.phase}: rerun the same command to resume)" if self.interrupted else "")
         rate = (self.clips_done + self.clips_failed) / self.wall_s if self.wall_s else 0.0
+        where = "; ".join(f"{n} on {d} {t}" + (f" ({g})" if g != "none" else "")
+                          for (d, t, g), n in self.placements().items())
         return (f"{self.shards_written} shards written ({self.clips_done} clips done, {self.clips_failed} failed), "
                 f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}; "
-                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB{stop}")
+                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB"
+                f"{'; shards ' + where if where else ''}{stop}")
 
 
 def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *,
@@ -103,9 +114,9 @@ def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: st
 
 
 def _record_lost_shard(store: CacheStore, shard: int, reason: str) -> None:
-    """Mark every clip of a shard whose task never succeeded as failed (the driver owns it now)."""
-    clips = store.shard_clips(shard)
-    write_shard(store, shard, empty_shard_arrays(store, len(clips)), {i: reason for i in clips})
+    """Mark every clip of a shard whose task never succeeded as failed (the driver owns it now);
+    no data is encoded or written for it."""
+    mark_shard_failed(store, shard, {i: reason for i in store.shard_clips(shard)})
 
 
 def _peak_rss_mib(dask_worker) -> float:
@@ -137,9 +148,9 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     cfg.validate()
     preset = resolve_teacher(cfg.teacher, cfg.taps)
     check_num_frames(preset, cfg.num_frames)
-    device = resolve_device(cfg.device)
-    job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=device,
-                     dtype=resolve_dtype(cfg.dtype, device), batch_size=cfg.batch_size, max_pixels=cfg.max_pixels)
+    # device and dtype travel as given ("auto" included): each worker resolves them from its own environment
+    job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype,
+                     batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate)
     try:
         open_store(cfg.store)
     except CacheNotFoundError:
@@ -173,7 +184,7 @@ def teacher_status(job: TeacherJob, random_weights: bool) -> str:
     params = sum(teacher_stats(job.preset)["params"].values())
     weights = f"RANDOM weights (seed {job.seed})" if random_weights else f"weights {job.weights}"
     return (f"building the {job.preset.name} teacher in each worker: {params / 1e6:.1f} M parameters, {weights}, "
-            f"device {job.device}, dtype {job.dtype} (the l4p preset takes 1-4 min on a CPU)")
+            f"device {job.device}, dtype {job.dtype} as each worker resolves them (the l4p preset takes 1-4 min on a CPU)")
 
 
 def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJob, shard_fn: Callable,
@@ -187,6 +198,7 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     report.phase = "building the teacher"
     log.warning("%s", teacher_status(job, random_weights))
     identity = wait_result(client.submit(teacher_identity, job, pure=False))
+    log.info("a worker runs the teacher on %s, %s (GPU: %s)", identity["device"], identity["dtype"], identity["gpu"])
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
     store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights)
@@ -200,8 +212,9 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     log.info("%d of %d shards to do", len(todo), report.shards_total)
     # --- one task per shard; results recorded as they complete ---
     report.phase = "running shards"
+    extra = {"identity": store_identity(store)} if shard_fn is process_shard else {}
     futures = {client.submit(shard_fn, store.url, s, job, retries=cfg.retries, pure=False,
-                             key=f"p4d-shard-{s}-{client.id}"): s for s in todo}
+                             key=f"p4d-shard-{s}-{client.id}", **extra): s for s in todo}
     bar = tqdm(total=sum(len(store.shard_clips(s)) for s in todo), desc="clips", unit="clip",
                disable=not cfg.progress)
     try:
@@ -217,6 +230,7 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
                 res = {"done": 0, "failed": len(store.shard_clips(shard))}
             else:
                 report.shards_written += 1
+                report.shard_runs[shard] = res
             report.clips_done += res["done"]
             report.clips_failed += res["failed"]
             report.completions.append((time.perf_counter() - t0, res["done"] + res["failed"]))

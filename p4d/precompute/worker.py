@@ -1,11 +1,20 @@
-"""What runs inside a dask worker: the teacher (loaded once per worker process) and one shard.
+"""What runs inside a dask worker: its device, the teacher and the store (each resolved or
+loaded once per worker process) and one shard.
 
-A shard task decodes its clips on a background thread (PyAV releases the GIL) while the teacher
-runs batched forwards on the clips already decoded; the encode + write of the shard happens in
-:func:`p4d.cache_schema.write_shard`. A worker runs ``threads_per_worker`` shard tasks at once,
-so one shard's decode and write overlap another's forward; forwards are serialised by a
-per-process lock, so the teacher is never run by two threads at once. Memory is bounded by
-the shards in flight (``threads_per_worker`` x one shard of float32 targets).
+* Device and dtype are resolved here, from the worker's own environment, never on the driver:
+  ``--device auto`` is ``$P4D_DEVICE`` if set, else CUDA when this process sees a GPU (the one
+  it is pinned to), else CPU; ``--dtype auto`` is ``$P4D_DTYPE`` if set, else bf16 on CUDA and
+  fp32 on CPU. Every shard's result (and its ``runs/shard-{id}.json`` in the store) records the
+  device, dtype and GPU name it ran on.
+* Decoding runs ahead of the forward in a per-process pool of threads (PyAV releases the GIL),
+  ``$P4D_DECODE_THREADS`` or the worker's torch thread share: one task per video of the shard,
+  each decoding that video once for all its clips in the shard, at most ``2 x batch`` clips ahead.
+* The forward runs under a per-process lock (the teacher is never run by two threads at once);
+  its outputs stay on the device, where F_4D is encoded (:mod:`p4d.precompute.encode`) and the
+  maps cast to float16, so only int8 + scales + float16 maps cross to the host.
+* A shard task holds its shard's encoded targets (int8 latents, float16 maps) until
+  :func:`p4d.cache_schema.write_shard` writes them, so memory is bounded by the shards in flight
+  (``threads_per_worker``) x one encoded shard, plus the batches being decoded.
 
 Per-clip faults (undecodable video, NaN/Inf teacher output) are recorded as that clip's failure
 reason and the shard goes on.
@@ -14,94 +23,178 @@ reason and the shard goes on.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from p4d.cache_schema import CacheStore, open_store, write_shard
+from p4d.cache_schema import CacheStore, mark_shard_failed, open_store, write_shard
 from p4d.cache_schema.contract import HEADS_FILE
-from p4d.errors import P4DError
+from p4d.cache_schema.store import RUNS_DIR
+from p4d.errors import ConfigError, P4DError, VideoDecodeError
 from p4d.precompute.plan import plan_video
 from p4d.teacher.presets import TeacherPreset
-from p4d.video import decode_frames, decode_size, plan_clips, teacher_input
+from p4d.video import DecodeStats, decode_clips, decode_size, plan_clips, teacher_input
 
 log = logging.getLogger(__name__)
 
+ENV_DEVICE, ENV_DTYPE, ENV_DECODE_THREADS = "P4D_DEVICE", "P4D_DTYPE", "P4D_DECODE_THREADS"
+
 _TEACHERS: dict[tuple, tuple] = {}
-_TEACHERS_LOCK = threading.Lock()
+_STORES: dict[tuple[str, str], tuple[CacheStore, np.ndarray]] = {}
+_LOCK = threading.Lock()
+_DECODE_POOL: list[ThreadPoolExecutor] = []
 
 
 @dataclass(frozen=True)
 class TeacherJob:
-    """Which teacher a worker runs, and how (picklable, shipped with every task)."""
+    """Which teacher a worker runs, and how (picklable, shipped with every task).
+
+    ``device``/``dtype`` are the flags as given (``auto`` included): each worker resolves them
+    from its own environment (:func:`worker_placement`)."""
 
     preset: TeacherPreset  # with the run's taps
     weights: str | None
     seed: int
-    device: str          # "cpu", "cuda" (the worker's pinned GPU) or "cuda:i"
-    dtype: str           # bf16 | fp16 | fp32
+    device: str          # auto | cpu | cuda (the worker's pinned GPU) | cuda:i
+    dtype: str           # auto | bf16 | fp16 | fp32
     batch_size: int
     max_pixels: int | None
-
-    @property
-    def key(self) -> tuple:
-        return (self.preset, self.weights, self.seed, self.device)
+    stand_in_rate: float | None = None  # benchmarks only: p4d.precompute.standin at this many clips/s
 
 
-def resolve_device(device: str) -> str:
+@dataclass(frozen=True)
+class Placement:
+    """Where this worker process runs the teacher: device (``cuda:i`` resolved), dtype, GPU name."""
+
+    device: str
+    dtype: str
+    gpu: str  # torch.cuda.get_device_name, or "none" on CPU
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "dtype": self.dtype, "gpu": self.gpu}
+
+
+def resolve_device(device: str, env=None) -> str:
+    """``auto`` -> ``$P4D_DEVICE`` if set, else ``cuda`` when this process sees a GPU, else ``cpu``."""
     import torch
 
+    env = os.environ if env is None else env
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = env.get(ENV_DEVICE) or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"--device / ${ENV_DEVICE} {device!r}: expected auto, cpu, cuda or cuda:INDEX")
     return device
 
 
-def resolve_dtype(dtype: str, device: str) -> str:
+def resolve_dtype(dtype: str, device: str, env=None) -> str:
+    """``auto`` -> ``$P4D_DTYPE`` if set, else bf16 on CUDA and fp32 on CPU."""
+    env = os.environ if env is None else env
     if dtype == "auto":
-        return "bf16" if device.startswith("cuda") else "fp32"
+        dtype = env.get(ENV_DTYPE) or ("bf16" if device.startswith("cuda") else "fp32")
+    if dtype not in ("bf16", "fp16", "fp32"):
+        raise ConfigError(f"--dtype / ${ENV_DTYPE} {dtype!r}: expected auto, bf16, fp16 or fp32")
     return dtype
 
 
+def worker_placement(job: TeacherJob) -> Placement:
+    """The device, dtype and GPU name this process runs ``job`` on, from its own environment."""
+    import torch
+
+    device = resolve_device(job.device)
+    dtype = resolve_dtype(job.dtype, device)
+    if device.startswith("cuda"):
+        index = torch.device(device).index
+        index = torch.cuda.current_device() if index is None else index
+        return Placement(f"cuda:{index}", dtype, torch.cuda.get_device_name(index))
+    return Placement("cpu", dtype, "none")
+
+
 def get_teacher(job: TeacherJob):
-    """(teacher, forward lock) for this process, built on first use and kept for later tasks."""
-    with _TEACHERS_LOCK:
-        if job.key not in _TEACHERS:
+    """(teacher, forward lock, placement) for this process, built on first use and kept for later tasks."""
+    place = worker_placement(job)
+    key = (job.preset, job.weights, job.seed, place.device, job.stand_in_rate)
+    with _LOCK:
+        if key not in _TEACHERS:
             from p4d.teacher import build_teacher
 
-            teacher = build_teacher(job.preset, weights=job.weights, device=job.device, seed=job.seed)
-            _TEACHERS[job.key] = (teacher, threading.Lock())
-            log.info("loaded teacher %s (taps %s) on %s", job.preset.name, list(job.preset.taps), job.device)
-        return _TEACHERS[job.key]
+            if job.stand_in_rate:
+                from p4d.precompute.standin import StandInTeacher
+
+                teacher = StandInTeacher(job.preset, job.stand_in_rate, place.device)
+            else:
+                teacher = build_teacher(job.preset, weights=job.weights, device=place.device, seed=job.seed)
+            _TEACHERS[key] = (teacher, threading.Lock())
+            log.info("loaded teacher %s (taps %s) on %s (%s, %s)", job.preset.name, list(job.preset.taps),
+                     place.device, place.gpu, place.dtype)
+        return (*_TEACHERS[key], place)
 
 
 def teacher_identity(job: TeacherJob) -> dict:
-    """The loaded teacher's weights hash (computed in the worker: the driver never loads it)."""
+    """The loaded teacher's weights hash (computed in the worker: the driver never loads it) and
+    where this worker runs it."""
     from p4d.teacher import weights_hash
 
-    teacher, _ = get_teacher(job)
-    return {"weights_hash": weights_hash(teacher.state_dict())}
+    teacher, _, place = get_teacher(job)
+    return {"weights_hash": weights_hash(teacher.state_dict()), **place.to_dict()}
 
 
 def save_heads_to_store(url: str, job: TeacherJob) -> int:
     """Write the teacher's D_m heads into the store as ``heads.safetensors``; returns its size."""
     from p4d.heads import heads_to_bytes
 
-    teacher, _ = get_teacher(job)
+    teacher, _, _ = get_teacher(job)
+    if teacher.heads is None:  # the benchmark's stand-in has no heads
+        return 0
     data = heads_to_bytes(teacher.heads)
     open_store(url, mode="r+").write_side_file(HEADS_FILE, data)
     return len(data)
 
 
-def clip_frame_plan(store: CacheStore, clips: Sequence[int]) -> dict[int, tuple[int, np.ndarray | str]]:
+def store_identity(store: CacheStore) -> str:
+    """What makes two handles on a store interchangeable: its url, spec and planned videos (hashed)."""
+    text = json.dumps([store.url, store.spec.to_dict(), [v.to_dict() for v in store.videos]], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def worker_store(url: str, identity: str | None = None) -> tuple[CacheStore, np.ndarray]:
+    """(store opened r+, first clip of each video) for this process: opened (and ``videos.json``
+    parsed) once per store identity, not once per shard. A store replaced under the same url (its
+    identity changed) is reopened."""
+    with _LOCK:
+        hit = _STORES.get((url, identity or ""))
+    if hit is not None:
+        return hit
+    store = open_store(url, mode="r+")
+    if identity is not None and store_identity(store) != identity:
+        raise P4DError(f"store {url} changed since this job planned it (another plan or spec); rerun the job")
+    first_clip = np.cumsum([0] + [v.num_clips for v in store.videos])
+    with _LOCK:
+        # every array opened now, one at a time: CacheStore.array opens under a process-wide
+        # zarr.config setting (write_empty_chunks), which two threads opening at once can lose
+        for path in store.layouts:
+            store.array(path)
+        _STORES[(url, identity or "")] = (store, first_clip)
+    return store, first_clip
+
+
+def clip_frame_plan(store: CacheStore, clips: Sequence[int],
+                    first_clip: np.ndarray | None = None) -> dict[int, tuple[int, np.ndarray | str]]:
     """(video row, source frame indices) of each clip in ``clips``, from the stored plan and sampling
     policy; for the one clip of a video unusable when planned, the video is planned again now (it
     may have been fixed since) and its indices, or the reason it is still unusable, are given."""
     s = store.spec.sampling
-    first_clip = np.cumsum([0] + [v.num_clips for v in store.videos])
+    if first_clip is None:
+        first_clip = np.cumsum([0] + [v.num_clips for v in store.videos])
     plan = {}
     for i in clips:
         v = int(np.searchsorted(first_clip, i, side="right") - 1)
@@ -125,94 +218,180 @@ def _replan_unusable(path: str, sampling: dict) -> np.ndarray | str:
                       frame_stride=sampling["frame_stride"])[0]
 
 
-def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob) -> Iterator[tuple[int, object]]:
-    """Yield (clip, Clip or error message) in order while the next clips decode on a thread."""
+def decode_pool() -> ThreadPoolExecutor:
+    """This process's decode threads: ``$P4D_DECODE_THREADS``, else its torch thread share (set to
+    the worker's share of the cores by the local cluster's plugin)."""
+    import torch
+
+    with _LOCK:
+        if not _DECODE_POOL:
+            n = int(os.environ.get(ENV_DECODE_THREADS) or max(1, torch.get_num_threads()))
+            _DECODE_POOL.append(ThreadPoolExecutor(max_workers=n, thread_name_prefix="p4d-decode"))
+            log.info("decode pool: %d threads", n)
+        return _DECODE_POOL[0]
+
+
+def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels) -> tuple[dict, DecodeStats]:
+    """{clip: Clip or failure reason} for the clips of one video (decoded once for all of them)."""
+    stats = DecodeStats()
+    kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
+    reasons = {i: plan[i][1] for i in clips if isinstance(plan[i][1], str)}  # still unusable: the planner's reason
+    if reasons:
+        return reasons, stats
+    try:
+        out = decode_clips(path, [plan[i][1] for i in clips], size=size, filter=filter_, stats=stats, **kwargs)
+        return {i: (str(c) if isinstance(c, VideoDecodeError) else c) for i, c in zip(clips, out)}, stats
+    except P4DError as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bad video is recorded, never fatal
+        reason = f"video {path}: {type(exc).__name__}: {exc}"
+    return {i: reason for i in clips}, stats
+
+
+def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
+                  totals: DecodeStats) -> Iterator[tuple[int, object]]:
+    """Yield (clip, Clip or failure reason) in clip order; one pool task per video of the shard,
+    submitted while fewer than ``2 x batch`` clips wait decoded or decoding."""
     size, filter_ = decode_size(store.spec.spatial)
-    kwargs = {} if job.max_pixels is None else {"max_pixels": job.max_pixels}
+    groups: list[list[int]] = []
+    for i in clips:
+        if groups and plan[groups[-1][0]][0] == plan[i][0]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    pool, ahead = decode_pool(), max(2 * job.batch_size, 1)
+    pending: list[tuple[list[int], Future]] = []
+    nxt = 0
 
-    def decode(i: int):
-        v, idx = plan[i]
-        path = store.videos[v].path
-        if isinstance(idx, str):  # still unusable: the planner's reason
-            return idx
-        try:
-            return decode_frames(path, idx, size=size, filter=filter_, **kwargs)
-        except P4DError as exc:
-            return str(exc)
-        except Exception as exc:  # noqa: BLE001 - a bad video is recorded, never fatal
-            return f"video {path}: {type(exc).__name__}: {exc}"
+    def fill(outstanding: int) -> None:
+        nonlocal nxt
+        while nxt < len(groups) and (outstanding < ahead or not pending):
+            g = groups[nxt]
+            pending.append((g, pool.submit(_decode_video, store.videos[plan[g[0]][0]].path, g, plan, size,
+                                           filter_, job.max_pixels)))
+            outstanding += len(g)
+            nxt += 1
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="p4d-decode") as pool:
-        futures = [pool.submit(decode, i) for i in clips[: job.batch_size + 1]]
-        for k, i in enumerate(clips):
-            nxt = k + job.batch_size + 1
-            if nxt < len(clips):
-                futures.append(pool.submit(decode, clips[nxt]))
-            yield i, futures[k].result()
-            futures[k] = None  # free decoded frames as soon as they are used
+    fill(0)
+    while pending:
+        group, fut = pending.pop(0)
+        fill(sum(len(g) for g, _ in pending))
+        result, stats = fut.result()
+        for name in ("frames_decoded", "seeks", "decode_cpu_s", "resize_cpu_s"):
+            setattr(totals, name, getattr(totals, name) + getattr(stats, name))
+        for i in group:
+            yield i, result.pop(i)
 
 
 def empty_shard_arrays(store: CacheStore, n: int) -> dict[str, np.ndarray]:
+    """float32 zeros for every target of ``n`` clips, as write_shard takes them (tools and tests)."""
     sp = store.spec
-    shapes = {
-        "f4d": (len(sp.taps), sp.latent_frames, sp.latent_height, sp.latent_width, sp.latent_dim),
-        "depth": (sp.num_frames, sp.height, sp.width, 1), "flow": (sp.num_frames, sp.height, sp.width, 2),
-        "motion": (sp.num_frames, sp.height, sp.width, 1), "camray": (sp.num_frames, sp.ray_height, sp.ray_width, 6),
-    }
-    arrays = {k: np.zeros((n, *shapes[k]), np.float32) for k in ("f4d", *sp.modalities)}
+    arrays = {"f4d": np.zeros((n, *sp.latent_shape), np.float32)}
+    arrays.update({m: np.zeros((n, *sp.map_shape(m)), np.float32) for m in sp.modalities})
     arrays["frame_index"] = np.zeros((n, sp.num_frames), np.int32)
     arrays["timestamp"] = np.zeros((n, sp.num_frames), np.float32)
     return arrays
 
 
-def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob,
-                    modalities) -> dict[str, np.ndarray]:
+def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob, modalities) -> dict:
     """The teacher on a batch of clips: its normalised input (B, 3, N, H, W) float32 from
-    :func:`p4d.video.teacher_input` (or uint8 frames (B, N, H, W, 3)) -> float32 arrays, batch first.
+    :func:`p4d.video.teacher_input` (or uint8 frames (B, N, H, W, 3)) -> tensors on the teacher's
+    device, batch first (``f4d`` (B, taps, N', h', w', c') and each map).
 
     ``clip_ids`` name the clips of the batch (unused here; fault-injecting wrappers key on them).
     """
     import torch
 
+    place = worker_placement(job)
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    x = torch.as_tensor(frames).to(job.device)
-    autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[job.dtype]) if job.dtype in dtypes
+    x = torch.as_tensor(frames).to(place.device, non_blocking=True)
+    autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[place.dtype]) if place.dtype in dtypes
                 else contextlib.nullcontext())
-    with lock, torch.inference_mode(), autocast:
+    with lock, torch.no_grad(), autocast:  # no_grad, not inference_mode: fault-injecting wrappers edit outputs
         out = teacher(x)
-    return {k: out[k].float().cpu().numpy() for k in ("f4d", *modalities)}
+    return {k: out[k] for k in ("f4d", *modalities)}
 
 
-def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable = teacher_forward) -> dict:
-    """Decode, run the teacher on and write every clip of one shard; returns its done/failed counts.
+@dataclass
+class _ShardBuffers:
+    """One shard's encoded targets on the host: codec parts of F_4D (with the self-check's levels,
+    figures and bfloat16 fallback rows), float16 maps."""
+
+    n: int
+    arrays: dict = field(default_factory=dict)
+    fidelity: list = field(default_factory=list)
+
+    def put(self, key: str, row: int, value: np.ndarray) -> None:
+        if key not in self.arrays:
+            self.arrays[key] = np.zeros((self.n, *value.shape[1:]), value.dtype)
+        self.arrays[key][row:row + len(value)] = value
+
+    def encoded_f4d(self) -> dict:
+        out = {k.split("/", 1)[1]: v for k, v in self.arrays.items() if k.startswith("f4d/")}
+        stats = dict(self.fidelity)
+        return {**out, "fidelity": [stats.get(i) for i in range(self.n)]}
+
+
+def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable = teacher_forward,
+                  identity: str | None = None) -> dict:
+    """Decode, run the teacher on and write every clip of one shard; returns its done/failed counts,
+    where it ran (device, dtype, GPU) and the CPU seconds of its stages.
 
     ``forward(teacher, lock, frames, clip_ids, job, modalities)`` runs the teacher on one batch
-    (:func:`teacher_forward`; tests wrap it to inject faults).
+    (:func:`teacher_forward`; tests and the benchmark's stand-in teacher replace it).
+    ``identity``: the driver's :func:`store_identity`, so the worker's cached handle is checked.
     """
-    store = open_store(url, mode="r+")
+    import torch
+
+    from p4d.cache_schema.write import DEFAULT_FIDELITY
+    from p4d.precompute.encode import all_finite, encode_checked
+
+    store, first_clip = worker_store(url, identity)
     clips = list(store.shard_clips(shard_id))
-    plan = clip_frame_plan(store, clips)
+    plan = clip_frame_plan(store, clips, first_clip)
     modalities = store.spec.modalities
-    arrays = empty_shard_arrays(store, len(clips))
-    failures: dict[int, str] = {}
-    teacher, lock = get_teacher(job)
+    codec, map_dtype = store.spec.latent_codec, store.spec.map_dtype
+    teacher, lock, place = get_teacher(job)
     first = clips[0]
+    failures: dict[int, str] = {}
+    buf = _ShardBuffers(len(clips))
+    frame_index = np.full((len(clips), store.spec.num_frames), -1, np.int32)
+    timestamp = np.full((len(clips), store.spec.num_frames), np.nan, np.float32)
+    cpu = {"forward_wall_s": 0.0, "encode_cpu_s": 0.0, "write_cpu_s": 0.0}
+    decode_stats = DecodeStats()
 
     def run_batch(batch: list[tuple[int, object]]) -> None:
-        x = teacher_input(np.stack([c.frames for _, c in batch]), store.spec.spatial, store.spec.normalisation)
+        t = time.perf_counter()
+        frames = torch.from_numpy(np.stack([c.frames for _, c in batch])).to(place.device)  # uint8 to the device once
+        x = teacher_input(frames, store.spec.spatial, store.spec.normalisation)
         out = forward(teacher, lock, x, [i for i, _ in batch], job, modalities)
-        for b, (i, clip) in enumerate(batch):
-            bad = [k for k, v in out.items() if not np.isfinite(v[b]).all()]
-            if bad:
-                failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
-                continue
-            for k, v in out.items():
-                arrays[k][i - first] = v[b]
-            arrays["frame_index"][i - first] = clip.frame_index
-            arrays["timestamp"][i - first] = clip.timestamp
+        cpu["forward_wall_s"] += time.perf_counter() - t
+        t = time.thread_time()
+        with torch.no_grad():
+            finite = {k: all_finite(v).cpu().tolist() for k, v in out.items()}
+            good = [b for b in range(len(batch)) if all(finite[k][b] for k in out)]
+            for b, (i, _) in enumerate(batch):
+                bad = [k for k in out if not finite[k][b]]
+                if bad:
+                    failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
+            if good:
+                rows = torch.tensor(good, device=out["f4d"].device)
+                parts = encode_checked(codec, out["f4d"].index_select(0, rows).float(), DEFAULT_FIDELITY)
+                figures = parts.pop("fidelity")
+                maps = {m: out[m].index_select(0, rows).to(getattr(torch, map_dtype)).cpu().numpy() for m in modalities}
+                for j, b in enumerate(good):
+                    i, clip = batch[b]
+                    for name, value in parts.items():
+                        buf.put(f"f4d/{name}", i - first, value[j:j + 1])
+                    buf.fidelity.append((i - first, figures[j]))
+                    for m in modalities:
+                        buf.put(m, i - first, maps[m][j:j + 1])
+                    frame_index[i - first] = clip.frame_index
+                    timestamp[i - first] = clip.timestamp
+        cpu["encode_cpu_s"] += time.thread_time() - t
 
     batch: list[tuple[int, object]] = []
-    for i, clip in _decode_ahead(store, clips, plan, job):
+    for i, clip in _decode_ahead(store, clips, plan, job, decode_stats):
         if isinstance(clip, str):
             failures[i] = clip
             continue
@@ -222,5 +401,17 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
             batch = []
     if batch:
         run_batch(batch)
-    write_shard(store, shard_id, arrays, failures)
-    return {"shard": shard_id, "done": len(clips) - len(failures), "failed": len(failures)}
+    t = time.thread_time()
+    if len(failures) == len(clips):
+        mark_shard_failed(store, shard_id, failures)
+    else:
+        arrays = {"f4d": buf.encoded_f4d(),
+                  **{m: buf.arrays[m] for m in modalities}, "frame_index": frame_index, "timestamp": timestamp}
+        write_shard(store, shard_id, arrays, failures)
+    run = {"shard": shard_id, **place.to_dict(), "host": socket.gethostname(), "pid": os.getpid(),
+           "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    store.write_side_file(f"{RUNS_DIR}/shard-{int(shard_id)}.json", json.dumps(run).encode())
+    cpu["write_cpu_s"] = time.thread_time() - t
+    return {**run, "done": len(clips) - len(failures), "failed": len(failures), "clips": len(clips),
+            "frames_decoded": decode_stats.frames_decoded, "seeks": decode_stats.seeks,
+            "decode_cpu_s": decode_stats.decode_cpu_s, "resize_cpu_s": decode_stats.resize_cpu_s, **cpu}

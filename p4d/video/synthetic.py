@@ -34,7 +34,7 @@ _VFR_TIME_BASE = Fraction(1, 90000)
 def write_synthetic_video(path: str | Path, *, num_frames: int = 48, fps: float = 24,
                           size: tuple[int, int] = (160, 120), seed: int = 0, rotation: int = 0,
                           vfr_timestamps: Sequence[float] | None = None, codec: str = "h264",
-                          faststart: bool = False) -> Path:
+                          faststart: bool = False, gop: int | None = None) -> Path:
     """Write a synthetic video to ``path`` (container from the suffix, e.g. .mp4, .mkv) and return it.
 
     ``size = (width, height)`` of the stored frames (at least 64x32); odd sizes are stored as yuv444p
@@ -43,6 +43,8 @@ def write_synthetic_video(path: str | Path, *, num_frames: int = 48, fps: float 
     dropped). ``vfr_timestamps``: explicit per-frame presentation times in seconds (variable frame
     rate, 1/90000 s resolution); otherwise frame i is at i / fps. ``faststart`` puts the mp4 index
     (moov) before the data, so a truncated copy keeps a header that over-counts its frames.
+    ``gop``: H.264 keyframe interval in frames (a keyframe exactly every ``gop`` frames; default
+    x264's 250 with scene cuts).
     """
     width, height = (int(v) for v in size)
     if width < MIN_WIDTH or height < MIN_HEIGHT:
@@ -65,7 +67,8 @@ def write_synthetic_video(path: str | Path, *, num_frames: int = 48, fps: float 
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         if codec == "h264":
-            stream.options = {"crf": "18"}
+            stream.options = {"crf": "18"} if gop is None else {"crf": "18", "g": str(gop), "keyint_min": str(gop),
+                                                                 "sc_threshold": "0"}
         time_base = _VFR_TIME_BASE if vfr_timestamps is not None else 1 / rate
         stream.codec_context.time_base = time_base
         if rotation:

@@ -80,16 +80,27 @@ def test_compare_panels_and_png(clip1, tmp_path):
     student = {m: v.copy() for m, v in clip1.maps.items()}
     student["depth"] = student["depth"] * 1.1
     panels = compare_panels(clip1, student)
-    assert panels.columns == ["frame", "depth teacher", "depth student", "flow teacher", "flow student",
-                              "motion teacher", "motion student", "rays teacher", "rays student"]
+    assert panels.columns == ["frame", "depth teacher", "depth student", "depth error", "flow teacher", "flow student",
+                              "flow error", "motion teacher", "motion student", "motion error", "rays teacher",
+                              "rays student", "rays error"]
     assert panels.errors["depth.abs_rel"] == pytest.approx(0.1, rel=1e-4)
     assert panels.errors["flow.epe"] == 0 and panels.errors["motion.iou"] == 1
     assert "teacher vs student: depth abs_rel 0.1" in panels.title[-1]
     # identical maps give identical tiles (the student is drawn in the teacher's colour scale)
     image, layout = compose(panels, [4])
     crop = lambda c: image[slice(*layout.tile_box(0, c)[1::2]), slice(*layout.tile_box(0, c)[0::2])]  # noqa: E731
-    np.testing.assert_array_equal(crop(3), crop(4))
+    np.testing.assert_array_equal(crop(4), crop(5))
     assert np.abs(crop(1).astype(int) - crop(2).astype(int)).max() > 0
+    # per-pixel error maps on the magma scale: depth off by 10 % everywhere -> 0.1 of the 0.5 top, flow and
+    # motion identical -> 0 (black); the colours are matplotlib's, computed here independently
+    import matplotlib
+
+    magma = lambda t: np.round(np.array(matplotlib.colormaps["magma"](t)[:3]) * 255)  # noqa: E731
+    depth_err = crop(3).reshape(-1, 3).astype(int)
+    assert np.abs(depth_err - magma(0.2)).max() <= 2
+    assert np.abs(crop(6).reshape(-1, 3) - magma(0.0)).max() <= 1 and np.abs(crop(9).reshape(-1, 3) - magma(0.0)).max() <= 1
+    # the motion legend, the error colorbars and the camera plot are all there (compare used to drop two)
+    assert len(panels.legends) == 2 + 2 + 2 + 2 and panels.camera_legend == len(panels.legends) - 1  # (map, error) x 3 + rays error + camera
     out = tmp_path / "cmp.png"
     write_png(panels, out)
     assert out.stat().st_size > 0

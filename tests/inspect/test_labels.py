@@ -42,3 +42,24 @@ def test_png_and_mp4_frames_carry_one_more_title_line_of_ink(clip1):
     mp4_first = next(iter(video_frames(clip_panels(clip1), clip1.timestamp)))[0]
     mp4_plain = next(iter(video_frames(clip_panels(plain), plain.timestamp)))[0]
     assert mp4_first.shape[0] - mp4_plain.shape[0] == LINE_HEIGHT
+
+
+def test_frames_accepts_the_source_indices_the_rows_are_labelled_with(store_path, tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from p4d.cli import app
+    from p4d.errors import ConfigError
+    from p4d.inspect.figure import pick_frames
+
+    source = list(range(16, 32))                                    # clip 2 shows source frames 16..31
+    assert pick_frames(16, [20, 31], source_index=source) == [4, 15]
+    assert pick_frames(16, [4], source_index=source) == [4]          # a position stays a position
+    with pytest.raises(ConfigError, match=r"--frames: expected frame positions in 0..15 or source frame indices"):
+        pick_frames(16, [40], source_index=source)
+    by_source, by_position = tmp_path / "src.png", tmp_path / "pos.png"
+    for out, frames in ((by_source, "20"), (by_position, "4")):
+        result = CliRunner().invoke(app, ["inspect", str(store_path), "--clip", "2", "--frames", frames, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    a, b = (np.asarray(Image.open(p).convert("RGB")) for p in (by_source, by_position))
+    np.testing.assert_array_equal(a, b)
