@@ -37,6 +37,7 @@ def train_command(
     allow_missing_targets: bool = typer.Option(False, "--allow-missing-targets", help="Train records whose clip failed or is missing SFT-only instead of skipping them."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of init, data order and augmentation."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    allow_teacher_change: bool = typer.Option(False, "--allow-teacher-change", help="With --resume: continue on a cache of another teacher or schema than the checkpoint's (refused otherwise)."),
 ) -> None:
     """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
     from p4d.train.config import merge, parse_overrides, set_path
@@ -45,7 +46,8 @@ def train_command(
              "recipe.strategy": strategy, "recipe.loss": loss, "recipe.time_cue": time_cue, "recipe.tune": tune,
              "model.preset": student, "optim.max_steps": steps, "data.batch_size": batch_size,
              "data.num_workers": workers, "runtime.seed": seed, "runtime.device": device,
-             "data.allow_missing_targets": True if allow_missing_targets else None}
+             "data.allow_missing_targets": True if allow_missing_targets else None,
+             "allow_teacher_change": True if allow_teacher_change else None}
     overrides: dict = {}
     for key, value in short.items():
         if value is not None:
@@ -57,13 +59,15 @@ def train_command(
 
 def run_from_flags(config_file: Path | None, overrides: dict):
     """Resolve (YAML or the resumed checkpoint's config, then flags), validate and train."""
-    from p4d.train.checkpoint import find_checkpoint, read_meta
-    from p4d.train.config import TrainConfig, merge, resolve_config
-    from p4d.train.trainer import main
+    from p4d.train.checkpoint import find_resume, read_meta
+    from p4d.train.config import TrainConfig, load_yaml, merge, resolve_config
+    from p4d.train.trainer import CONFIG_FILE, main
 
     if config_file is None and overrides.get("resume"):
-        saved = read_meta(find_checkpoint(overrides["resume"]))["config"]
+        run_dir, found = find_resume(overrides["resume"])
+        saved = read_meta(found)["config"] if found is not None else load_yaml(run_dir / CONFIG_FILE)
         saved.pop("resume", None)
+        saved["out"] = str(run_dir)  # the folder it resumes, even when copied from another run's folder
         cfg = TrainConfig.from_dict(merge(saved, overrides), source="the checkpoint's config + flags").validate()
     else:
         cfg = resolve_config(config_file=config_file, overrides=overrides)
