@@ -31,7 +31,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-cache_app = typer.Typer(help="Create, summarise and verify cache stores.", no_args_is_help=True)
+cache_app = typer.Typer(help="Create, summarise, verify and repair cache stores.", no_args_is_help=True)
 teacher_app = typer.Typer(help="The L4P teacher: presets, parameters, shapes.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
@@ -113,15 +113,28 @@ def cache_summary(store: str = typer.Argument(..., help="Path or fsspec URL of a
 
 @cache_app.command("verify")
 def cache_verify(store: str = typer.Argument(..., help="Path or fsspec URL of a cache store.")) -> None:
-    """Check every array against the contract and every done clip for NaN/Inf; exit 1 on problems."""
+    """Check the creation marker, every array against the contract, clips/video against videos.json, and
+    every done clip's chunks (present, checksums, decodable, finite); exit 1 on problems (then see `p4d cache repair`)."""
     from p4d.cache_schema import open_store, verify
 
-    report = verify(open_store(store))
+    report = verify(open_store(store, check=False))
     for line in report.problems:
         typer.echo(f"problem: {line}")
     typer.echo(report.headline())
     if report.problems:
+        if report.damaged_shards or not report.video_table_ok:
+            typer.echo(f"repair: `p4d cache repair {store}`, then rerun `p4d precompute VIDEOS {store}` with the "
+                       "store's settings")
         raise typer.Exit(code=1)
+
+
+@cache_app.command("repair")
+def cache_repair(store: str = typer.Argument(..., help="Path or fsspec URL of a cache store.")) -> None:
+    """Verify, rewrite clips/video from videos.json if they disagree, and turn every damaged shard pending
+    so the next `p4d precompute` (same arguments) recomputes it. Not while a precompute writes to STORE."""
+    from p4d.cache_schema import open_store, repair
+
+    typer.echo(repair(open_store(store, mode="r+", check=False)).headline())
 
 
 @cache_app.command("codecs")

@@ -24,6 +24,10 @@ class CacheNotFoundError(CacheError, FileNotFoundError):
     """The store (or an array inside it) does not exist."""
 
 
+class CacheIncompleteError(CacheNotFoundError):
+    """The store's creation has not completed (no creation marker): a run planning it finishes or redoes it."""
+
+
 class CacheSchemaError(CacheError, ValueError):
     """The store does not match the cache contract (shape, dtype, missing array, bad attrs)."""
 

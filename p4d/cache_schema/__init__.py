@@ -6,7 +6,7 @@ per-clip status, verify, summary. Latent codecs are implemented in numpy (bfloat
 
 Modules: ``spec`` (CacheSpec, VideoEntry), ``codecs`` (latent codecs), ``layout`` (arrays,
 chunks, shards, dimension names), ``store`` (create/open, CacheStore), ``write``
-(write_shard), ``read`` (read_clip/read_clips), ``verify``, ``summary``.
+(write_shard), ``read`` (read_clip/read_clips), ``verify``, ``repair``, ``summary``.
 """
 
 from p4d.cache_schema.codecs import (
@@ -25,20 +25,25 @@ from p4d.cache_schema.layout import (
     raw_float32_bytes_per_clip,
 )
 from p4d.cache_schema.read import read_clip, read_clips
-from p4d.cache_schema.spec import MODALITIES, SCHEMA_VERSION, CacheSpec, VideoEntry
-from p4d.cache_schema.store import CacheStore, check_arrays, create_store, open_store
+from p4d.cache_schema.repair import RepairReport, repair
+from p4d.cache_schema.spec import MODALITIES, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CacheSpec, VideoEntry
+from p4d.cache_schema.store import CacheStore, bind_teacher, check_arrays, create_store, open_store
 from p4d.cache_schema.summary import disk_usage, format_summary
 from p4d.cache_schema.verify import VerifyReport, verify
 from p4d.cache_schema.write import write_shard
 
 __all__ = [
     "SCHEMA_VERSION",
+    "READABLE_SCHEMA_VERSIONS",
     "MODALITIES",
     "CacheSpec",
     "VideoEntry",
     "CacheStore",
     "create_store",
     "open_store",
+    "bind_teacher",
+    "RepairReport",
+    "repair",
     "check_arrays",
     "write_shard",
     "read_clip",

@@ -231,14 +231,17 @@ def _dpcm_predict(q: np.ndarray) -> np.ndarray:
     return pred
 
 
-def _dpcm_encode(x: np.ndarray) -> dict[str, np.ndarray]:
+def dpcm_encode(x: np.ndarray, step_over_rms: float = DPCM_STEP_RMS) -> dict[str, np.ndarray]:
+    """dpcm-channel parts of ``x`` (..., N', h', w', c'); step per channel = max(``step_over_rms``
+    x RMS, absmax / 127), so ``step_over_rms=0`` gives the finest step int8 allows (the
+    self-check's first fallback, :mod:`p4d.cache_schema.fidelity`); the decoder is the same."""
     x = np.asarray(x, dtype=np.float32)
     _check_finite(x, "dpcm-channel")
     offset = x.mean(axis=_GRID_AXES, keepdims=True, dtype=np.float64)
     centred = x - offset
     rms = np.sqrt((centred.astype(np.float64) ** 2).mean(axis=_GRID_AXES, keepdims=True))
     absmax = np.abs(centred).max(axis=_GRID_AXES, keepdims=True).astype(np.float64)
-    step = np.maximum(DPCM_STEP_RMS * rms, absmax / 127.0).astype(np.float32)
+    step = np.maximum(step_over_rms * rms, absmax / 127.0).astype(np.float32)
     step = np.where(step > 0, step, np.float32(1.0))
     offset = offset.astype(np.float32)
     q = np.clip(np.rint((x - offset) / step), -127, 127).astype(np.int16)
@@ -338,7 +341,7 @@ LATENT_CODECS: dict[str, LatentCodec] = {
                               "floor((left + up) / 2) on the (h', w') grid"),
                    LatentPart("f4d_scale", "float32", "channel", _zstd, _NAN16, "quantisation step per channel"),
                    LatentPart("f4d_offset", "float32", "channel", _zstd, _NAN16, "mean per channel")),
-            encode=_dpcm_encode, decode=_dpcm_decode,
+            encode=dpcm_encode, decode=_dpcm_decode,
             params={"step_over_rms": DPCM_STEP_RMS, "predictor": "floor((left + up) / 2)", "zstd_level": 1},
             lossless_nan=False,
         ),

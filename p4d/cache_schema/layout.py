@@ -2,7 +2,9 @@
 
 One chunk = one clip (one clip and tap for ``latents/f4d``); one shard = S clips on the clip
 axis for every clip-indexed array, ``clips/*`` included, so a shard of clips is one file per
-array and the unit of work of one writer. Dimension names have one size per name within a
+array and the unit of work of one writer. Every chunk ends in a crc32c checksum (the last codec
+of each chain) and so does every shard index (zarr's sharding default, checked by
+:func:`checksum_problems`): a flipped byte anywhere in a shard file fails the read. Dimension names have one size per name within a
 group, so ``xarray.open_zarr(store, group=g, consolidated=False)`` opens every group.
 """
 
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.fidelity import CHECKED_CODECS, CODEC_LEVELS, FALLBACK_PART
 from p4d.cache_schema.spec import CacheSpec
 
 GROUPS = ("latents", "maps", "clips")
@@ -45,6 +48,26 @@ def _map_compressors() -> list:
 
 def _small_compressors() -> list:
     return [ZstdCodec(level=3)]
+
+
+def _checksummed(compressors: Callable[[], list]) -> Callable[[], list]:
+    """The chain ``compressors`` followed by a crc32c checksum of the compressed chunk."""
+    def chain() -> list:
+        return [*compressors(), Crc32cCodec()]
+    return chain
+
+
+def checksum_problems(arr) -> list[str]:
+    """What is missing from ``arr``'s crc32c coverage: the chunk chain or the shard index."""
+    problems = []
+    sharding = arr.metadata.codecs[0] if arr.metadata.codecs else None
+    inner = list(getattr(sharding, "codecs", None) or arr.metadata.codecs)
+    index = list(getattr(sharding, "index_codecs", None) or ())
+    if not inner or not isinstance(inner[-1], Crc32cCodec):
+        problems.append("chunks carry no crc32c checksum")
+    if sharding is not None and hasattr(sharding, "index_codecs") and not any(isinstance(c, Crc32cCodec) for c in index):
+        problems.append("the shard index carries no crc32c checksum")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -88,15 +111,24 @@ def array_layouts(spec: CacheSpec, num_clips: int) -> dict[str, ArrayLayout]:
             chunks = (1,) + shape[1:]
         out[f"latents/{part.name}"] = ArrayLayout(
             path=f"latents/{part.name}", shape=shape, dtype=part.dtype, chunks=chunks,
-            shards=(s,) + shape[1:], dims=part.dims(("clip", "tap")), compressors=part.compressors,
+            shards=(s,) + shape[1:], dims=part.dims(("clip", "tap")), compressors=_checksummed(part.compressors),
             fill_value=part.fill_value, description=f"{part.description} (codec {codec.name})",
             raw_itemsize=4 if part.kind == "full" else 0,
+        )
+    if codec.name in CHECKED_CODECS:  # the self-check's bfloat16 fallback (p4d.cache_schema.fidelity)
+        bf16 = LATENT_CODECS["bfloat16"].parts[0]
+        out[f"latents/{FALLBACK_PART}"] = ArrayLayout(
+            path=f"latents/{FALLBACK_PART}", shape=lat, dtype=bf16.dtype, chunks=(1, 1) + lat[2:],
+            shards=(s,) + lat[1:], dims=bf16.dims(("clip", "tap")), compressors=_checksummed(bf16.compressors),
+            fill_value=0, description="F_4D as bfloat16 bits of the clips whose codec failed the fidelity check "
+                                      "(clips/latent_codec = 2); written only for those clips",
+            raw_itemsize=0,
         )
     for m in spec.modalities:
         shape = (num_clips,) + spec.map_shape(m)
         out[f"maps/{m}"] = ArrayLayout(
             path=f"maps/{m}", shape=shape, dtype=spec.map_dtype, chunks=(1,) + shape[1:],
-            shards=(s,) + shape[1:], dims=MAP_DIMS[m], compressors=_map_compressors, fill_value=float("nan"),
+            shards=(s,) + shape[1:], dims=MAP_DIMS[m], compressors=_checksummed(_map_compressors), fill_value=float("nan"),
             description=MAP_DESCRIPTIONS[m],
         )
     n = spec.num_frames
@@ -106,10 +138,12 @@ def array_layouts(spec: CacheSpec, num_clips: int) -> dict[str, ArrayLayout]:
          "seconds since the stream's first decoded frame (TPE input)"),
         ("video", "int32", (num_clips,), ("clip",), -1, "row of videos.json"),
         ("status", "uint8", (num_clips,), ("clip",), STATUS_PENDING, "0 pending, 1 done, 2 failed"),
-    ):
+    ) + ((("latent_codec", "uint8", (num_clips,), ("clip",), 0,
+           "F_4D codec level of the clip: " + ", ".join(f"{k} {v}" for k, v in CODEC_LEVELS.items())),)
+         if codec.name in CHECKED_CODECS else ()):
         out[f"clips/{name}"] = ArrayLayout(
             path=f"clips/{name}", shape=shape, dtype=dtype, chunks=(1,) + shape[1:], shards=(s,) + shape[1:],
-            dims=dims, compressors=_small_compressors, fill_value=fill, description=desc,
+            dims=dims, compressors=_checksummed(_small_compressors), fill_value=fill, description=desc,
             raw_itemsize=np.dtype(dtype).itemsize,
         )
     return out

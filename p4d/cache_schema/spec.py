@@ -14,7 +14,10 @@ from typing import Any
 from p4d.cache_schema.codecs import DEFAULT_LATENT_CODEC, LATENT_CODECS
 from p4d.errors import ConfigError, check_fields
 
-SCHEMA_VERSION: int = 1
+#: v2: a crc32c checksum on every chunk and shard index, the creation marker ``created.json``, and
+#: ``VideoEntry.note``. v1 stores (no checksums) are read-only: read, summarised and verified, never written.
+SCHEMA_VERSION: int = 2
+READABLE_SCHEMA_VERSIONS: tuple[int, ...] = (1, 2)
 MODALITIES: tuple[str, ...] = ("depth", "flow", "motion", "camray")
 MAP_DTYPES: tuple[str, ...] = ("float16", "float32")
 MAP_CHANNELS: dict[str, int] = {"depth": 1, "flow": 2, "motion": 1, "camray": 6}
@@ -149,6 +152,9 @@ class VideoEntry:
 
     ``content_hash`` fingerprints the file (e.g. a hash of its size and first MiB) so a replaced
     file is noticed; ``rotation`` is the display rotation in degrees (applied when decoding).
+    ``note``: what the planner found: with ``num_frames`` 0, why the video is unusable (its one clip
+    is recorded failed with this reason); otherwise a warning (e.g. fewer frames than the container
+    declares), empty when nothing. Shown by ``p4d cache summary``.
     """
 
     path: str
@@ -161,6 +167,7 @@ class VideoEntry:
     height: int
     rotation: int
     num_clips: int
+    note: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path:
@@ -175,6 +182,8 @@ class VideoEntry:
                 raise ConfigError(f"VideoEntry.{name} of {self.path}: expected a finite number >= 0, got {v!r}")
         if not isinstance(self.rotation, int) or self.rotation % 90:
             raise ConfigError(f"VideoEntry.rotation of {self.path}: expected a multiple of 90, got {self.rotation!r}")
+        if not isinstance(self.note, str):
+            raise ConfigError(f"VideoEntry.note of {self.path}: expected a str, got {self.note!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -182,6 +191,8 @@ class VideoEntry:
     @classmethod
     def from_dict(cls, d: dict) -> "VideoEntry":
         known = {f.name for f in dataclasses.fields(cls)}
+        if isinstance(d, dict) and "note" not in d:  # schema v1 rows have no note
+            d = {**d, "note": ""}
         if not isinstance(d, dict) or set(d) != known:
             raise ConfigError(f"VideoEntry: expected keys {sorted(known)}, got {sorted(d) if isinstance(d, dict) else d!r}")
         return cls(**d)

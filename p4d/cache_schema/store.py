@@ -1,18 +1,26 @@
 """Create and open cache stores (local path or fsspec URL); :class:`CacheStore`, the handle every job uses.
 
 A store is one Zarr v3 group with three sub-groups (``latents``, ``maps``, ``clips``), side files
-``videos.json`` (the planned videos) and ``failures/shard-{id}.json`` (failure reasons), and root
-attrs recording the schema version and the full :class:`CacheSpec`.
+``videos.json`` (the planned videos), ``failures/shard-{id}.json`` (failure reasons) and
+``created.json`` (the creation marker, written last), and root attrs recording the schema
+version and the full :class:`CacheSpec`. Creation is atomic (:func:`create_store`).
 """
 
 from __future__ import annotations
 
+import errno
+import glob
+import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import posixpath
+import shutil
+import socket
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import fsspec
 import numpy as np
@@ -27,10 +35,12 @@ from p4d.cache_schema.layout import (
     STATUS_PENDING,
     ArrayLayout,
     array_layouts,
+    checksum_problems,
     dims_description,
 )
-from p4d.cache_schema.spec import SCHEMA_VERSION, CacheSpec, VideoEntry
-from p4d.errors import CacheError, CacheNotFoundError, CacheSchemaError, CacheVersionError, ConfigError
+from p4d.cache_schema.spec import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CacheSpec, VideoEntry
+from p4d.errors import (CacheError, CacheIncompleteError, CacheNotFoundError, CacheSchemaError, CacheVersionError,
+                        ConfigError)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,7 @@ def _p4d_version() -> str:
 
 VIDEOS_FILE = "videos.json"
 FAILURES_DIR = "failures"
+CREATED_FILE = "created.json"  # the creation marker, written last: {schema_version, num_clips, videos_sha256}
 
 
 def _is_url(url: str) -> bool:
@@ -87,12 +98,14 @@ class CacheStore:
         self.mode = mode
         self._zstore = None
         self._arrays: dict[str, zarr.Array] = {}
+        self._present: set[tuple[str, int]] = set()
 
     # --- pickling: drop open handles ---------------------------------------------------
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_zstore"] = None
         state["_arrays"] = {}
+        state["_present"] = set()
         return state
 
     def __repr__(self) -> str:
@@ -130,8 +143,12 @@ class CacheStore:
         arr = self._arrays.get(path)
         if arr is None:
             try:
-                arr = zarr.open_array(store=self.zarr_store, path=path, mode="r" if self.mode == "r" else "r+",
-                                      zarr_format=3)
+                # writers store every chunk, even one equal to the fill value (zarr 3.1 ignores the
+                # array's creation-time config on reopen; the global setting is read at open time):
+                # a done clip's chunk is never absent, so absence always means damage.
+                with zarr.config.set({"array.write_empty_chunks": self.mode == "r+"}):
+                    arr = zarr.open_array(store=self.zarr_store, path=path, mode="r" if self.mode == "r" else "r+",
+                                          zarr_format=3)
             except (FileNotFoundError, KeyError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError) as exc:
                 raise CacheSchemaError(f"{self.url}: array {path} is missing ({type(exc).__name__})") from exc
             self._arrays[path] = arr
@@ -144,13 +161,31 @@ class CacheStore:
         return posixpath.join(_fs(self.url)[1], path, key)
 
     def delete_shard_file(self, path: str, shard_id: int) -> None:
-        """Remove one shard file (it then reads as fill value); a torn file cannot be overwritten
-        in place, because zarr reads an existing shard before writing into it."""
+        """Remove one shard file (zarr then reads fill values, which the readers refuse for done
+        clips); a torn file cannot be overwritten in place, because zarr reads an existing shard
+        before writing into it."""
         self._require_writable("delete_shard_file")
         fs, _ = _fs(self.url)
         target = self.shard_file(path, shard_id)
+        self._present.discard((path, int(shard_id)))
         if fs.exists(target):
             fs.rm(target)
+
+    def missing_shards(self, path: str, shards) -> list[int]:
+        """Those of ``shards`` whose file of array ``path`` does not exist: zarr would read their
+        chunks as the fill value, so a done clip there is lost, not zero. Files seen present are
+        remembered by this handle (one stat per array and shard)."""
+        fs, _ = _fs(self.url)
+        missing = []
+        for shard in shards:
+            key = (path, int(shard))
+            if key in self._present:
+                continue
+            if fs.exists(self.shard_file(path, int(shard))):
+                self._present.add(key)
+            else:
+                missing.append(int(shard))
+        return missing
 
     def root(self) -> zarr.Group:
         return zarr.open_group(store=self.zarr_store, mode="r" if self.mode == "r" else "r+", zarr_format=3)
@@ -273,8 +308,10 @@ class CacheStore:
 
 
 def array_problems(store: CacheStore) -> dict[str, list[str]]:
-    """Per array path, its problems against the contract: missing, shape/dtype/dims/chunks drift."""
+    """Per array path, its problems against the contract: missing, shape/dtype/dims/chunks drift,
+    and (schema v2 on) chunks or shard index without a crc32c checksum."""
     out: dict[str, list[str]] = {}
+    checksummed = store.attrs.get("schema_version") == SCHEMA_VERSION
     for path, lay in store.layouts.items():
         problems: list[str] = []
         try:
@@ -291,6 +328,8 @@ def array_problems(store: CacheStore) -> dict[str, list[str]]:
             problems.append(f"{path}: dimension_names {dims}, expected {lay.dims}")
         if tuple(arr.chunks) != lay.chunks or tuple(arr.shards or ()) != lay.shards:
             problems.append(f"{path}: chunks {arr.chunks} / shards {arr.shards}, expected {lay.chunks} / {lay.shards}")
+        if checksummed:
+            problems += [f"{path}: {p}" for p in checksum_problems(arr)]
         if problems:
             out[path] = problems
     return out
@@ -328,37 +367,27 @@ def _root_attrs(spec: CacheSpec, num_clips: int) -> dict:
     }
 
 
-def create_store(url: str, spec: CacheSpec, videos: Sequence[VideoEntry], *, overwrite: bool = False) -> CacheStore:
-    """Create an empty store for ``videos`` (clips video-major, every clip pending); return it opened ``r+``.
+def _creation_step(name: str) -> None:
+    """Called after each step of a store's creation; does nothing. The fault tests replace it with
+    one that kills the process at a chosen step, then check that a rerun succeeds."""
 
-    Refuses an existing store unless ``overwrite`` (then the old store is deleted first); never
-    deletes a non-empty folder that is not a zarr store.
-    """
-    url = str(url)
-    if not isinstance(spec, CacheSpec):
-        raise ConfigError(f"create_store({url}): expected a CacheSpec, got {type(spec).__name__}")
-    videos = list(videos)
-    if any(not isinstance(v, VideoEntry) for v in videos):
-        raise ConfigError(f"create_store({url}): videos must be VideoEntry rows")
-    num_clips = sum(v.num_clips for v in videos)
-    if num_clips < 1:
-        raise ConfigError(f"create_store({url}): expected at least one planned clip, found {num_clips} "
-                          f"in {len(videos)} videos")
-    fs, root = _fs(url)
-    if fs.exists(root):
-        is_store = fs.exists(posixpath.join(root, "zarr.json"))
-        if is_store and not overwrite:
-            raise CacheError(f"cache store {url} already exists; pass --overwrite (overwrite=True) to replace it")
-        if not is_store and fs.isdir(root) and fs.ls(root):
-            raise CacheError(f"{url} exists and is not a zarr store; refusing to replace it (choose another path)")
-        if is_store:
-            log.info("overwriting cache store %s", url)
-            fs.rm(root, recursive=True)
-        elif not fs.isdir(root):
-            raise CacheError(f"{url} exists and is a file, not a store folder")
 
-    zstore = _zarr_store(url, read_only=False)
+def videos_table_bytes(videos: Sequence[VideoEntry]) -> bytes:
+    """The bytes of ``videos.json`` for ``videos`` (what the creation marker's hash covers)."""
+    return json.dumps([v.to_dict() for v in videos], indent=1).encode()
+
+
+def video_of_clip(videos: Sequence[VideoEntry]) -> np.ndarray:
+    """(clips,) int32: the videos.json row of every clip (clips are video-major): what ``clips/video`` holds."""
+    return np.repeat(np.arange(len(videos), dtype=np.int32), [v.num_clips for v in videos])
+
+
+def _build(path: str, spec: CacheSpec, videos: list[VideoEntry], num_clips: int) -> None:
+    """Write a complete store at ``path``: root, groups, arrays, videos.json, clips/video, and the
+    creation marker last."""
+    zstore = _zarr_store(path, read_only=False)
     root_group = zarr.open_group(store=zstore, mode="w", zarr_format=3, attributes=_root_attrs(spec, num_clips))
+    _creation_step("root")
     for g in GROUPS:
         root_group.create_group(g)
     for lay in array_layouts(spec, num_clips).values():
@@ -372,24 +401,176 @@ def create_store(url: str, spec: CacheSpec, videos: Sequence[VideoEntry], *, ove
             compressors=lay.compressors(), fill_value=lay.fill_value, dimension_names=lay.dims,
             attributes=attrs, zarr_format=3, config={"write_empty_chunks": True},
         )
-    store = CacheStore(url, spec, videos, num_clips, mode="r+")
-    store.write_side_file(VIDEOS_FILE, json.dumps([v.to_dict() for v in videos], indent=1).encode())
-    video_of_clip = np.repeat(np.arange(len(videos), dtype=np.int32), [v.num_clips for v in videos])
-    store.array("clips/video")[:] = video_of_clip
-    log.info("created %s: %d clips in %d shards", url, num_clips, store.num_shards)
-    return store
+        _creation_step(f"array {lay.path}")
+    store = CacheStore(path, spec, videos, num_clips, mode="r+")
+    table = videos_table_bytes(videos)
+    store.write_side_file(VIDEOS_FILE, table)
+    _creation_step("videos.json")
+    store.array("clips/video")[:] = video_of_clip(videos)
+    _creation_step("clips/video")
+    marker = {"schema_version": SCHEMA_VERSION, "num_clips": num_clips,
+              "videos_sha256": hashlib.sha256(table).hexdigest()}
+    store.write_side_file(CREATED_FILE, json.dumps(marker, indent=1).encode())
+    _creation_step("marker")
+
+
+def _renames_atomically(url: str) -> bool:
+    """Whether ``url`` is on a local disk, where renaming a folder is atomic (object stores copy)."""
+    return not _is_url(url) or url.split("://", 1)[0] in ("file", "local")
+
+
+def _state(fs: fsspec.AbstractFileSystem, root: str) -> str:
+    """What is at ``root``: absent | empty | file | foreign (a non-empty folder, not a store) |
+    incomplete (a store whose creation did not finish) | complete."""
+    if not fs.exists(root):
+        return "absent"
+    if not fs.isdir(root):
+        return "file"
+    if not fs.exists(posixpath.join(root, "zarr.json")):
+        return "empty" if not fs.ls(root) else "foreign"
+    if fs.exists(posixpath.join(root, CREATED_FILE)):
+        return "complete"
+    try:  # schema v1 stores predate the marker: complete once videos.json exists
+        legacy = json.loads(fs.cat_file(posixpath.join(root, "zarr.json"))).get("attributes", {}).get("schema_version")
+    except (ValueError, AttributeError):
+        legacy = None
+    if isinstance(legacy, int) and legacy < 2 and fs.exists(posixpath.join(root, VIDEOS_FILE)):
+        return "complete"
+    return "incomplete"
+
+
+def _holds_written_shards(fs: fsspec.AbstractFileSystem, root: str) -> bool:
+    status_dir = posixpath.join(root, "clips", "status", "c")
+    return fs.exists(status_dir) and bool(fs.find(status_dir))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _partial_name(name: str, kind: str) -> str:
+    return f".{name}.{kind}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _remove_dead_partials(parent: Path, name: str) -> None:
+    """Delete the temporary siblings (``.NAME.creating-HOST-PID-*``, ``.NAME.replaced-...``) left by
+    creations on this host whose process is gone (killed); live ones belong to concurrent runs."""
+    host = socket.gethostname()
+    for kind in ("creating", "replaced"):
+        prefix = f".{name}.{kind}-{host}-"
+        for p in parent.glob(f"{glob.escape(prefix)}*"):
+            pid = p.name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                log.warning("removing %s, left by a killed store creation", p)
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def create_store(url: str, spec: CacheSpec, videos: Sequence[VideoEntry], *, overwrite: bool = False,
+                 join: bool = False) -> CacheStore:
+    """Create an empty store for ``videos`` (clips video-major, every clip pending); return it opened ``r+``.
+
+    Atomic: on a local disk the store is built in a temporary sibling and renamed into place, so
+    it appears complete or not at all; elsewhere (fsspec URLs) it is built in place with the
+    creation marker ``created.json`` written last, and a store without it counts as unfinished.
+    An unfinished store (a killed creation) is redone. An existing complete store is refused,
+    replaced (``overwrite``) or opened and returned (``join``: the caller checks its spec). Of
+    several runs creating the same new local store at once exactly one creates; the others join
+    (``join``) or are refused. Never deletes a non-empty folder that is not a zarr store.
+    """
+    url = str(url)
+    if not isinstance(spec, CacheSpec):
+        raise ConfigError(f"create_store({url}): expected a CacheSpec, got {type(spec).__name__}")
+    videos = list(videos)
+    if any(not isinstance(v, VideoEntry) for v in videos):
+        raise ConfigError(f"create_store({url}): videos must be VideoEntry rows")
+    num_clips = sum(v.num_clips for v in videos)
+    if num_clips < 1:
+        raise ConfigError(f"create_store({url}): expected at least one planned clip, found {num_clips} "
+                          f"in {len(videos)} videos")
+    fs, root = _fs(url)
+    state = _state(fs, root)
+    if state == "complete" and not overwrite:
+        if join:
+            return open_store(url, mode="r+")
+        raise CacheError(f"cache store {url} already exists; `p4d precompute VIDEOS {url}` fills it, "
+                         f"`p4d cache init --overwrite` replaces it")
+    if state == "foreign":
+        raise CacheError(f"{url} exists and is not a zarr store; refusing to replace it (choose another path)")
+    if state == "file":
+        raise CacheError(f"{url} exists and is a file, not a store folder")
+    if state == "incomplete":
+        if _holds_written_shards(fs, root):
+            raise CacheSchemaError(f"{url}: the store holds written shards but no creation marker {CREATED_FILE}; "
+                                   f"run `p4d cache verify {url}`, or rebuild it in a new folder")
+        log.warning("%s: its creation did not finish (no %s); creating it again", url, CREATED_FILE)
+    if not _renames_atomically(url):
+        if state in ("complete", "incomplete"):
+            fs.rm(root, recursive=True)
+        _build(url, spec, videos, num_clips)
+    else:
+        created = _create_by_rename(Path(root), spec, videos, num_clips, replace=state in ("complete", "incomplete"))
+        if not created:
+            if join:
+                log.info("%s was created by a concurrent run; joining it", url)
+                return open_store(url, mode="r+")
+            raise CacheError(f"cache store {url} was created by another run meanwhile; "
+                             f"`p4d precompute VIDEOS {url}` fills it")
+    log.info("created %s: %d clips in %d shards", url, num_clips, spec.num_shards(num_clips))
+    return CacheStore(url, spec, videos, num_clips, mode="r+")
+
+
+def _create_by_rename(root: Path, spec: CacheSpec, videos: list[VideoEntry], num_clips: int, *, replace: bool) -> bool:
+    """Build the store in a temporary sibling and rename it to ``root``; False if another run's
+    store got there first (the rename of a folder onto a non-empty one fails)."""
+    parent, name = root.parent, root.name
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_partials(parent, name)
+    tmp = parent / _partial_name(name, "creating")
+    aside = None
+    try:
+        _build(str(tmp), spec, videos, num_clips)
+        if replace:
+            aside = parent / _partial_name(name, "replaced")
+            try:
+                os.rename(root, aside)
+            except FileNotFoundError:
+                aside = None
+            _creation_step("moved aside")
+        try:
+            os.rename(tmp, root)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+        _creation_step("renamed")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return True
 
 
 def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
-    """Open an existing store; validates the schema version and (``check``) every array's shape/dtype.
+    """Open an existing store; validates the schema version, the creation marker and (``check``)
+    every array's shape/dtype.
 
-    Raises CacheNotFoundError (no store), CacheVersionError (other schema version),
+    Raises CacheNotFoundError (no store), CacheIncompleteError (its creation did not finish),
+    CacheVersionError (a schema version this p4d cannot read, or writing a read-only older one),
     CacheSchemaError (not a p4d cache, bad spec, missing arrays or shape/dtype drift).
     """
     url = str(url)
     fs, root = _fs(url)
     if not fs.exists(posixpath.join(root, "zarr.json")):
-        raise CacheNotFoundError(f"no cache store at {url} (no zarr.json there); create one with `p4d cache init`")
+        raise CacheNotFoundError(f"no cache store at {url} (no zarr.json there); `p4d precompute VIDEOS {url}` "
+                                 f"plans and fills one (`p4d cache init VIDEOS {url}` only plans it)")
     try:
         group = zarr.open_group(store=_zarr_store(url, read_only=True), mode="r", zarr_format=3)
     except Exception as exc:  # noqa: BLE001 - zarr raises several types for a foreign/corrupt root
@@ -398,11 +579,22 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     if "schema_version" not in attrs or "spec" not in attrs:
         raise CacheSchemaError(f"{url} is a zarr store but not a p4d cache (no schema_version/spec in root attrs)")
     version = attrs["schema_version"]
-    if version != SCHEMA_VERSION:
-        writer = attrs.get("p4d_version", "an older p4d")
+    writer = attrs.get("p4d_version", "an older p4d")
+    if version not in READABLE_SCHEMA_VERSIONS:
         raise CacheVersionError(
-            f"cache {url} was written with schema v{version}, this p4d reads v{SCHEMA_VERSION}: re-run "
-            f"`p4d precompute ... --force` to rebuild it, or use p4d=={writer} to read it"
+            f"cache {url} was written with schema v{version}, this p4d reads v{SCHEMA_VERSION} "
+            f"(and v{', v'.join(map(str, READABLE_SCHEMA_VERSIONS[:-1]))} read-only): rebuild it with "
+            f"`p4d precompute VIDEOS NEW_STORE`, or use p4d=={writer} to read it"
+        )
+    if version != SCHEMA_VERSION and mode != "r":
+        raise CacheVersionError(
+            f"cache {url} has schema v{version} (no chunk checksums), which this p4d reads but never writes; "
+            f"rebuild it with `p4d precompute VIDEOS NEW_STORE`, or use p4d=={writer} to extend it"
+        )
+    if version == SCHEMA_VERSION and not fs.exists(posixpath.join(root, CREATED_FILE)):
+        raise CacheIncompleteError(
+            f"{url}: the store's creation did not finish (no {CREATED_FILE}: a run creating it was killed, or "
+            f"is still creating it); `p4d precompute VIDEOS {url}` redoes the creation"
         )
     try:
         spec = CacheSpec.from_dict(attrs["spec"])
@@ -415,8 +607,9 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
         raw = json.loads(fs.cat_file(posixpath.join(root, VIDEOS_FILE)))
         videos = [VideoEntry.from_dict(v) for v in raw]
     except FileNotFoundError as exc:
-        raise CacheSchemaError(f"{url}: side file {VIDEOS_FILE} is missing") from exc
-    except (ValueError, ConfigError) as exc:
+        raise CacheSchemaError(f"{url}: side file {VIDEOS_FILE} is missing although the store was created; "
+                               f"the store is damaged, rebuild it in a new folder") from exc
+    except (ValueError, ConfigError, TypeError) as exc:
         raise CacheSchemaError(f"{url}: {VIDEOS_FILE} is unreadable: {exc}") from exc
     if sum(v.num_clips for v in videos) != num_clips:
         raise CacheSchemaError(f"{url}: {VIDEOS_FILE} plans {sum(v.num_clips for v in videos)} clips, "
@@ -428,3 +621,25 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
             raise CacheSchemaError(f"{url} does not match its spec: " + "; ".join(problems)
                                    + " (run `p4d cache verify` for the full report)")
     return store
+
+
+def bind_teacher(store: CacheStore, weights_hash: str) -> CacheStore:
+    """Record the teacher's weights hash in a store planned without one (``p4d cache init``), so
+    that precompute can fill it; returns the store reopened. The root ``zarr.json`` is rewritten
+    atomically (temporary file + rename on a local disk)."""
+    store._require_writable("bind_teacher")
+    found = store.spec.teacher.get("weights_hash", "")
+    if found == weights_hash:
+        return store
+    if found:
+        raise CacheSchemaError(f"{store.url}: made with teacher weights {found}, not {weights_hash}")
+    meta = json.loads(store.read_side_file("zarr.json"))
+    attributes = meta["attributes"]
+    attributes["spec"]["teacher"]["weights_hash"] = weights_hash
+    attributes["teacher"]["weights_hash"] = weights_hash
+    store.write_side_file("zarr.json", json.dumps(meta, indent=2).encode())
+    again = open_store(store.url, mode=store.mode)
+    if again.spec.teacher.get("weights_hash") != weights_hash:  # a concurrent run bound other weights
+        raise CacheSchemaError(f"{store.url}: another run bound teacher weights "
+                               f"{again.spec.teacher.get('weights_hash')} meanwhile, not {weights_hash}")
+    return again

@@ -10,7 +10,7 @@ from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.layout import GROUPS
 from p4d.cache_schema.store import CacheStore, _fs
 
-__all__ = ["format_summary", "disk_usage"]
+__all__ = ["format_summary", "disk_usage", "fidelity_records"]
 
 
 def _human(n: float) -> str:
@@ -46,10 +46,49 @@ def disk_usage(store: CacheStore) -> dict[str, int]:
     return out
 
 
+def fidelity_records(store: CacheStore) -> dict[int, dict]:
+    """The codec self-check's figures per done clip (``fidelity/shard-*.json``; see
+    :mod:`p4d.cache_schema.fidelity`): mean/worst token cosine, relative error per tap, level."""
+    import json
+
+    from p4d.cache_schema.layout import STATUS_DONE
+
+    st = store.clip_status()
+    fs, root = _fs(store.url)
+    out: dict[int, dict] = {}
+    for path in sorted(fs.glob(posixpath.join(root, "fidelity", "shard-*.json"))):
+        try:
+            clips = json.loads(fs.cat_file(path))["clips"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        out.update({int(c): v for c, v in clips.items() if 0 <= int(c) < store.num_clips and st[int(c)] == STATUS_DONE})
+    return dict(sorted(out.items()))
+
+
+def _fidelity_lines(store: CacheStore) -> list[str]:
+    records = fidelity_records(store)
+    if not records:
+        return []
+    import numpy as np
+
+    from p4d.cache_schema.fidelity import CODEC_LEVELS
+
+    mean = np.array([r["mean_cosine"] for r in records.values()])
+    worst = np.array([r["worst_cosine"] for r in records.values()])
+    levels = np.array([r.get("level", 0) for r in records.values()])
+    q = lambda a: " / ".join(f"{v:.4f}" for v in np.quantile(a, [0.0, 0.5, 1.0]))  # noqa: E731
+    lines = ["", f"  F_4D codec self-check ({len(records)} checked clips; min / median / max):",
+             f"    mean token cosine   {q(mean)}", f"    worst token cosine  {q(worst)}"]
+    for level, name in CODEC_LEVELS.items():
+        lines.append(f"    level {level} ({name}): {int((levels == level).sum())} clips")
+    return lines
+
+
 def format_summary(store: CacheStore) -> str:
     """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
     disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
-    failure reasons grouped by reason. ``raw`` counts latents and maps of done + failed clips as
+    failure reasons grouped by reason, and the videos planned with a warning (e.g. truncated:
+    frames present vs declared). ``raw`` counts latents and maps of done + failed clips as
     float32 (the clips group at its own dtypes); codec side arrays (scales) count as overhead."""
     spec = store.spec
     codec = LATENT_CODECS[spec.latent_codec]
@@ -103,6 +142,14 @@ def format_summary(store: CacheStore) -> str:
                      f"{(d / r if r else float('nan')):.3f}{per}")
     lines.append(f"    {'total':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
                  f"{(tot_disk / tot_raw if tot_raw else float('nan')):.3f}")
+    lines += _fidelity_lines(store)
+    warned = [v for v in store.videos if v.note and v.num_frames > 0]
+    if warned:
+        lines.append("")
+        lines.append(f"  warnings ({len(warned)} videos planned from fewer frames than their container declares):")
+        lines += [f"    {v.path}: {v.note}" for v in warned[:20]]
+        if len(warned) > 20:
+            lines.append(f"    ... and {len(warned) - 20} more (videos.json, field note)")
     failures = store.failures()
     if failures:
         lines.append("")

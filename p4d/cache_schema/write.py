@@ -15,12 +15,14 @@ the shard's clips not done and a reader never sees a half-written clip as done:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
 import numpy as np
 
 from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.fidelity import FALLBACK_PART, FidelityPolicy, encode_checked
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
 from p4d.cache_schema.store import FAILURES_DIR, CacheStore
 from p4d.errors import CacheSchemaError
@@ -28,10 +30,16 @@ from p4d.errors import CacheSchemaError
 log = logging.getLogger(__name__)
 
 _FIXED_KEYS = ("f4d", "frame_index", "timestamp")
+DEFAULT_FIDELITY = FidelityPolicy()
 
 
 def failures_file(shard_id: int) -> str:
     return f"{FAILURES_DIR}/shard-{int(shard_id)}.json"
+
+
+def fidelity_file(shard_id: int) -> str:
+    """Side file of one shard's F_4D self-check figures (:mod:`p4d.cache_schema.fidelity`)."""
+    return f"fidelity/shard-{int(shard_id)}.json"
 
 
 def expected_shard_arrays(store: CacheStore, shard_id: int) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -68,7 +76,8 @@ def _validate(store: CacheStore, shard_id: int, arrays: dict) -> dict[str, np.nd
 
 
 def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
-                failures: dict[int, str] | None = None) -> None:
+                failures: dict[int, str] | None = None, *,
+                fidelity: FidelityPolicy | None = DEFAULT_FIDELITY) -> None:
     """Write every clip of shard ``shard_id`` and mark them done (or failed), status last.
 
     ``arrays``: ``f4d`` (S, taps, N', h', w', c') float (encoded with the store's codec),
@@ -76,6 +85,9 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     (S, N, H, W, 1), ``camray`` (S, N, h_p, w_p, 6)) float, ``frame_index`` (S, N) int,
     ``timestamp`` (S, N) float; S = clips in the shard (the last shard may be short).
     ``failures``: GLOBAL clip index -> reason; those rows are ignored (zeros / -1 / NaN stored).
+    ``fidelity``: each good clip's encoded F_4D is decoded and checked against it, falling back to
+    a finer step or bfloat16 below the policy's cosines (:mod:`p4d.cache_schema.fidelity`); None
+    skips the check.
     """
     store._require_writable(f"write_shard({shard_id})")
     rng = store.shard_clips(shard_id)
@@ -101,7 +113,7 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
         if bad:
             raise CacheSchemaError(f"{where}: f4d of clips {bad} holds NaN/Inf, which codec {codec.name!r} cannot "
                                    "store; pass them in failures (or use a float codec)")
-    parts = codec.encode(f4d)
+    parts, bf16, levels, fidelity_stats = encode_checked(codec.name, f4d, good, fidelity)
 
     sl = slice(rng.start, rng.stop)
 
@@ -114,6 +126,13 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     # 2. data, one whole shard per array.
     for name, part in parts.items():
         put(f"latents/{name}", part)
+    layouts = store.layouts
+    if f"latents/{FALLBACK_PART}" in layouts:
+        if bf16 is not None:
+            put(f"latents/{FALLBACK_PART}", bf16)
+        else:
+            store.delete_shard_file(f"latents/{FALLBACK_PART}", shard_id)
+        put("clips/latent_codec", levels)
     map_dtype = np.dtype(store.spec.map_dtype)
     for m in store.spec.modalities:
         with np.errstate(over="ignore"):
@@ -126,7 +145,12 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     timestamp = data["timestamp"].astype(np.float32)
     timestamp[failed_rows] = np.nan
     put("clips/timestamp", timestamp)
-    # 3. failure reasons (before the status that points to them).
+    # 3. the codec's self-check figures and the failure reasons (before the status that points to them).
+    if any(st is not None for st in fidelity_stats):
+        record = {"shard": int(shard_id), "codec": codec.name,
+                  "policy": None if fidelity is None else dataclasses.asdict(fidelity),
+                  "clips": {str(rng.start + i): st for i, st in enumerate(fidelity_stats) if st is not None}}
+        store.write_side_file(fidelity_file(shard_id), json.dumps(record, indent=1).encode())
     if failures:
         record = {"shard": int(shard_id), "clips": {str(k): v for k, v in sorted(failures.items())}}
         store.write_side_file(failures_file(shard_id), json.dumps(record, indent=1).encode())

@@ -5,8 +5,12 @@ Modules:
 
 - :mod:`~p4d.eval.items`: the item format (id, video, question, 2-26 options, answer letter or number,
   category, split, first-frame regions ``<obj_k>``), :func:`~p4d.eval.items.load_bench` (malformed
-  items reported by id), :func:`~p4d.eval.items.format_prompt`.
-- :mod:`~p4d.eval.parse`: the chosen option / number out of free-form model text.
+  items reported by id).
+- :mod:`~p4d.eval.r4d`: R4D-Bench as shipped, read from its folder (test.json, clipped/videos, SoM PNGs).
+- :mod:`~p4d.eval.prompt`: the one prompt builder (release and p4d styles), also used by the
+  exported student and the lmms-eval task in ``p4d/eval/lmms_eval_task/``.
+- :mod:`~p4d.eval.parse`: the chosen option / number out of free-form model text (p4d's rules and
+  the release's letter parser with its seeded random letter).
 - :mod:`~p4d.eval.scoring`: accuracy, MRA, micro averages (Avg/Sta/Dyn + 9 categories), baselines.
 - :mod:`~p4d.eval.table`: the paper's Tab. 3 layout in markdown.
 - :mod:`~p4d.eval.predictions`: the resumable predictions JSONL.

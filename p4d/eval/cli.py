@@ -2,6 +2,7 @@
 
 Examples::
 
+    p4d eval run R4D-Bench/ --model runs/student/export          # the shipped folder, release protocol
     p4d eval bench.jsonl --model runs/student/export --frames 16 --out preds.jsonl
     p4d eval bench.jsonl --model runs/concat/export --cache bench_cache.zarr      # 4d-concat / 4d-pe students
     p4d eval bench.jsonl --baseline random                                        # no model needed
@@ -44,7 +45,7 @@ def _default_out(bench: Path, model: Optional[Path], baseline: Optional[str]) ->
 
 @eval_app.command("run")
 def run_command(
-    bench: Path = typer.Argument(..., help="Benchmark items: JSON list or JSONL (the R4D-Bench form; see p4d.eval.items)."),
+    bench: Path = typer.Argument(..., help="The R4D-Bench folder as shipped (test.json, videos/, clipped/, images/), or a JSON/JSONL file of items (p4d.eval.items)."),
     model: Optional[Path] = typer.Option(None, "--model", help="An exported student folder (loaded by p4d.train.load_exported_student)."),
     frames: int = typer.Option(16, "--frames", help="N, frames sampled uniformly over each video (with their timestamps)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="F_4D cache over the benchmark videos (`p4d precompute`); required by 4d-concat / 4d-pe students."),
@@ -53,6 +54,8 @@ def run_command(
     attn: Optional[str] = typer.Option(None, "--attn", help="Attention implementation passed to the student loader (recorded in the predictions file)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Inference dtype passed to the student loader (recorded in the predictions file)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    protocol: str = typer.Option("release", "--protocol", help="release (R4D-Bench's released prompt, [SoM image, video] input, letter parser, unparsed -> seeded random letter) | p4d (p4d's earlier prompt and parser, unparsed scores 0)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random letters given to unparsed answers (release protocol)."),
 ) -> None:
     """Evaluate a student (or a baseline) on BENCH; write per-item predictions and print the Tab. 3 table."""
     from p4d.eval.run import EvalConfig, run_eval
@@ -60,13 +63,18 @@ def run_command(
 
     out = out or _default_out(bench, model, baseline)
     result = run_eval(EvalConfig(bench=bench, out=out, frames=frames, model_dir=model, baseline=baseline, cache=cache,
-                                 attn=attn, dtype=dtype, progress=progress))
+                                 attn=attn, dtype=dtype, progress=progress, protocol=protocol, seed=seed))
     name = {"random": "Random", "first-option": "First option"}.get(baseline or "", model.name if model else "model")
     table = format_table([(name, result.summary)], extra=[("# Frames", [str(frames)])])
     out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
     for problem in result.problems:
         typer.echo(f"skipped {problem.id}: {problem.reason}", err=True)
+    for problem in result.unreadable:
+        typer.echo(f"unreadable, scored as unparsed {problem.id}: {problem.reason}", err=True)
     typer.echo(table)
+    if protocol == "release" and baseline is None:
+        typer.echo(f"unparsed: {result.unparsed} answers held no option letter and were scored with a random "
+                   f"letter (seed {seed}); {len(result.unreadable)} of them had an unreadable video or SoM image")
     typer.echo(f"{result.predicted} items predicted now, {result.resumed} resumed, {len(result.problems)} skipped; "
                f"predictions: {result.predictions}; table: {out.with_suffix('.md')}")
 

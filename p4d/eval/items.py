@@ -55,15 +55,16 @@ class Category:
     split: str
 
 
-#: R4D-Bench's nine categories in the published column order, then p4d's extra TIME category.
+#: R4D-Bench's nine categories in the published column order (full names as the released
+#: ``test.json`` writes them in ``task``), then p4d's extra TIME category. Sta/Dyn is by category.
 CATEGORIES: dict[str, Category] = {c.code: c for c in (
     Category("VG", "3D Video Grounding", STATIC),
-    Category("DM", "Dimension Measurement", STATIC),
-    Category("SR", "Spatial Relationship", STATIC),
+    Category("DM", "Dimensional Measurement", STATIC),
+    Category("SR", "Spatial Relation", STATIC),
     Category("R", "Rotational", DYNAMIC),
     Category("C", "Counting", DYNAMIC),
     Category("T", "Translational", DYNAMIC),
-    Category("FP", "False Positive", DYNAMIC),
+    Category("FP", "False Positives", DYNAMIC),
     Category("SA", "Speed & Acceleration", DYNAMIC),
     Category("DP", "Displacement & Path Length", DYNAMIC),
     Category("TIME", "Elapsed Time", DYNAMIC),
@@ -73,7 +74,7 @@ R4D_CATEGORIES = ("VG", "DM", "SR", "R", "C", "T", "FP", "SA", "DP")
 _ALIASES = {
     "3d video grounding": "VG", "video grounding": "VG",
     "dimension measurement": "DM", "dimensional measurement": "DM",
-    "spatial relationship": "SR", "spatial relation": "SR",
+    "spatial relationship": "SR", "spatial relation": "SR", "spatial relations": "SR",
     "rotational": "R", "rotation": "R", "counting": "C", "count": "C",
     "translational": "T", "translation": "T", "false positive": "FP", "false positives": "FP",
     "speed & acceleration": "SA", "speed and acceleration": "SA",
@@ -118,7 +119,12 @@ class RegionSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class Item:
-    """A validated benchmark item. ``answer`` is a letter for MCQ items, a float for numeric ones."""
+    """A validated benchmark item. ``answer`` is a letter for MCQ items, a float for numeric ones.
+
+    R4D-Bench as shipped (:mod:`p4d.eval.r4d`) adds ``som_image`` (the SoM key frame, a separate
+    first image), ``fallback_video`` (the full ``source`` video, tried when ``video`` fails),
+    ``benchmark`` (stibench / vlm4d) and ``answer_value`` (the option's value as written).
+    """
 
     id: str
     video: Path
@@ -128,6 +134,10 @@ class Item:
     category: str
     split: str
     regions: tuple[RegionSpec, ...] = ()
+    som_image: Path | None = None
+    fallback_video: Path | None = None
+    benchmark: str | None = None
+    answer_value: object = None
 
     @property
     def is_numeric(self) -> bool:
@@ -156,14 +166,6 @@ class Bench:
     path: Path
     items: tuple[Item, ...]
     problems: tuple[ItemProblem, ...]
-
-
-def format_prompt(question: str, options: Sequence[str]) -> str:
-    """The text a student reads: the question, lettered options, and the answer instruction."""
-    if not options:
-        return f"{question}\nAnswer with a single number."
-    lines = [question, *(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))]
-    return "\n".join(lines) + "\nAnswer with the option's letter from the given choices directly."
 
 
 def load_bench(path: str | Path, *, check_videos: bool = True) -> Bench:

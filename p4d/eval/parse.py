@@ -19,6 +19,7 @@ separators, and the words zero..twenty).
 
 from __future__ import annotations
 
+import random
 import re
 import string
 from collections.abc import Sequence
@@ -147,3 +148,36 @@ def _first_number(text: str) -> float | None:
     if word and (best is None or word.start() < best[0]):
         return float(_WORDS.index(word.group(1).lower()))
     return best[1] if best else None
+
+
+# ---- the release's parsing (R4D-Bench's lmms-eval task, notes/release.md §6) -------------------
+
+#: Answer prefixes stripped (case-insensitively, longest first) before the letter is read.
+ANSWER_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The answer",
+                   "The best option is", "The correct option is", "Best answer:", "Best option:", "Answer:",
+                   "Option:")
+_PAREN_LETTER = re.compile(r"\(\s*([A-Za-z])\s*\)")
+_BARE_LETTER = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")
+
+
+def parse_release_letter(text: str | None, num_options: int) -> str | None:
+    """The release's reading of a model's answer: strip :data:`ANSWER_PREFIXES`, then the first
+    ``(X)`` whose X is an option letter, else the first bare capital letter word that is one
+    (``"B"``, ``"B."``, ``"B: 3 m"``); None when there is none (the caller draws a random letter)."""
+    if not text or not text.strip():
+        return None
+    s = text.strip()
+    for prefix in sorted(ANSWER_PREFIXES, key=len, reverse=True):
+        s = re.sub(re.escape(prefix), " ", s, flags=re.IGNORECASE)
+    letters = LETTERS[:num_options]
+    for pattern in (_PAREN_LETTER, _BARE_LETTER):
+        for match in pattern.finditer(s):
+            if match.group(1).upper() in letters:
+                return match.group(1).upper()
+    return None
+
+
+def random_letter(num_options: int, seed: int, item_id: str) -> str:
+    """A uniformly random option letter for an unparsed answer, drawn from a generator seeded by
+    (seed, item id): the same letter on every rerun and resume, whatever the item order."""
+    return random.Random(f"r4d:{seed}:{item_id}").choice(LETTERS[:num_options])

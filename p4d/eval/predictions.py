@@ -23,7 +23,7 @@ from p4d.errors import ConfigError
 log = logging.getLogger(__name__)
 
 #: Header fields that must agree for a run to continue an existing predictions file.
-RESUME_KEYS = ("bench_sha256", "model", "baseline", "frames", "cache", "attn", "dtype")
+RESUME_KEYS = ("bench_sha256", "model", "baseline", "frames", "cache", "attn", "dtype", "protocol", "seed")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -11,9 +11,23 @@ are refused without it. The config is the first of ``DIR/config.json``, ``DIR/me
 A model whose ``answer`` takes a ``video`` keyword gets the video path too (so it can find the clip in
 the cache).
 
-Per item: ``sample_clip(video, N, policy="uniform")`` gives (N, H, W, 3) frames and their timestamps
-(seconds, TPE input); the item's regions are drawn on frame 0 with :mod:`p4d.video.marks`.
-Baselines (``random``, ``first-option``) decode nothing.
+BENCH is a JSON/JSONL file of items (:mod:`p4d.eval.items`) or the R4D-Bench folder as shipped
+(:mod:`p4d.eval.r4d`). Per item: ``sample_clip(video, N, policy="uniform")`` gives (N, H, W, 3)
+frames and their timestamps (seconds, TPE input).
+
+Protocols (``--protocol``):
+
+- ``release`` (default; R4D-Bench's lmms-eval task as released): visual input ``[SoM image,
+  video]`` (the shipped PNG, or for own items with regions the first frame with its marks drawn by
+  :mod:`p4d.video.marks`), the release prompt (:func:`p4d.eval.prompt.format_prompt`), the release
+  parser (:func:`p4d.eval.parse.parse_release_letter`); an answer with no letter gets a uniformly
+  random letter from a generator seeded by (``--seed``, item id) and is counted "unparsed"; an item
+  whose video (or SoM image) cannot be read is scored the same way and listed, never dropped.
+- ``p4d`` (p4d's earlier protocol): marks drawn on frame 0, p4d's prompt and parser, unparsed
+  scores 0, an unreadable video drops the item (listed).
+
+Items without options (p4d's own numeric items) are scored by MRA in both. Baselines (``random``:
+the exact expectation 1/N; ``first-option``) decode nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +45,9 @@ import numpy as np
 from p4d.errors import CacheNotFoundError, ConfigError, P4DError
 from p4d.eval.items import Bench, Item, ItemProblem, load_bench
 from p4d.eval.predictions import PredictionsWriter, file_sha256
-from p4d.eval.scoring import BASELINES, Summary, first_option_answer, random_expectation, score_answer, summarize
+from p4d.eval.prompt import PROMPT_STYLES, format_prompt
+from p4d.eval.r4d import bench_file, is_r4d_folder, load_r4d
+from p4d.eval.scoring import BASELINES, Summary, first_option_answer, random_expectation, score_item, summarize
 from p4d.video import sample_clip
 from p4d.video.marks import draw_marks
 
@@ -55,7 +71,9 @@ class VideoQAModel(Protocol):
 
     ``answer(frames (N, H, W, 3) uint8, timestamps (N,) float seconds, question_text, options)``
     returns the raw generated text; ``options`` are the option texts (A, B, ... in order; empty for a
-    numeric item). ``p4d.eval.items.format_prompt`` builds the standard prompt text from them.
+    numeric item). Optional keywords, passed when the method takes them: ``prompt`` (the full text
+    of :func:`p4d.eval.prompt.format_prompt` for the protocol), ``images`` (images shown before the
+    video: the SoM key frame, (H, W, 3) uint8), ``video`` (the item's video path).
     """
 
     def answer(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence[str]) -> str: ...
@@ -74,6 +92,8 @@ class EvalConfig:
     attn: str | None = None
     dtype: str | None = None
     progress: bool = True
+    protocol: str = "release"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if (self.model_dir is None) == (self.baseline is None):
@@ -82,6 +102,8 @@ class EvalConfig:
             raise ConfigError(f"--baseline {self.baseline!r}: expected one of {', '.join(BASELINES)}")
         if self.frames < 1:
             raise ConfigError(f"--frames {self.frames}: expected at least 1 frame")
+        if self.protocol not in PROMPT_STYLES:
+            raise ConfigError(f"--protocol {self.protocol!r}: expected one of {', '.join(PROMPT_STYLES)}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,8 @@ class EvalResult:
     predictions: Path
     predicted: int  # items predicted in this call
     resumed: int  # items already in the predictions file
+    unparsed: int = 0  # scored items whose answer held no letter (release protocol: a random letter)
+    unreadable: tuple[ItemProblem, ...] = ()  # scored items whose video/SoM image could not be read
 
 
 def read_student_config(model_dir: str | Path) -> dict:
@@ -138,14 +162,15 @@ def load_student(model_dir: str | Path, *, cache: str | None = None, attn: str |
 
 def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalResult:
     """Run (or continue) an eval as configured; ``model`` overrides loading ``config.model_dir``."""
-    bench = load_bench(config.bench)
+    bench = load_r4d(config.bench) if is_r4d_folder(config.bench) else load_bench(config.bench)
     preset: dict = {}
     if config.model_dir is not None:
         student_config = read_student_config(config.model_dir)
         preset = student_preset(student_config)
         check_cache_requirement(config.model_dir, student_config, config.cache)
     header = {
-        "bench": str(config.bench), "bench_sha256": file_sha256(config.bench),
+        "bench": str(config.bench), "bench_sha256": file_sha256(bench_file(config.bench)),
+        "protocol": config.protocol, "seed": config.seed,
         "model": str(config.model_dir) if config.model_dir is not None else None,
         "baseline": config.baseline, "frames": config.frames, "cache": config.cache,
         "attn": config.attn, "dtype": config.dtype, "preset": preset, "p4d_version": _version(),
@@ -156,53 +181,122 @@ def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalRe
     if todo and config.model_dir is not None and model is None:
         model = load_student(config.model_dir, cache=config.cache, attn=config.attn, dtype=config.dtype)
     failures = evaluate(todo, writer, model=model, baseline=config.baseline, frames=config.frames,
-                        progress=config.progress)
+                        progress=config.progress, protocol=config.protocol, seed=config.seed)
     summary = summarize_predictions(bench, writer.done)
-    return EvalResult(summary=summary, problems=bench.problems + tuple(failures), predictions=writer.path,
-                      predicted=len(todo) - len(failures), resumed=resumed)
+    records = [r for item in bench.items if (r := writer.done.get(item.id)) is not None]
+    unreadable = tuple(ItemProblem(str(r["id"]), r["error"]) for r in records if r.get("error"))
+    dropped = tuple(f for f in failures if f.id not in writer.done)
+    return EvalResult(summary=summary, problems=bench.problems + dropped, predictions=writer.path,
+                      predicted=len(todo) - len(dropped), resumed=resumed,
+                      unparsed=sum(bool(r.get("unparsed")) for r in records), unreadable=unreadable)
 
 
 def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQAModel | None,
-             baseline: str | None, frames: int = 16, progress: bool = True) -> list[ItemProblem]:
-    """Predict, score and append every item; items whose video fails to decode are returned, not raised."""
+             baseline: str | None, frames: int = 16, progress: bool = True, protocol: str = "release",
+             seed: int = 0) -> list[ItemProblem]:
+    """Predict, score and append every item; returns the items whose video/SoM image could not be
+    read (``release``: scored as unparsed and appended; ``p4d``: left out), never raises on them."""
     from tqdm.auto import tqdm
 
     failures: list[ItemProblem] = []
-    pass_video = model is not None and _accepts_keyword(model.answer, "video")
+    takes = {k: model is not None and _accepts_keyword(model.answer, k) for k in ("video", "prompt", "images")}
     for item in tqdm(items, desc="p4d eval", unit="item", disable=not progress):
         record = {"id": item.id, "category": item.category, "split": item.split, "answer": item.answer}
         if baseline == "random":
             record.update(raw=None, parsed=None, score=random_expectation(item))
         elif baseline == "first-option":
             raw = first_option_answer(item)
-            parsed, score = score_answer(item, raw)
-            record.update(raw=raw, parsed=parsed, score=score)
+            parsed, score, unparsed = score_item(item, raw, protocol=protocol, seed=seed)
+            record.update(raw=raw, parsed=parsed, score=score, unparsed=unparsed)
         else:
             try:
-                clip_frames, timestamps, index = item_frames(item, frames)
+                clip_frames, timestamps, index, images = item_visuals(item, frames, protocol,
+                                                                      images_separate=takes["images"])
             except P4DError as exc:
                 log.warning("item %s: %s", item.id, exc)
                 failures.append(ItemProblem(item.id, str(exc)))
+                if protocol != "release":
+                    continue
+                parsed, score, unparsed = score_item(item, None, protocol=protocol, seed=seed)
+                record.update(raw=None, parsed=parsed, score=score, unparsed=unparsed, error=str(exc))
+                writer.append(record)
                 continue
-            extra = {"video": str(item.video)} if pass_video else {}
+            extra: dict = {}
+            if takes["video"]:
+                extra["video"] = str(item.video)
+            if takes["prompt"]:
+                extra["prompt"] = format_prompt(item.question, item.options, style=protocol, som=bool(images))
+            if takes["images"]:
+                extra["images"] = images
             raw = model.answer(clip_frames, timestamps, item.question, list(item.options), **extra)
-            parsed, score = score_answer(item, raw)
-            record.update(raw=raw, parsed=parsed, score=score, frame_index=index.tolist(),
+            parsed, score, unparsed = score_item(item, raw, protocol=protocol, seed=seed)
+            record.update(raw=raw, parsed=parsed, score=score, unparsed=unparsed, frame_index=index.tolist(),
                           timestamps=[round(float(t), 6) for t in timestamps])
         writer.append(record)
     return failures
 
 
+def _sample(item: Item, num_frames: int):
+    """The item's clip: ``video``, else (R4D-Bench) its full ``source`` video when that one fails."""
+    try:
+        return sample_clip(item.video, num_frames=num_frames, policy="uniform")
+    except P4DError as first:
+        fallback = getattr(item, "fallback_video", None)
+        if fallback is None:
+            raise
+        log.info("item %s: %s; using the source video %s", item.id, first, fallback)
+        try:
+            return sample_clip(fallback, num_frames=num_frames, policy="uniform")
+        except P4DError as second:
+            raise P4DError(f"{first}; and its source: {second}") from None
+
+
 def item_frames(item: Item, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frames (N, H, W, 3) uint8 with SoM marks on frame 0, timestamps (N,) s, source frame indices (N,))."""
-    clip = sample_clip(item.video, num_frames=num_frames, policy="uniform")
+    clip = _sample(item, num_frames)
     frames = clip.frames
     if item.regions:
-        shape = frames.shape[1:3]
-        regions = [spec.to_region(shape) for spec in item.regions]
         frames = frames.copy()
-        frames[0], _ = draw_marks(frames[0], regions)
+        frames[0] = _marked_first_frame(item, frames)
     return frames, clip.timestamp.astype(np.float64), clip.frame_index
+
+
+def item_visuals(item: Item, num_frames: int, protocol: str = "release", *, images_separate: bool = True):
+    """(frames, timestamps, source frame indices, images shown before the video).
+
+    The SoM image is the shipped PNG (R4D-Bench) or, for own items with regions under the
+    ``release`` protocol, frame 0 with its marks, shown as a separate first image; under ``p4d`` (or
+    for a model that takes no ``images``) the marks are drawn on frame 0 instead."""
+    clip = _sample(item, num_frames)
+    frames, images = clip.frames, []
+    som_image = getattr(item, "som_image", None)
+    if som_image is not None:
+        images = [_read_image(som_image)] if images_separate else []
+    elif item.regions:
+        marked = _marked_first_frame(item, frames)
+        if protocol == "release" and images_separate:
+            images = [marked]
+        else:
+            frames = frames.copy()
+            frames[0] = marked
+    return frames, clip.timestamp.astype(np.float64), clip.frame_index, images
+
+
+def _marked_first_frame(item: Item, frames: np.ndarray) -> np.ndarray:
+    regions = [spec.to_region(frames.shape[1:3]) for spec in item.regions]
+    marked, _ = draw_marks(frames[0], regions)
+    return marked
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """An RGB image as (H, W, 3) uint8; VideoDecodeError-like P4DError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise P4DError(f"SoM image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def summarize_predictions(bench: Bench, records: dict[str, dict]) -> Summary:

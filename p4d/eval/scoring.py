@@ -1,6 +1,7 @@
 """Scores per item and their averages: MCQ accuracy, MRA for numeric answers, per split and category.
 
-- MCQ item: 1 if the parsed letter is the answer, else 0 (unparsed = 0).
+- MCQ item: 1 if the parsed letter is the answer, else 0. Unparsed: under the ``release`` protocol
+  a seeded uniformly random letter (1/N in expectation, as the release scores it); under ``p4d`` 0.
 - Numeric item: mean relative accuracy, MRA = mean over θ ∈ {0.50, 0.55, ..., 0.95} of
   1[|ŷ − y| / |y| < 1 − θ] (VSI-Bench's metric); y = 0 scores 1 only for ŷ = 0.
 - Averages are micro over items: Avg over all, Sta/Dyn over each split's items, one column per
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from p4d.eval.items import CATEGORIES, DYNAMIC, R4D_CATEGORIES, STATIC, Item
-from p4d.eval.parse import parse_choice, parse_number
+from p4d.eval.parse import parse_choice, parse_number, parse_release_letter, random_letter
 
 #: θ = 0.50, 0.55, ..., 0.95 written as (10 + k) / 20, so 1 − θ = (10 − k) / 20 exactly.
 MRA_TOLERANCES = tuple((10 - k) / 20 for k in range(10))
@@ -41,6 +42,21 @@ def score_answer(item: Item, raw: str | None) -> tuple[str | float | None, float
         return value, mra(value, float(item.answer))
     letter = parse_choice(raw, item.options)
     return letter, float(letter == item.answer)
+
+
+def score_item(item: Item, raw: str | None, *, protocol: str = "release", seed: int = 0
+               ) -> tuple[str | float | None, float, bool]:
+    """(parsed answer, score, unparsed) under a protocol. ``release``: the release's letter parser;
+    no letter → a uniformly random letter seeded by (seed, item id), scored like any answer and
+    flagged unparsed. ``p4d``: :func:`score_answer` (unparsed scores 0). Numeric items: MRA."""
+    if item.is_numeric or protocol != "release":
+        parsed, score = score_answer(item, raw)
+        return parsed, score, parsed is None
+    letter = parse_release_letter(raw, len(item.options))
+    unparsed = letter is None
+    if unparsed:
+        letter = random_letter(len(item.options), seed, item.id)
+    return letter, float(letter == item.answer), unparsed
 
 
 def random_expectation(item: Item) -> float:

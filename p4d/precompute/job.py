@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 import fsspec
 from tqdm import tqdm
 
-from p4d.cache_schema import CacheStore, open_store, write_shard
+from p4d.cache_schema import CacheStore, bind_teacher, open_store, write_shard
 from p4d.errors import CacheNotFoundError, CacheSchemaError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
@@ -71,15 +72,23 @@ class PrecomputeReport:
 
 
 def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str) -> CacheStore:
+    """The store to fill: opened, or planned and created (atomically; of several runs creating the
+    same new store one creates, the others join it), then checked against this run. A store
+    planned by ``p4d cache init`` (no weights hash yet) is bound to this run's teacher weights."""
     spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
                       frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
                       clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash)
     try:
         store = open_store(cfg.store, mode="r+")
-    except CacheNotFoundError:
-        return plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
-                          progress=cfg.progress)
+    except CacheNotFoundError:  # none, or its creation was killed: (re)create it
+        store = plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
+                           progress=cfg.progress, join=True)
+    unbound = dataclasses.replace(spec, teacher={**spec.teacher, "weights_hash": ""})
     diffs = store.spec.compatible_with(spec)
+    if diffs and not store.spec.teacher.get("weights_hash") and not store.spec.compatible_with(unbound):
+        log.warning("%s was planned without teacher weights (`p4d cache init`); binding it to weights %s",
+                    cfg.store, weights_hash)
+        return bind_teacher(store, weights_hash)
     if diffs:
         raise CacheSchemaError(
             f"store {cfg.store} was made with another teacher, config or sampling policy ({'; '.join(diffs)}); "

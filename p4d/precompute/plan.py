@@ -2,8 +2,10 @@
 
 The plan is deterministic (sorted paths, clip indices from the sampling policy) and is stored
 in the cache (``videos.json`` + ``clips/video``), so precompute, train and eval all find the
-same clips. A video that cannot be probed is kept in the plan with one clip; precompute then
-records that clip as failed with the decode error, so a bad file is recorded, never fatal.
+same clips. Every listed path is planned: one that cannot be used (missing, a dangling link, a
+folder, not a video, a still image, truncated below N frames) is kept with one clip and the
+reason, and precompute records that clip as failed with it, so a bad file is recorded, never
+fatal and never silently dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
 from p4d.errors import ConfigError, VideoDecodeError
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset, get_preset
-from p4d.video import plan_clips, probe
+from p4d.video import frame_shortfall, plan_clips, probe
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +43,30 @@ def file_fingerprint(path: str) -> tuple[int, str]:
 
 def plan_video(path: str, *, num_frames: int, policy: str, frame_stride: int,
                max_pixels: int | None = None) -> VideoEntry:
-    """Probe one video and count its clips; an unreadable video gets one clip (failed later)."""
+    """Probe one video and count its clips. An unusable video (unreadable, not a video, or a
+    truncated one with fewer than N frames left) gets one clip and the reason in ``note``;
+    precompute records that clip failed with it. A truncated video with at least N frames is
+    planned from the frames present, with a warning in ``note``."""
     size, digest = file_fingerprint(path)
     try:
         info = probe(path) if max_pixels is None else probe(path, max_pixels=max_pixels)
     except VideoDecodeError as exc:
         log.warning("planning %s: %s (its clip will be recorded as failed)", path, exc)
-        return VideoEntry(path=path, size_bytes=size, content_hash=digest, fps=0.0, duration=0.0,
-                          num_frames=0, width=0, height=0, rotation=0, num_clips=1)
+        return _unusable(path, size, digest, str(exc))
+    note = frame_shortfall(info)
+    if note and info.num_frames < num_frames:
+        return _unusable(path, size, digest, f"video {path}: {note}, fewer than the N={num_frames} frames of a clip")
+    if note:
+        log.warning("planning %s: %s; planning its clips from those", path, note)
     clips = plan_clips(info.num_frames, num_frames=num_frames, policy=policy, frame_stride=frame_stride)
     return VideoEntry(path=path, size_bytes=size, content_hash=digest, fps=float(info.fps),
                       duration=float(info.duration), num_frames=int(info.num_frames), width=int(info.width),
-                      height=int(info.height), rotation=int(info.rotation), num_clips=len(clips))
+                      height=int(info.height), rotation=int(info.rotation), num_clips=len(clips), note=note)
+
+
+def _unusable(path: str, size: int, digest: str, reason: str) -> VideoEntry:
+    return VideoEntry(path=path, size_bytes=size, content_hash=digest, fps=0.0, duration=0.0, num_frames=0,
+                      width=0, height=0, rotation=0, num_clips=1, note=reason)
 
 
 def resolve_teacher(name: str | TeacherPreset, taps: Sequence[int] | None = None) -> TeacherPreset:
@@ -92,14 +106,16 @@ def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, fr
 
 
 def plan_store(videos: str | Path, store: str, spec: CacheSpec, *, overwrite: bool = False,
-               video_root: str | None = None, max_pixels: int | None = None, progress: bool = False) -> CacheStore:
-    """List, probe and plan every video under ``spec``'s sampling policy, then create the store (all pending)."""
+               video_root: str | None = None, max_pixels: int | None = None, progress: bool = False,
+               join: bool = False) -> CacheStore:
+    """List, probe and plan every video under ``spec``'s sampling policy, then create the store (all
+    pending); ``overwrite``/``join``: what to do when it exists (see :func:`create_store`)."""
     s = spec.sampling
     paths = list_videos(videos, video_root=video_root)
     entries = [plan_video(p, num_frames=s["num_frames"], policy=s["policy"], frame_stride=s["frame_stride"],
                           max_pixels=max_pixels)
                for p in tqdm(paths, desc="probing videos", unit="video", disable=not progress)]
-    return create_store(store, spec, entries, overwrite=overwrite)
+    return create_store(store, spec, entries, overwrite=overwrite, join=join)
 
 
 def plan_cache(videos: str | Path, store: str, *, teacher: str | TeacherPreset = "l4p", num_frames: int = 16,

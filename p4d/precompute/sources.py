@@ -1,6 +1,7 @@
 """Where precompute finds its videos: a folder, a list file, or the trainer's conversation file.
 
-* a directory: every file below it with a video extension (recursive);
+* a directory: every entry below it with a video extension (recursive), files or not: a dangling
+  link or a folder named ``x.mp4`` is planned too, and recorded failed with its reason;
 * a ``.txt``/``.lst`` file: one path or URL per line (``#`` comments, blank lines skipped;
   relative paths are relative to the list file);
 * a LLaVA-style conversation ``.json`` (a list of records) or ``.jsonl`` (one record per line)
@@ -44,7 +45,7 @@ def list_videos(source: str | Path, *, video_root: str | Path | None = None) -> 
     src = Path(source)
     suffix = src.suffix.lower()
     if src.is_dir():
-        paths = [str(p) for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        paths = [str(p) for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS]
     elif src.is_file() and suffix in LIST_EXTENSIONS:
         lines = (line.strip() for line in src.read_text().splitlines())
         paths = [_resolve(line, src.parent) for line in lines if line and not line.startswith("#")]

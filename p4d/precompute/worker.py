@@ -24,6 +24,7 @@ import numpy as np
 
 from p4d.cache_schema import CacheStore, open_store, write_shard
 from p4d.errors import P4DError
+from p4d.precompute.plan import plan_video
 from p4d.teacher.presets import TeacherPreset
 from p4d.video import decode_frames, plan_clips
 
@@ -94,21 +95,33 @@ def save_heads_to_store(url: str, job: TeacherJob) -> int:
     return len(data)
 
 
-def clip_frame_plan(store: CacheStore, clips: Sequence[int]) -> dict[int, tuple[int, np.ndarray]]:
-    """(video row, source frame indices) of each clip in ``clips``, from the stored plan and sampling policy."""
+def clip_frame_plan(store: CacheStore, clips: Sequence[int]) -> dict[int, tuple[int, np.ndarray | str]]:
+    """(video row, source frame indices) of each clip in ``clips``, from the stored plan and sampling
+    policy; for the one clip of a video unusable when planned, the video is planned again now (it
+    may have been fixed since) and its indices, or the reason it is still unusable, are given."""
     s = store.spec.sampling
     first_clip = np.cumsum([0] + [v.num_clips for v in store.videos])
     plan = {}
     for i in clips:
         v = int(np.searchsorted(first_clip, i, side="right") - 1)
         video = store.videos[v]
-        if video.num_frames <= 0:  # unprobeable at plan time: one clip, failed when decoded
-            plan[i] = (v, np.zeros(store.spec.num_frames, np.int32))
+        if video.num_frames <= 0:  # unusable at plan time: one clip
+            plan[i] = (v, _replan_unusable(video.path, s))
             continue
         per_video = plan_clips(video.num_frames, num_frames=s["num_frames"], policy=s["policy"],
                                frame_stride=s["frame_stride"])
         plan[i] = (v, per_video[i - int(first_clip[v])])
     return plan
+
+
+def _replan_unusable(path: str, sampling: dict) -> np.ndarray | str:
+    """The first clip's frame indices of a video that was unusable when the store was planned, or why it still is."""
+    entry = plan_video(path, num_frames=sampling["num_frames"], policy=sampling["policy"],
+                       frame_stride=sampling["frame_stride"])
+    if entry.num_frames <= 0:
+        return entry.note
+    return plan_clips(entry.num_frames, num_frames=sampling["num_frames"], policy=sampling["policy"],
+                      frame_stride=sampling["frame_stride"])[0]
 
 
 def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob) -> Iterator[tuple[int, object]]:
@@ -119,6 +132,8 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob) ->
     def decode(i: int):
         v, idx = plan[i]
         path = store.videos[v].path
+        if isinstance(idx, str):  # still unusable: the planner's reason
+            return idx
         try:
             return decode_frames(path, idx, size=size, **kwargs)
         except P4DError as exc:

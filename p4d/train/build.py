@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from p4d.cache_schema import SCHEMA_VERSION, CacheStore
+from p4d.cache_schema import READABLE_SCHEMA_VERSIONS, CacheStore
 from p4d.errors import CacheSchemaError, ConfigError
 from p4d.train.config import TIME_CUES, TrainConfig
 from p4d.train.model import (
@@ -48,13 +48,17 @@ def check_store(cfg: TrainConfig, store: CacheStore) -> None:
     want = cfg.expect.schema_version
     if want is not None and version != want:
         raise CacheSchemaError(f"--cache {store.url}: schema version {version}, but --expect.schema-version is {want}")
-    if version != SCHEMA_VERSION:
-        raise CacheSchemaError(f"--cache {store.url}: schema version {version}; this p4d reads {SCHEMA_VERSION}")
+    if version not in READABLE_SCHEMA_VERSIONS:
+        raise CacheSchemaError(f"--cache {store.url}: schema version {version}; this p4d reads "
+                               f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
     found_hash = store.spec.teacher.get("weights_hash", "")
     if cfg.expect.teacher_hash is not None and found_hash != cfg.expect.teacher_hash:
         raise CacheSchemaError(
             f"--cache {store.url}: made with teacher weights {found_hash or '(none recorded)'}, but "
             f"--expect.teacher-hash is {cfg.expect.teacher_hash}; rebuild the cache or fix the flag")
+    if cfg.expect.num_frames is not None and store.spec.num_frames != cfg.expect.num_frames:
+        raise CacheSchemaError(f"--cache {store.url}: clips of N={store.spec.num_frames} frames, but "
+                               f"--expect.num-frames is {cfg.expect.num_frames}; rebuild the cache or fix the flag")
     spatial = store.spec.spatial
     for key, value in EXPECTED_SPATIAL.items():
         if spatial.get(key) != value:
@@ -88,7 +92,7 @@ def student_config(cfg: TrainConfig, base: StudentConfig | None = None) -> Stude
         "tpe": TIME_CUES[cfg.recipe.time_cue],
         "loss": base.loss.__class__(**{**base.loss.__dict__, **cfg.loss_weights(base.loss.__dict__)}),
     }
-    for name in ("attn", "dtype", "d4dp_hidden"):
+    for name in ("attn", "dtype", "d4dp", "d4dp_time", "d4dp_hidden"):
         value = getattr(cfg.model, name)
         if value is not None:
             changes[name] = value
@@ -139,7 +143,7 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
 
 
 def _checkpoint_overrides(scfg: StudentConfig) -> dict[str, Any]:
-    return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "d4dp_hidden", "name")}
+    return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "d4dp", "d4dp_time", "d4dp_hidden", "name")}
 
 
 # ---- optimizer and schedule ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ def train_command(
     cache: Optional[str] = typer.Option(None, "--cache", help="The cache store written by `p4d precompute`."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder: config.yaml, log.jsonl, checkpoints/, export/."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any settings (flags override it)."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="release (the public 4D-RGPT sft.sh: tune-llm, lr 1e-5, 10 epochs, global batch 1024, ...) | paper (the same with tune-p+llm and the MLP D_4DP); printed; YAML and flags override it."),
     resume: Optional[str] = typer.Option(None, "--resume", help="A checkpoint folder, or a run folder (its newest checkpoint)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Tab. 4: 4d-sft | 4d-concat | 4d-pe | p4d (default)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="Tab. 5: ld-only | ld+d | ld+d+f | ld+d+f+m | ed-only | ld+ed (default)."),
@@ -53,12 +54,16 @@ def train_command(
         if value is not None:
             set_path(overrides, key, value)
     overrides = merge(overrides, parse_overrides(ctx.args))
-    result = run_from_flags(config, overrides)
+    if recipe is not None:
+        from p4d.train.recipes import describe_recipe
+
+        typer.echo(describe_recipe(recipe))
+    result = run_from_flags(config, overrides, recipe)
     typer.echo(summary_line(result))
 
 
-def run_from_flags(config_file: Path | None, overrides: dict):
-    """Resolve (YAML or the resumed checkpoint's config, then flags), validate and train."""
+def run_from_flags(config_file: Path | None, overrides: dict, recipe: str | None = None):
+    """Resolve (recipe, YAML or the resumed checkpoint's config, then flags), validate and train."""
     from p4d.train.checkpoint import find_resume, read_meta
     from p4d.train.config import TrainConfig, load_yaml, merge, resolve_config
     from p4d.train.trainer import CONFIG_FILE, main
@@ -70,7 +75,7 @@ def run_from_flags(config_file: Path | None, overrides: dict):
         saved["out"] = str(run_dir)  # the folder it resumes, even when copied from another run's folder
         cfg = TrainConfig.from_dict(merge(saved, overrides), source="the checkpoint's config + flags").validate()
     else:
-        cfg = resolve_config(config_file=config_file, overrides=overrides)
+        cfg = resolve_config(config_file=config_file, overrides=overrides, recipe=recipe)
     return main(cfg)
 
 

@@ -5,6 +5,9 @@ the common ones also have short flags (``--data``, ``--cache``, ``--out``, ``--s
 Order of precedence: defaults < ``--config FILE`` (YAML) < flags. :meth:`TrainConfig.validate`
 runs before any process group starts and every message names the flag to change.
 
+Whole recipes: ``--recipe release`` (the public 4D-RGPT training script) and ``--recipe paper``
+(the paper's readings), see :mod:`p4d.train.recipes`; they sit under the YAML file and the flags.
+
 Recipe presets (the paper's ablations):
 
 - strategy (Tab. 4): ``4d-sft``, ``4d-concat``, ``4d-pe``, ``p4d`` (default); ``zero-shot`` is eval only.
@@ -56,6 +59,7 @@ class DataConfig:
     batch_size: int = 1                  # clips per process per micro-step
     num_workers: int = 0                 # DataLoader workers (spawn start method)
     prefetch_factor: int = 2
+    max_length: int | None = None        # refuse (skip and count) a sample whose token ids are longer (release: 16384)
 
 
 @dataclass(kw_only=True)
@@ -66,7 +70,9 @@ class ModelConfig:
     attn: str | None = None              # eager | sdpa (default: the preset's)
     dtype: str | None = None             # parameter dtype float32 | bfloat16 (default: the preset's)
     gradient_checkpointing: bool = False
-    d4dp_hidden: int | None = None       # D_4DP MLP width (default: the preset's)
+    d4dp: str | None = None              # D_4DP per tap: linear (the release) | mlp (model card); default: the preset's
+    d4dp_time: str | None = None         # D_4DP N -> N': stride (the release: frames 0, 2, ...) | mean (pairs averaged)
+    d4dp_hidden: int | None = None       # D_4DP MLP width (mlp only; default: the preset's)
 
 
 @dataclass(kw_only=True)
@@ -110,6 +116,8 @@ class OptimConfig:
     warmup_steps: int = 0
     warmup_ratio: float = 0.03           # used when warmup_steps is 0
     min_lr_ratio: float = 0.0            # cosine floor as a fraction of each group's lr
+    epochs: float | None = None          # set max_steps from epochs over the data (release: 10)
+    global_batch: int | None = None      # set grad_accum = global_batch / (batch_size x processes) (release: 1024)
 
 
 @dataclass(kw_only=True)
@@ -145,6 +153,7 @@ class RuntimeConfig:
 class ExpectConfig:
     schema_version: int | None = None    # refuse a store of another cache schema version
     teacher_hash: str | None = None      # refuse a store made with other teacher weights
+    num_frames: int | None = None        # refuse a store whose clips have another N (release: 16)
 
 
 @dataclass(kw_only=True)
@@ -204,6 +213,10 @@ class TrainConfig:
         _choice("recipe.loss", r.loss, tuple(LOSS_PRESETS))
         _choice("recipe.time-cue", r.time_cue, tuple(TIME_CUES))
         _choice("recipe.tune", r.tune, TRAINABILITY)
+        if self.model.d4dp is not None:
+            _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
+        if self.model.d4dp_time is not None:
+            _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
         _choice("runtime.device", self.runtime.device, DEVICES)
         if self.runtime.precision == "bf16":
             self.runtime.precision = "bf16-mixed"
@@ -225,6 +238,13 @@ class TrainConfig:
         ):
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise ConfigError(f"--{flag}: expected a finite number >= 0, found {value}")
+        for flag, value, low in (("data.max-length", self.data.max_length, 1),
+                                 ("optim.global-batch", self.optim.global_batch, 1),
+                                 ("expect.num-frames", self.expect.num_frames, 1)):
+            if value is not None and value < low:
+                raise ConfigError(f"--{flag}: expected an integer >= {low}, found {value}")
+        if self.optim.epochs is not None and not (math.isfinite(self.optim.epochs) and self.optim.epochs > 0):
+            raise ConfigError(f"--optim.epochs: expected a number > 0, found {self.optim.epochs}")
         for flag, value in (("optim.warmup-ratio", self.optim.warmup_ratio),
                             ("optim.min-lr-ratio", self.optim.min_lr_ratio), ("augment.hflip", self.augment.hflip),
                             ("lora.dropout", self.lora.dropout)):
@@ -422,9 +442,15 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def resolve_config(*, config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """defaults < YAML file < overrides (nested dict, e.g. from :func:`parse_overrides`), validated."""
-    tree: dict = load_yaml(config_file) if config_file else {}
+def resolve_config(*, config_file: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                   recipe: str | None = None) -> TrainConfig:
+    """defaults < recipe (``release`` | ``paper``, :mod:`p4d.train.recipes`) < YAML file < overrides
+    (nested dict, e.g. from :func:`parse_overrides`), validated."""
+    from p4d.train.recipes import recipe_settings
+
+    tree: dict = recipe_settings(recipe) if recipe else {}
+    if config_file:
+        tree = merge(tree, load_yaml(config_file))
     if overrides:
         tree = merge(tree, overrides)
     source = f"--config {config_file}" if config_file else "flags"

@@ -23,13 +23,12 @@ import numpy as np
 import torch
 
 from p4d.errors import ConfigError
+from p4d.eval.prompt import format_prompt
 from p4d.train.model import STUDENT_FILE, encode_chat, export_student, merge_lora
 from p4d.train.model import load_exported_student as load_student_model
+from p4d.video import student_frames
 
 log = logging.getLogger(__name__)
-
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
 
 def export_trained(model, path: str | os.PathLike, preset: dict[str, str], *, lora: bool = False) -> Path:
     """Export ``model`` for inference (LoRA merged in place first) with its recipe ``preset``."""
@@ -42,15 +41,6 @@ def export_trained(model, path: str | os.PathLike, preset: dict[str, str], *, lo
     record["preset"] = dict(preset)
     file.write_text(json.dumps(record, indent=2, sort_keys=True))
     return Path(path)
-
-
-def format_question(question: str, options: Sequence[str]) -> str:
-    """The prompt of a multiple-choice or numeric item (the same text as ``p4d.eval``'s prompt):
-    the question, lettered options and the answer instruction."""
-    if not options:
-        return f"{question}\nAnswer with a single number."
-    lines = [question, *(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))]
-    return "\n".join(lines) + "\nAnswer with the option's letter from the given choices directly."
 
 
 class StudentAnswerer:
@@ -81,12 +71,23 @@ class StudentAnswerer:
         return torch.from_numpy(read_clip(self._store, self._index.first_clip[row], fields=("f4d",))["f4d"])[None]
 
     @torch.no_grad()
-    def answer(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence[str] = (),
-               video: str | None = None) -> str:
+    def answer(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence = (),
+               video: str | None = None, prompt: str | None = None, images: Sequence[np.ndarray] = ()) -> str:
+        """Greedy answer. ``prompt``: the full text (default: :func:`p4d.eval.prompt.format_prompt`
+        of the question and options, release style). ``images``: (H, W, 3) uint8 images shown before
+        the video (R4D-Bench's SoM key frame); each enters as one more visual block at the first
+        frame's timestamp (the SoM image is the clip's key frame). Frames and images are brought to
+        the student's S×S by :func:`p4d.video.student_frames`, as in training."""
         m = self.model
-        frames_t = torch.as_tensor(np.ascontiguousarray(frames), dtype=torch.uint8)[None]
-        ts = torch.as_tensor(np.asarray(timestamps, dtype=np.float32))[None]
-        prompt = format_question(question_text, list(options))
+        size = m.cfg.image_size
+        parts = [student_frames(np.asarray(im)[None], size, m.cfg.resize) for im in images]
+        parts.append(student_frames(np.asarray(frames), size, m.cfg.resize))
+        times = np.asarray(timestamps, dtype=np.float32)
+        times = np.concatenate([np.full(len(images), times[0] if len(times) else 0.0, np.float32), times])
+        frames_t = torch.from_numpy(np.ascontiguousarray(np.concatenate(parts)))[None]
+        ts = torch.from_numpy(times)[None]
+        if prompt is None:
+            prompt = format_prompt(question_text, list(options), som=bool(len(images)))
         ids = encode_chat(m.tokenizer, m.cfg, [(prompt, None)], num_frames=frames_t.shape[1],
                           timestamps=ts[0].tolist())["input_ids"]
         out = m.generate(frames_t, ts, torch.tensor([ids]), f4d=self._f4d(video), max_new_tokens=self.max_new_tokens)

@@ -3,8 +3,8 @@
 - :class:`ClipDataset`: samples by key, a batch at a time (``__getitems__``). ``video`` samples
   read the targets their recipe uses from the cache (one :func:`p4d.cache_schema.read_clips`
   call per batch) and decode the frames at exactly the clip's stored
-  frame indices (rotation applied), draw the SoM region marks on frame 0, and resize to the
-  student's S×S (bilinear, non-aspect-preserving, as the cache's spatial transform); TPE uses the
+  frame indices (rotation applied), draw the SoM region marks on frame 0, and squash to the
+  student's S×S with :func:`p4d.video.student_frames` (the one resize eval and export use too); TPE uses the
   stored timestamps. ``video-sft`` samples are sampled from the video with the cache's policy,
   without targets; ``image`` samples load their images (time cue off). A sample that fails to
   load (a video changed or vanished, a torn shard) comes back as an error record and is dropped
@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from p4d.cache_schema import CacheStore, read_clip, read_clips
+from p4d.cache_schema import CacheStore, read_clips
 from p4d.errors import P4DError
 from p4d.train.augment import flip_frames, flip_region, flip_targets, should_flip
 from p4d.train.data import Sample
 from p4d.train.model import IGNORE_INDEX, StudentConfig, encode_chat, pad_batch
-from p4d.video import decode_frames, resize_frames, sample_clip
+from p4d.video import decode_frames, sample_clip, student_frames
 from p4d.video.marks import Region, decode_rle, draw_marks, polygon_mask
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,17 @@ class ClipDataset(torch.utils.data.Dataset):
     """Samples by ``(index, epoch)`` keys (the epoch seeds the flip decision).
 
     targets: the cache targets to read (subset of ``f4d``, depth, flow, motion, camray);
-    f4d_input: also return F_4D as the student's input (4d-concat / 4d-pe).
+    f4d_input: also return F_4D as the student's input (4d-concat / 4d-pe);
+    decode_on_device: hand the targets over as stored (int8 residuals + scales, float16 maps;
+    ``batch["target_codec"]`` names the codec) for :mod:`p4d.train.device_decode` on the
+    trainer's device; else (and always with ``f4d_input``) decode to float32 here.
     """
 
     def __init__(self, samples: Sequence[Sample], store: CacheStore, *, student: StudentConfig, tokenizer,
-                 targets: Sequence[str] = (), f4d_input: bool = False, hflip: float = 0.0, seed: int = 0):
+                 targets: Sequence[str] = (), f4d_input: bool = False, hflip: float = 0.0, seed: int = 0,
+                 decode_on_device: bool = False, max_length: int | None = None):
         self.samples = list(samples)
+        self.max_length = max_length
         self.store = store  # picklable; zarr arrays reopen lazily in each worker
         self.student = student
         self.no_time_cue = student.replace(tpe="off")
@@ -76,6 +81,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.f4d_input = f4d_input
         self.hflip = hflip
         self.seed = seed
+        self.decode_on_device = decode_on_device and not f4d_input
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -92,7 +98,8 @@ class ClipDataset(torch.utils.data.Dataset):
         read: dict[int, dict[str, np.ndarray]] = {}
         if len(videos) > 1:
             try:
-                clips = read_clips(self.store, [s.clip for _, s in videos], fields=self._fields())
+                clips = read_clips(self.store, [s.clip for _, s in videos], fields=self._fields(),
+                                   decode=not self.decode_on_device)
                 read = {j: {k: v[n] for k, v in clips.items()} for n, (j, _) in enumerate(videos)}
             except (P4DError, OSError):
                 read = {}  # a bad clip in the batch: every sample reads (and reports) on its own
@@ -116,10 +123,11 @@ class ClipDataset(torch.utils.data.Dataset):
         f4d = None
         if s.kind == "video":
             if clip is None:
-                clip = read_clip(self.store, s.clip, fields=self._fields())
+                clip = read_clips(self.store, [s.clip], fields=self._fields(), decode=not self.decode_on_device)
+                clip = {k: v[0] for k, v in clip.items()}
             frames = decode_frames(s.media[0], clip["frame_index"]).frames
             timestamps = clip["timestamp"].astype(np.float32)
-            targets = {k: clip[k] for k in self.targets}
+            targets = {k: v for k, v in clip.items() if k in self.targets or (k.startswith("f4d_") and "f4d" in self.targets)}
             f4d = clip["f4d"] if self.f4d_input else None
         elif s.kind == "video-sft":
             sampling = self.store.spec.sampling
@@ -129,7 +137,6 @@ class ClipDataset(torch.utils.data.Dataset):
         else:
             frames = np.stack([self._image(p) for p in s.media])
             timestamps = np.zeros(len(s.media), np.float32)
-        size = (self.student.image_size, self.student.image_size)
         regions = list(s.regions)
         if flip:
             frames = flip_frames(frames)
@@ -138,18 +145,32 @@ class ClipDataset(torch.utils.data.Dataset):
         if regions:
             frames = frames.copy()
             frames[0], _ = draw_marks(frames[0], [region_for(r, frames.shape[1:3]) for r in regions])
-        frames = resize_frames(frames, size) if frames.shape[1:3] != size else frames
+        frames = student_frames(frames, self.student.image_size, self.student.resize)
         cfg = self.no_time_cue if s.kind == "image" else self.student
         ids = encode_chat(self.tokenizer, cfg, list(s.turns), num_frames=len(frames), timestamps=timestamps.tolist())
+        if self.max_length is not None and len(ids["input_ids"]) > self.max_length:
+            raise P4DError(f"{len(ids['input_ids'])} tokens exceed --data.max-length {self.max_length}")
         return {"index": index, "kind": s.kind, "frames": np.ascontiguousarray(frames), "timestamps": timestamps,
-                "ids": ids, "targets": targets, "f4d": f4d, "flipped": flip}
+                "ids": ids, "targets": targets, "f4d": f4d, "flipped": flip,
+                "target_codec": self.store.spec.latent_codec if self.decode_on_device and targets else None}
 
     def _image(self, path: str) -> np.ndarray:
         from PIL import Image
 
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
-        return resize_frames(rgb[None], (self.student.image_size, self.student.image_size))[0]
+        return student_frames(rgb[None], self.student.image_size, self.student.resize)[0]
+
+
+def _stack_targets(targets: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Stack per-sample targets; a part only some samples carry (the codec's bfloat16 fallback
+    ``f4d_bf16``, read for a batch that needed it) is zeros for the others, as a batch read gives."""
+    keys = list(dict.fromkeys(k for t in targets for k in t))
+    out = {}
+    for k in keys:
+        like = next(t[k] for t in targets if k in t)
+        out[k] = torch.from_numpy(np.stack([t[k] if k in t else np.zeros_like(like) for t in targets]))
+    return out
 
 
 class Collate:
@@ -168,9 +189,9 @@ class Collate:
         batch.update(padded)
         batch["frames"] = torch.from_numpy(np.stack([it["frames"] for it in good]))
         batch["timestamps"] = torch.from_numpy(np.stack([it["timestamps"] for it in good]))
-        batch["targets"] = {k: torch.from_numpy(np.stack([it["targets"][k] for it in good]))
-                            for k in good[0]["targets"]}
+        batch["targets"] = _stack_targets([it["targets"] for it in good])
         batch["f4d"] = torch.from_numpy(np.stack([it["f4d"] for it in good])) if good[0]["f4d"] is not None else None
+        batch["target_codec"] = good[0].get("target_codec")
         batch["kind"] = good[0]["kind"]
         batch["tpe"] = good[0]["kind"] != "image"
         batch["answer_tokens"] = int((padded["labels"][:, 1:] != IGNORE_INDEX).sum())

@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -34,9 +34,11 @@ from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
 from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across
 from p4d.train.export import export_trained
+from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
 from p4d.train.precision import autocast, resolve_precision
+from p4d.train.recipes import resolve_run_length
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +56,27 @@ class TrainResult:
     data: dict[str, Any] = field(default_factory=dict)   # DataReport.to_dict()
 
 
-def needed_targets(cfg: TrainConfig) -> tuple[str, ...]:
-    """Cache targets the recipe's losses read (F_4D for LD, the maps with a non-zero weight)."""
-    return tuple(t if t != "ld" else "f4d" for t in cfg.loss_terms
-                 if (getattr(cfg.loss, f"{t}_weight") is None or getattr(cfg.loss, f"{t}_weight") > 0))
+def needed_targets(cfg: TrainConfig, modalities: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Cache targets the recipe's losses read: F_4D for LD (unless its weight is 0) and every map of
+    the loss preset, a map with weight 0 included (its ED is logged, not trained, as the release
+    logs every modality's ED) when the cache holds it (``modalities``: the store's; None: all)."""
+    out = []
+    for t in cfg.loss_terms:
+        weight = getattr(cfg.loss, f"{t}_weight")
+        if t == "ld":
+            if weight is None or weight > 0:
+                out.append("f4d")
+        elif (weight is None or weight > 0) or modalities is None or t in modalities:
+            out.append(t)
+    return tuple(out)
 
 
 def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The student's loss dict for one collated batch."""
     move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
     targets = {k: move(v) for k, v in batch["targets"].items()} or None
+    if targets and batch.get("target_codec"):  # stored parts: decode on the device (p4d.train.device_decode)
+        targets = decode_target_parts(batch["target_codec"], targets)
     return model(frames=move(batch["frames"]), timestamps=move(batch["timestamps"]), input_ids=move(batch["input_ids"]),
                  attention_mask=move(batch["attention_mask"]), labels=move(batch["labels"]), targets=targets,
                  f4d=move(batch["f4d"]) if batch.get("f4d") is not None else None, tpe=batch["tpe"])
@@ -171,14 +184,19 @@ def main(cfg: TrainConfig) -> TrainResult:
         if not samples:
             raise ConfigError(f"--data {cfg.data.conversations}: no usable record ({report.summary()})")
 
+        resolved = resolve_run_length(cfg, samples, dist.world_size)  # --optim.epochs / --optim.global-batch
+        if resolved and dist.is_main:
+            log.info("run length: %s", ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in resolved.items()))
+
         # --- student, optimizer, schedule -------------------------------------------------------
         model, counts = build_model(cfg, store, device=dist.device)
         lora = cfg.recipe.tune.endswith("-lora")
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg)
         dataset = ClipDataset(samples, store, student=model.cfg, tokenizer=model.tokenizer,
-                              targets=needed_targets(cfg), f4d_input=model.cfg.needs_f4d_input,
-                              hflip=cfg.augment.hflip, seed=cfg.runtime.seed)
+                              targets=needed_targets(cfg, store.spec.modalities), f4d_input=model.cfg.needs_f4d_input,
+                              hflip=cfg.augment.hflip, seed=cfg.runtime.seed,
+                              decode_on_device=dist.device.type == "cuda", max_length=cfg.data.max_length)
         sampler = ShardBatchSampler(samples, batch_size=cfg.data.batch_size, world_size=dist.world_size,
                                     rank=dist.rank, seed=cfg.runtime.seed, endless=True)
         check_first_sample(dataset, samples)

@@ -7,6 +7,7 @@ a file), the first video stream, the declared-size memory cap, and the display r
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,9 @@ from p4d.errors import VideoDecodeError
 
 log = logging.getLogger(__name__)
 
+#: Demuxers of still-image files (ffmpeg opens a PNG or JPEG as a one-frame "video").
+IMAGE_DEMUXERS = ("image2", "image2pipe")
+
 #: Largest decoded frame (width x height) accepted by default: 8K UHD, 7680 x 4320 (~33 M pixels,
 #: ~100 MB per RGB frame). A header declaring more is refused before any frame is decoded.
 DEFAULT_MAX_PIXELS = 7680 * 4320
@@ -26,6 +30,8 @@ DEFAULT_MAX_PIXELS = 7680 * 4320
 def check_file(path: str | Path) -> Path:
     """The path as a :class:`Path` if it names a non-empty regular file, else VideoDecodeError."""
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise VideoDecodeError(f"video {p}: dangling symbolic link (to {os.readlink(p)}, which does not exist)")
     if not p.exists():
         raise VideoDecodeError(f"video {p}: no such file")
     if not p.is_file():
@@ -52,7 +58,9 @@ def open_video(path: str | Path) -> Iterator[av.container.InputContainer]:
 
 
 def video_stream(container: av.container.InputContainer, path: str | Path, max_pixels: int) -> av.VideoStream:
-    """The first video stream, after checking that its declared frame size is within ``max_pixels``."""
+    """The first video stream, after checking that the container is a video (not a still image) and
+    that its declared frame size is within ``max_pixels``."""
+    check_not_image(container, path)
     streams = container.streams.video
     if not streams:
         found = ", ".join(s.type for s in container.streams) or "none"
@@ -67,6 +75,13 @@ def video_stream(container: av.container.InputContainer, path: str | Path, max_p
             f"{max_pixels} pixels per frame; raise --max-pixels (max_pixels=) if this video is genuine"
         )
     return stream
+
+
+def check_not_image(container: av.container.InputContainer, path: str | Path) -> None:
+    """VideoDecodeError if ffmpeg opened ``path`` with a still-image demuxer (e.g. a PNG named .mp4)."""
+    name = container.format.name
+    if name.endswith("_pipe") or name in IMAGE_DEMUXERS:
+        raise VideoDecodeError(f"video {path}: the file is a still image ({container.format.long_name}), not a video")
 
 
 def rotation_of(frame: av.VideoFrame) -> int:

@@ -44,15 +44,15 @@ class Clip:
 
 
 def decode_frames(path: str | Path, frame_index, *, size: tuple[int, int] | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> Clip:
+                  max_pixels: int = DEFAULT_MAX_PIXELS, filter: str = "bilinear") -> Clip:
     """Decode the frames at ``frame_index`` (duplicates allowed, any order) in one sequential pass.
 
-    ``size = (h, w)`` resizes (bilinear, non-aspect-preserving) after rotation. VideoDecodeError naming
+    ``size = (h, w)`` resizes (Pillow ``filter``, non-aspect-preserving) after rotation. VideoDecodeError naming
     the file if the file cannot be decoded or the stream ends before the highest wanted index (a header
     that over-counts, or a truncated file); the message says how many frames were decodable.
     """
     index = _check_index(frame_index)
-    decoded, available = _decode_wanted(path, index, size, max_pixels)
+    decoded, available = _decode_wanted(path, index, size, max_pixels, filter)
     if available is not None:
         raise VideoDecodeError(
             f"video {path}: wanted frame {int(index.max())} but the stream ended after {available} decodable "
@@ -100,7 +100,7 @@ def _check_index(frame_index) -> np.ndarray:
     return index.astype(np.int64)
 
 
-def _decode_wanted(path, index: np.ndarray, size, max_pixels: int):
+def _decode_wanted(path, index: np.ndarray, size, max_pixels: int, filter: str = "bilinear"):
     """({index: (frame, seconds)}, None) if every wanted index decoded, else (partial, decodable count)."""
     target = check_size(size) if size is not None else None
     wanted = set(int(i) for i in index)
@@ -128,7 +128,7 @@ def _decode_wanted(path, index: np.ndarray, size, max_pixels: int):
             if count in wanted:
                 rgb = to_display(frame.to_ndarray(format="rgb24"), rotation)
                 if target is not None:
-                    rgb = resize_frames(rgb[None], target)[0]
+                    rgb = resize_frames(rgb[None], target, filter)[0]
                 decoded[count] = (rgb, float((pts - first_pts) * (time_base or frame.time_base)))
             count += 1
             if count > last:

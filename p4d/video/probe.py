@@ -24,6 +24,8 @@ class VideoInfo:
     0/90/180/270) is applied, which is also the shape of decoded frames. ``num_frames`` is the header's
     count (or the packet count if the header has none); a truncated file can hold fewer decodable frames.
     ``fps`` is the stream's average rate (0.0 if unknown); ``duration`` is in seconds from the header.
+    ``declared_frames``: the header's frame count, or, when it has none, duration x fps rounded
+    (0 if unknown); a ``num_frames`` well below it means a truncated file (:func:`frame_shortfall`).
     """
 
     path: str
@@ -35,6 +37,7 @@ class VideoInfo:
     height: int
     rotation: int
     codec: str
+    declared_frames: int = 0
 
 
 def probe(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
@@ -47,6 +50,7 @@ def probe(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInf
         fps = _fps(stream)
         duration = _duration(container, stream)
         num_frames = int(stream.frames or 0)
+        declared = num_frames if num_frames > 0 else int(round(duration * fps))
         if num_frames <= 0:
             num_frames = sum(1 for packet in container.demux(stream) if packet.size > 0)
     if num_frames <= 0:
@@ -61,7 +65,18 @@ def probe(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInf
     if duration <= 0 and fps > 0:
         duration = num_frames / fps
     return VideoInfo(path=str(p), size_bytes=p.stat().st_size, num_frames=num_frames, fps=fps,
-                     duration=duration, width=width, height=height, rotation=rotation, codec=codec)
+                     duration=duration, width=width, height=height, rotation=rotation, codec=codec,
+                     declared_frames=declared)
+
+
+def frame_shortfall(info: VideoInfo) -> str:
+    """A note if the video holds clearly fewer frames than its container declares (a truncated
+    file: more than 2 frames and 2 % short), else ''."""
+    declared = info.declared_frames
+    if declared <= 0 or info.num_frames >= declared - max(2, 0.02 * declared):
+        return ""
+    return (f"truncated: {info.num_frames} of the {declared} frames the container declares "
+            f"({info.duration:.2f} s at {info.fps:g} fps) are present")
 
 
 def _fps(stream: av.VideoStream) -> float:

@@ -1,4 +1,4 @@
-"""Resize frames to the teacher's / student's input size (non-aspect-preserving, bilinear, Pillow)."""
+"""Resize frames (non-aspect-preserving, Pillow bilinear or bicubic)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,19 @@ def check_size(size: tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
-def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize (N, H, W, 3) uint8 frames to (N, h, w, 3), ``size = (h, w)``; bilinear, aspect not kept.
+#: Pillow filters by name (``resize_frames(filter=...)``).
+FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
-    The L4P teacher takes 224x224 and the student 448x448 inputs this way. Frames already at the
-    target size are returned unchanged (same array).
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int], filter: str = "bilinear") -> np.ndarray:
+    """Resize (N, H, W, 3) uint8 frames to (N, h, w, 3), ``size = (h, w)``; aspect not kept
+    (squash, no crop); Pillow ``filter`` (``bilinear`` or ``bicubic``, antialiased when shrinking).
+
+    Frames already at the target size are returned unchanged (same array).
     """
     h, w = check_size(size)
+    if filter not in FILTERS:
+        raise ConfigError(f"resize_frames: filter {filter!r}: expected one of {', '.join(FILTERS)}")
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ConfigError(f"resize_frames: expected (N, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
@@ -33,5 +39,5 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return frames
     out = np.empty((frames.shape[0], h, w, 3), dtype=np.uint8)
     for i, frame in enumerate(frames):
-        out[i] = np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.BILINEAR))
+        out[i] = np.asarray(Image.fromarray(frame).resize((w, h), FILTERS[filter]))
     return out

@@ -57,3 +57,17 @@ def test_decompress_ceiling_uses_the_stores_own_codec_settings(tmp_path):
     assert isinstance(depth, Blosc) and (depth.cname, depth.clevel, depth.shuffle) == ("zstd", 3, Blosc.SHUFFLE)
     assert _numcodecs_equivalent(store.array("clips/status")).level == 3
     assert decompress_only(store.url, repeats=1) > 0
+
+
+def test_loader_bench_deals_shard_local_batches_once_each():
+    """Every clip is read exactly once per configuration, p4d batches never straddle a shard,
+    and peers read one clip per request."""
+    from p4d.bench.loader import BATCH, _items, _split
+
+    for n, per_shard, cores in ((16, 8, 1), (16, 8, 2), (13, 6, 2), (5, 8, 2)):
+        shares = _split(n, per_shard, cores)
+        assert sorted(c for share in shares for b in share for c in b) == list(range(n))
+        for share in shares:
+            for batch in _items("p4d (targets to device)", share):
+                assert 1 <= len(batch) <= BATCH and len({c // per_shard for c in batch}) == 1
+            assert _items("safetensors-bf16", share) == [[c] for b in share for c in b]

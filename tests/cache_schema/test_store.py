@@ -81,7 +81,7 @@ def test_schema_version_mismatch_says_what_to_do(store):
     with pytest.raises(CacheVersionError) as info:
         open_store(store.url)
     msg = str(info.value)
-    assert "schema v0" in msg and f"reads v{SCHEMA_VERSION}" in msg and "--force" in msg and "p4d==" in msg
+    assert "schema v0" in msg and f"reads v{SCHEMA_VERSION}" in msg and "p4d precompute VIDEOS NEW_STORE" in msg and "p4d==" in msg
 
 
 def test_missing_videos_json(store):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from p4d.errors import ConfigError
-from p4d.eval.items import format_prompt, load_bench
+from p4d.eval.items import load_bench
 
 
 def test_malformed_items_are_reported_by_id_and_the_rest_load(tmp_path, video, mcq, write_bench):
@@ -106,7 +106,3 @@ def test_unreadable_benchmark_file_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="bad.json: not valid JSON"):
         load_bench(tmp_path / "bad.json")
 
-
-def test_format_prompt():
-    assert format_prompt("Q?", ["x", "y"]) == "Q?\nA. x\nB. y\nAnswer with the option's letter from the given choices directly."
-    assert format_prompt("How far?", []) == "How far?\nAnswer with a single number."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p4d.eval.parse import parse_choice, parse_number
+from p4d.eval.parse import parse_choice, parse_number, parse_release_letter, random_letter
 
 OPTIONS = ["3 m", "13 m", "a car", "2.5 m"]
 
@@ -70,3 +70,35 @@ NUMBERS = [
 @pytest.mark.parametrize("text, expected", NUMBERS)
 def test_parse_number(text, expected):
     assert parse_number(text) == expected
+
+
+RELEASE = [
+    ("B", "B"),
+    ("(C)", "C"),
+    ("The best answer is (D).", "D"),
+    ("The answer is B", "B"),
+    ("Answer: A", "A"),
+    ("answer: c", None),         # only (x) is read case-insensitively; a bare word must be a capital
+    ("(b) because it turns", "B"),
+    ("B: 13 m", "B"),
+    ("It is (E), no wait, B", "B"),  # (E) is no option letter of four: the bare B is read
+    ("I think 2", None),          # "I" is a capital word but not an option letter
+    ("two", None),
+    ("", None),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize("text, expected", RELEASE)
+def test_release_letter_parser(text, expected):
+    assert parse_release_letter(text, 4) == expected
+
+
+def test_random_letter_is_seeded_per_item_and_uniform():
+    assert random_letter(4, 0, "q1") == random_letter(4, 0, "q1")
+    draws = [random_letter(4, 0, f"q{k}") for k in range(4000)]
+    for letter in "ABCD":  # 1000 expected each; sd = sqrt(4000 * 0.25 * 0.75) = 27.4
+        assert abs(draws.count(letter) - 1000) < 5 * 27.4
+    assert set(draws) == set("ABCD")
+    other_seed = [random_letter(4, 1, f"q{k}") for k in range(200)]
+    assert other_seed != draws[:200]

@@ -54,7 +54,7 @@ ANSWERS = {"Which box holds <obj_1>?": "The answer is (B).", "How many?": "3", "
 def test_model_gets_frames_timestamps_and_marks_and_is_scored(tmp_path, bench, video):
     model = Recorder(ANSWERS)
     result = run_eval(EvalConfig(bench=bench, out=tmp_path / "p.jsonl", model_dir=tmp_path, frames=4,
-                                 attn="sdpa", dtype="bfloat16", progress=False), model=model)
+                                 attn="sdpa", dtype="bfloat16", progress=False, protocol="p4d"), model=model)
     assert [p.id for p in result.problems] == ["broken"]
     assert result.predicted == 4 and result.resumed == 0
     frames, timestamps, question, options = model.calls[0]
@@ -90,7 +90,7 @@ def _outside(mask, box):
 
 def test_killed_eval_resumes_from_the_predictions_file(tmp_path, bench):
     out = tmp_path / "p.jsonl"
-    config = EvalConfig(bench=bench, out=out, model_dir=tmp_path, frames=2, progress=False)
+    config = EvalConfig(bench=bench, out=out, model_dir=tmp_path, frames=2, progress=False, protocol="p4d")
     with pytest.raises(KeyboardInterrupt):
         run_eval(config, model=Recorder(ANSWERS, stop_after=2))
     assert len(read_predictions(out)[1]) == 2
@@ -103,7 +103,7 @@ def test_killed_eval_resumes_from_the_predictions_file(tmp_path, bench):
     lines = out.read_text().splitlines()
     assert len(lines) == 5 and all(json.loads(line) for line in lines)  # header + 4, torn line gone
     fresh = run_eval(EvalConfig(bench=bench, out=tmp_path / "fresh.jsonl", model_dir=tmp_path, frames=2,
-                                progress=False), model=Recorder(ANSWERS))
+                                progress=False, protocol="p4d"), model=Recorder(ANSWERS))
     assert {k: (c.count, c.total) for k, c in result.summary.columns.items()} == \
         {k: (c.count, c.total) for k, c in fresh.summary.columns.items()}
     # a finished run resumes to nothing, and does not need the model
@@ -140,7 +140,7 @@ def test_undecodable_video_is_reported_by_id_and_the_rest_run(tmp_path, video, w
              {"id": "bad", "video": str(broken), "question": "How many?", "options": ["1", "2", "3", "4"],
               "answer": "C", "category": "C"}]
     result = run_eval(EvalConfig(bench=write_bench(tmp_path / "b.json", items), out=tmp_path / "p.jsonl",
-                                 model_dir=tmp_path, frames=2, progress=False), model=Recorder(ANSWERS))
+                                 model_dir=tmp_path, frames=2, progress=False, protocol="p4d"), model=Recorder(ANSWERS))
     assert [p.id for p in result.problems] == ["bad"] and "broken.mp4" in result.problems[0].reason
     assert result.summary.column("Avg").count == 1 and result.summary.column("Avg").accuracy == 100.0
 

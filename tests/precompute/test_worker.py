@@ -17,10 +17,10 @@ def test_clip_frame_plan_maps_clips_to_videos_and_frames(tmp_path):
                      sampling={"num_frames": 4, "policy": "stride", "frame_stride": 2},
                      teacher={"name": "t", "preset": "x", "config": {}, "weights_hash": ""},
                      spatial={}, normalisation={})
-    # a: 17 frames, stride 2 -> clips start at 0 and 8; bad: unprobeable (0 frames) -> 1 clip; b: 8 frames -> 1 clip
+    # a: 17 frames, stride 2 -> clips start at 0 and 8; bad: unusable (0 frames) -> 1 clip; b: 8 frames -> 1 clip
     store = create_store(str(tmp_path / "s.zarr"), spec, [_video("a", 17, 2), _video("bad", 0, 1), _video("b", 8, 1)])
     plan = clip_frame_plan(store, [1, 2, 3])
     assert plan[1][0] == 0 and plan[1][1].tolist() == [8, 10, 12, 14]
-    assert plan[2][0] == 1 and plan[2][1].tolist() == [0, 0, 0, 0]
+    assert plan[2][0] == 1 and plan[2][1] == "video bad: no such file"  # planned again: still unusable
     assert plan[3][0] == 2 and plan[3][1].tolist() == [0, 2, 4, 6]
     assert set(clip_frame_plan(store, [0])) == {0} and clip_frame_plan(store, [0])[0][1].dtype == np.int32

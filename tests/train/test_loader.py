@@ -2,15 +2,19 @@
 batches (deterministic, rank slices, resumable), spawn workers, failures dropped not raised."""
 
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
+import torch
 import pytest
 
 from p4d.cache_schema import open_store, read_clip
 from p4d.train.data import Sample, build_samples
 from p4d.train.loader import ClipDataset, Collate, ShardBatchSampler, make_loader
 from p4d.train.model import build_tiny_tokenizer, special_ids, student_preset
-from p4d.video import resize_frames, sample_clip
+from PIL import Image
+
+from p4d.video import sample_clip
 from tests.train.conftest import record, write_jsonl
 
 MAPS = ("f4d", "depth", "flow", "motion", "camray")
@@ -38,7 +42,9 @@ def test_video_sample_matches_an_independent_decode(train_cache, conversations, 
     # uniform sampling of the whole video, decoded by another path, at the student's size
     reference = sample_clip(s.media[0], num_frames=16, policy="uniform")
     np.testing.assert_array_equal(reference.frame_index, cached["frame_index"])
-    np.testing.assert_array_equal(item["frames"], resize_frames(reference.frames, (56, 56)))
+    # squashed to the student's 56 x 56 by Pillow bicubic (the release's Image.resize default)
+    want = np.stack([np.asarray(Image.fromarray(f).resize((56, 56), Image.Resampling.BICUBIC)) for f in reference.frames])
+    np.testing.assert_array_equal(item["frames"], want)
     np.testing.assert_allclose(item["timestamps"], reference.timestamp, atol=1e-6)
     for k in MAPS:
         np.testing.assert_array_equal(item["targets"][k], cached[k])
@@ -202,3 +208,52 @@ def test_batched_fetch_with_a_torn_shard_reports_only_that_sample(train_cache, c
     assert "maps/flow of shard 1 is unreadable" in torn_item["error"]
     _same_item(good_item, ClipDataset(samples, open_store(train_cache.store), student=cfg, tokenizer=tok,
                                       targets=MAPS)[(good, 0)])
+
+
+def test_device_decode_batches_equal_host_decode(train_cache, conversations, tiny):
+    """Targets handed over as stored and decoded by torch (the CUDA path, here on CPU tensors)
+    equal the host's float32 decode bit for bit."""
+    from p4d.train.device_decode import decode_target_parts
+
+    host, samples = _dataset(train_cache, conversations, tiny, targets=MAPS)
+    dev, _ = _dataset(train_cache, conversations, tiny, targets=MAPS, decode_on_device=True)
+    keys = [(k, 0) for k, s in enumerate(samples) if s.kind == "video"][:3]
+    collate = Collate(pad_id=0)
+    a, b = collate(host.__getitems__(keys)), collate(dev.__getitems__(keys))
+    assert a["target_codec"] is None and b["target_codec"] == open_store(train_cache.store).spec.latent_codec
+    assert b["targets"]["f4d"].dtype.is_floating_point is False and b["targets"]["depth"].dtype == torch.float16
+    decoded = decode_target_parts(b["target_codec"], b["targets"])
+    assert set(decoded) == set(MAPS)
+    for k in MAPS:
+        assert torch.equal(decoded[k], a["targets"][k]), k
+
+
+def test_sample_longer_than_max_length_is_dropped_with_its_reason(train_cache, conversations, tiny):
+    # 16 frames x (2x2 + 1) tokens = 80 video-block ids alone: 60 is too short, 10_000 is not
+    short, _ = _dataset(train_cache, conversations, tiny, max_length=60)
+    item = short[(0, 0)]
+    assert "exceed --data.max-length 60" in item["error"]
+    long, _ = _dataset(train_cache, conversations, tiny, max_length=10_000)
+    assert "error" not in long[(0, 0)]
+
+
+def test_train_and_eval_give_the_student_identical_pixels(train_cache, tiny, tmp_path):
+    """The loader's frames (training) and raw decoded frames given to the model (eval, export) reach
+    E_v as the same tensor: one resize (p4d.video.student_frames) on both paths, marks drawn before it."""
+    from p4d.eval.items import RegionSpec
+    from p4d.eval.run import item_frames
+    from p4d.train.model.vision import preprocess_frames
+
+    region = {"label": "obj_1", "box": [8, 8, 60, 50]}
+    video = str(train_cache.videos / "v1.mp4")
+    ds, samples = _dataset(train_cache, write_jsonl(tmp_path / "m.jsonl", [record(video, regions=[region])]), tiny)
+    train = ds[(0, 0)]["frames"]
+    eval_item = SimpleNamespace(video=video, regions=(RegionSpec(label="obj_1", box=(8, 8, 60, 50)),),
+                                fallback_video=None)
+    raw, _, index = item_frames(eval_item, 16)
+    np.testing.assert_array_equal(index, read_clip(open_store(train_cache.store), samples[0].clip)["frame_index"])
+    assert raw.shape[1:3] != train.shape[1:3]  # eval hands native-size frames to the model
+    cfg, _ = tiny
+    a = preprocess_frames(torch.from_numpy(train)[None], cfg)
+    b = preprocess_frames(torch.from_numpy(raw)[None], cfg)
+    assert torch.equal(a, b)

@@ -5,10 +5,10 @@ Presets: ``tiny`` (tests; SigLIP 56 px / patch 14 → 4×4 patches → 2×2 toke
 hidden 64), ``nvila-lite-8b`` and ``nvila-lite-2b`` (the published NVILA-Lite sizes: SigLIP
 so400m/14 at 448 px → 32×32 patches → 11×11 tokens per frame; Qwen2-7B / Qwen2-1.5B LLMs).
 
-Loss defaults follow the public 4D-RGPT release README (``ld_weight≈0.01``,
-``--ed_weights depth=0.1,flow_2d_backward=0.001,dyn_mask=0.01``; notes/peers.md §D). They are
-**unverified** against the released code, which was not public when this was written. The camray
-weight (0.1) is p4d's own choice: the release lists no camray term.
+Loss and D_4DP defaults follow the public 4D-RGPT release's code (notes/release.md §3-4):
+L_LD 0.01; ED depth 0.1, flow 0.001, motion 0.01, camray 1e-5; D_4DP one Linear per tap on
+frames 0, 2, …, 14. The paper's readings stay as options (``d4dp="mlp"``, ``d4dp_time="mean"``,
+other weights through ``LossConfig``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import torch
 
 from p4d.errors import ConfigError, check_fields
+from p4d.train.model.d4dp import D4DP_HEADS, D4DP_TIME
 
 TPE_MODES = ("add", "mark", "prompt", "off")
 STRATEGIES = ("p4d", "4d-sft", "4d-concat", "4d-pe")
@@ -56,6 +57,11 @@ class LossConfig:
     motion: on dynamic-mask logits (``mse`` default; ``bce`` = BCE-with-logits against the
         teacher's sigmoid probabilities).
     camray: on the 6-D Plücker rays (``mse`` default; ``smooth_l1``).
+    log_all: compute and log every ED term whose map and head exist even when its weight is 0
+        (no gradient; the release logs them all).
+
+    Defaults are the release's (``sft.sh``): LD 0.01, depth 0.1, flow 0.001, motion 0.01,
+    camray 1e-5.
     """
 
     ld_weight: float = 0.01
@@ -66,8 +72,9 @@ class LossConfig:
     flow: str = "mse"
     motion_weight: float = 0.01
     motion: str = "mse"
-    camray_weight: float = 0.1
+    camray_weight: float = 1e-5
     camray: str = "mse"
+    log_all: bool = True
 
     def __post_init__(self) -> None:
         for name in ("ld_weight", "depth_weight", "flow_weight", "motion_weight", "camray_weight"):
@@ -102,11 +109,16 @@ class StudentConfig:
         The last two need F_4D at inference too.
     f4d_shape: (taps, N', h', w', c') of the cache's F_4D; filled by :func:`build_student`.
     f4d_input_tap: the tap fed to the input for 4d-concat / 4d-pe.
-    d4dp_hidden: D_4DP MLP width (model card: 2560).
+    d4dp: D_4DP per-tap map: ``linear`` (the release: one Linear(c, c'), normal(0, 0.1)) or
+        ``mlp`` (c → d4dp_hidden → c', GELU, Xavier; the model card's reading).
+    d4dp_time: N → N' for D_4DP: ``stride`` (the release: frames 0, 2, …) or ``mean`` (average
+        consecutive frame pairs).
+    d4dp_hidden: D_4DP MLP width (``mlp`` only; model card: 2560).
     attn: ``eager`` or ``sdpa`` for E_v and the LLM. The 4D-RGPT release reports bf16 argmax
         drift for Qwen2 under SDPA on transformers 5.0 (notes/peers.md), hence eager by default.
     dtype: parameter dtype of E_v, E_p, LLM and D_4DP (losses are computed in float32).
-    resize: interpolation used to bring frames to ``vision['image_size']`` (torch, antialiased).
+    resize: the Pillow filter that squashes frames to ``vision['image_size']``
+        (:func:`p4d.video.student_frames`; ``bicubic`` = the release's Pillow default).
     image_mean, image_std: normalisation after scaling to [0, 1] (SigLIP: 0.5, 0.5).
     video_token, frame_end_token: the per-visual-token placeholder and the token after each frame.
     """
@@ -120,6 +132,8 @@ class StudentConfig:
     strategy: str = "p4d"
     f4d_shape: tuple[int, int, int, int, int] | None = None
     f4d_input_tap: int = -1
+    d4dp: str = "linear"
+    d4dp_time: str = "stride"
     d4dp_hidden: int = 2560
     attn: str = "eager"
     dtype: str = "float32"
@@ -159,6 +173,8 @@ class StudentConfig:
         _choice(own, "attn", self.attn, ATTN_IMPLEMENTATIONS)
         _choice(own, "dtype", self.dtype, tuple(DTYPES))
         _choice(own, "resize", self.resize, ("bicubic", "bilinear"))
+        _choice(own, "d4dp", self.d4dp, D4DP_HEADS)
+        _choice(own, "d4dp_time", self.d4dp_time, D4DP_TIME)
         if not (isinstance(self.tpe_temperature, (int, float)) and self.tpe_temperature > 1):
             raise ConfigError(f"{own}.tpe_temperature: expected a number > 1, found {self.tpe_temperature!r}")
         if not isinstance(self.d4dp_hidden, int) or self.d4dp_hidden <= 0:

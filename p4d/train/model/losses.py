@@ -14,8 +14,8 @@ from torch import Tensor
 from p4d.errors import ConfigError
 from p4d.train.model.tokenizer import IGNORE_INDEX
 
-#: Smallest depth taken to the log (cached depth is float16 and > 0 by construction).
-DEPTH_EPS = 1e-6
+#: ε of the depth ED: log(pred + ε) vs log(target + ε), on both sides, as the release computes it.
+DEPTH_EPS = 1e-8
 
 
 def _check(name: str, pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -52,10 +52,14 @@ def latent_loss(pred: Tensor, target: Tensor, kind: str = "mse") -> Tensor:
 
 
 def depth_loss(pred_log_depth: Tensor, target_depth: Tensor, kind: str = "log_mse") -> Tensor:
-    """Δ_depth on log-depth: the head's pre-exp output vs log of the cached depth.
+    """Δ_depth in log space as the release computes it: log(d̂ + ε) vs log(d + ε), ε = DEPTH_EPS on
+    both sides, where d̂ = exp(the head's pre-exp output) and d the cached depth. log(d̂ + ε) is
+    taken as logaddexp(log d̂, log ε), which never overflows.
     ``ssi``: the prediction gets a per-frame least-squares scale and shift first."""
     pred, target = _check("depth", pred_log_depth, target_depth)
-    target = target.clamp_min(DEPTH_EPS).log()
+    log_eps = torch.tensor(DEPTH_EPS, dtype=torch.float64).log().item()
+    pred = torch.logaddexp(pred, torch.full_like(pred, log_eps))
+    target = (target.clamp_min(0.0) + DEPTH_EPS).log()
     if kind == "log_mse":
         return (pred - target).square().mean()
     if kind == "ssi":

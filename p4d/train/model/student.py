@@ -25,7 +25,7 @@ from p4d.train.model.f4d_input import F4DPositionalEncoding, f4d_to_patch_grid
 from p4d.train.model.projector import NvilaLiteProjector
 from p4d.train.model.tokenizer import build_tiny_tokenizer, special_ids
 from p4d.train.model.tpe import mark_timestamps, timestamp_pe
-from p4d.train.model.vision import check_frames, preprocess_frames, vision_features
+from p4d.train.model.vision import check_frames, preprocess_frames, to_student_size, vision_features
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Student(nn.Module):
                 raise ConfigError(
                     "strategy 'p4d': D_4DP needs the cache's F_4D shape; pass heads, cache_spec or f4d_shape"
                 )
-            self.d4dp = D4DP(cfg.llm_width, cfg.f4d_shape, cfg.d4dp_hidden).to(cfg.torch_dtype)
+            self.d4dp = D4DP(cfg.llm_width, cfg.f4d_shape, cfg.d4dp_hidden, head=cfg.d4dp, time=cfg.d4dp_time).to(cfg.torch_dtype)
             if heads is not None:
                 heads.requires_grad_(False)
                 heads.eval()
@@ -120,6 +120,7 @@ class Student(nn.Module):
         ``tpe=False`` skips the time cue for this call (image records: no timestamps)."""
         cfg = self.cfg
         b, n = check_frames(frames, timestamps)
+        frames = to_student_size(frames, cfg)  # before the marks, as the loader does in training
         if cfg.tpe == "mark" and tpe:
             frames = mark_timestamps(frames, timestamps)
         dtype = self.mm_projector.layers[2].weight.dtype
@@ -217,14 +218,21 @@ class Student(nn.Module):
         if "f4d" in targets and lc.ld_weight > 0:
             terms["ld"] = L.latent_loss(f4d_hat, targets["f4d"], lc.ld)
             weighted["ld"] = lc.ld_weight * terms["ld"]
-        wanted = [m for m in self.heads.heads if m in targets and lc.weight(m) > 0] if self.heads is not None else []
-        if wanted:
-            heads_dtype = next(self.heads.parameters()).dtype
+        present = [m for m in self.heads.heads if m in targets] if self.heads is not None else []
+        trained = [m for m in present if lc.weight(m) > 0]
+        logged = [m for m in present if lc.weight(m) == 0] if lc.log_all else []
+        heads_dtype = next(self.heads.parameters()).dtype if present else None
+        if trained:
             # the heads' outputs before their activations: log-depth for depth, the maps otherwise
-            preds = self.heads(f4d_hat.to(heads_dtype), modalities=wanted, raw=True)
-            for m in wanted:
+            preds = self.heads(f4d_hat.to(heads_dtype), modalities=trained, raw=True)
+            for m in trained:
                 terms[m] = L.MAP_LOSSES[m](preds[m], targets[m], lc.kind(m))
                 weighted[m] = lc.weight(m) * terms[m]
+        if logged:  # weight 0: logged only, as the release logs every modality's ED
+            with torch.no_grad():
+                preds = self.heads(f4d_hat.detach().to(heads_dtype), modalities=logged, raw=True)
+                for m in logged:
+                    terms[m] = L.MAP_LOSSES[m](preds[m], targets[m], lc.kind(m))
         return weighted
 
     # ---- inference -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ import torch
 
 from p4d.train.model import camray_loss, depth_loss, flow_loss, latent_loss, motion_loss, sft_loss
 from p4d.train.model.config import LossConfig
+from p4d.train.model.losses import DEPTH_EPS
 
 g = torch.Generator().manual_seed(3)
 F4D = torch.randn(2, 4, 2, 2, 2, 16, generator=g)
@@ -75,6 +76,22 @@ def test_shape_mismatch_names_the_target():
 
 def test_release_defaults():
     cfg = LossConfig()
-    assert (cfg.ld_weight, cfg.weight("depth"), cfg.weight("flow"), cfg.weight("motion")) == (0.01, 0.1, 0.001, 0.01)
+    assert (cfg.ld_weight, cfg.weight("depth"), cfg.weight("flow"), cfg.weight("motion"), cfg.weight("camray")) == (
+        0.01, 0.1, 0.001, 0.01, 1e-5)
+    assert cfg.log_all
     with pytest.raises(ValueError, match="LossConfig.flow"):
         LossConfig(flow="l1")
+
+
+def test_depth_is_compared_as_log_of_depth_plus_eps_on_both_sides():
+    # the release: (log(d_hat + 1e-8) - log(d + 1e-8))^2; the head gives log d_hat
+    assert DEPTH_EPS == 1e-8
+    d_hat = torch.tensor([1e-8, 2.0, 0.0]).view(1, 1, 1, 3, 1)
+    d = torch.tensor([3e-8, 2.0, 1e-8]).view(1, 1, 1, 3, 1)
+    want = ((math.log(2e-8) - math.log(4e-8)) ** 2 + 0.0 + (math.log(1e-8) - math.log(2e-8)) ** 2) / 3
+    got = float(depth_loss(torch.log(d_hat), d))  # log 0 = -inf: d_hat 0 still gives log(1e-8)
+    assert got == pytest.approx(want, rel=1e-5)
+    # a zero cached depth (float16 underflow) gives a finite target
+    assert math.isfinite(float(depth_loss(torch.zeros(1, 1, 1, 1, 1), torch.zeros(1, 1, 1, 1, 1))))
+    # a huge log-depth does not overflow
+    assert math.isfinite(float(depth_loss(torch.full((1, 1, 1, 1, 1), 1000.0), torch.ones(1, 1, 1, 1, 1))))

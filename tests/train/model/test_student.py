@@ -38,7 +38,7 @@ def test_gradients_reach_llm_through_ld_and_ed_heads_get_none(which, terms, tiny
     assert llm_grad is not None and llm_grad.abs().sum() > 0
     assert model.mm_projector.layers[7].weight.grad.abs().sum() > 0
     assert model.vision_tower.encoder.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
-    assert all(g is not None and g.abs().sum() > 0 for g in _grads(model.d4dp.mlps[0]))
+    assert all(g is not None and g.abs().sum() > 0 for g in _grads(model.d4dp.maps[0]))
     assert all(g is None for g in _grads(model.heads))
     assert not any(p.requires_grad for p in model.heads.parameters())
     assert model.llm.lm_head.weight.grad is None  # lm_head only sees the SFT term
@@ -57,6 +57,24 @@ def test_full_loss_is_sft_plus_weighted_terms_and_missing_modality_drops(tiny_he
     assert torch.allclose(out["loss"], want)
     assert out["f4d_hat"].shape == (1, *F4D_SHAPE)
     assert out["hidden"].shape == (1, NUM_FRAMES, 2, 2, 64)
+
+
+def test_weight_zero_ed_is_logged_without_gradient(tiny_heads, clip):
+    # the release logs every modality's ED; a weight of 0 keeps it out of the loss and the graph
+    torch.manual_seed(0)
+    model = build_student(TINY.replace(loss=dict(camray_weight=0.0, flow_weight=0.0)), heads=tiny_heads)
+    frames, timestamps = clip
+    batch = _batch(model)
+    out = model(frames, timestamps, **batch, targets=_targets(tiny_heads, ("f4d", "depth", "flow", "motion", "camray")))
+    t = out["losses"]
+    assert set(t) == {"sft", "ld", "depth", "flow", "motion", "camray"}
+    assert float(t["camray"]) > 0 and float(t["flow"]) > 0
+    assert not t["camray"].requires_grad and not t["flow"].requires_grad
+    want = t["sft"] + 0.01 * t["ld"] + 0.1 * t["depth"] + 0.01 * t["motion"]
+    assert torch.allclose(out["loss"], want)
+    silent = build_student(TINY.replace(loss=dict(camray_weight=0.0, log_all=False)), heads=tiny_heads)
+    out = silent(frames, timestamps, **batch, targets=_targets(tiny_heads, ("f4d", "camray")))
+    assert "camray" not in out["losses"]
 
 
 def test_heads_stay_in_eval_mode(tiny_heads):
@@ -114,7 +132,7 @@ def test_real_sizes_on_meta(cfg, llm_params):
     }
     # Qwen2-7B: 7.62e9 parameters; Qwen2-1.5B (tied embeddings): 1.54e9
     assert sum(p.numel() for p in model.llm.parameters()) == llm_params
-    assert model.d4dp.mlps[0][0].weight.shape == (2560, c)
+    assert model.d4dp.maps[0].weight.shape == (1408, c)  # the release: one Linear(c, 1408) per tap
     assert model.llm.model.layers[0].self_attn.config._attn_implementation == "eager"
 
 

@@ -1,0 +1,134 @@
+"""R4D-Bench as shipped (notes/release.md §6), read directly from its folder::
+
+    R4D-Bench/
+      test.json                      1,419 MCQ items (stibench 388, vlm4d 1,031)
+      videos/<benchmark>/<name>.mp4  full videos
+      clipped/<benchmark>/<name>.mp4 trimmed to the question's start time
+      images/<benchmark>/<id>.png    the SoM image: the key frame with labelled boxes
+
+One ``test.json`` item::
+
+    {"id": ..., "video": "clipped/vlm4d/x.mp4", "source": "videos/vlm4d/x.mp4",
+     "som_image": "images/vlm4d/17.png", "question": "... <obj_1> ...", "question_raw": "...",
+     "options": [0, 1, "2", null], "answer": 0, "task": "Counting", "benchmark": "vlm4d"}
+
+``id`` may be an int or a string; ``options`` mix ints, strings and None (shown as ``str(value)``);
+``answer`` is the option's **value** (possibly the integer 0), matched to the first option equal to it
+(same value, then same text); ``task`` is the category's full name; Sta/Dyn follows the category,
+not ``benchmark``. Paths are relative to the folder. ``video`` is used when the file exists, else
+``source``; when decoding ``video`` fails at run time, ``source`` is tried. A missing video does not
+drop an item: it is scored at run time like an unparsable answer (a random letter) and listed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from p4d.errors import ConfigError
+from p4d.eval.items import CATEGORIES, LETTERS, Bench, Item, ItemProblem, parse_category
+from p4d.eval.prompt import option_text
+
+log = logging.getLogger(__name__)
+
+BENCH_FILE = "test.json"
+
+
+def is_r4d_folder(path: str | Path) -> bool:
+    """A folder holding ``test.json`` (R4D-Bench as shipped)."""
+    return Path(path).is_dir() and (Path(path) / BENCH_FILE).is_file()
+
+
+def bench_file(path: str | Path) -> Path:
+    """The file whose hash identifies the benchmark: ``test.json`` of a folder, else the file."""
+    path = Path(path)
+    return path / BENCH_FILE if path.is_dir() else path
+
+
+def load_r4d(root: str | Path) -> Bench:
+    """Items of an R4D-Bench folder; malformed items become :class:`ItemProblem` (by id)."""
+    root = Path(root)
+    file = root / BENCH_FILE
+    if not file.is_file():
+        raise ConfigError(f"benchmark {root}: no {BENCH_FILE}; expected the R4D-Bench folder "
+                          f"(test.json, videos/, clipped/, images/)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"benchmark {file}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if isinstance(data, dict) and isinstance(data.get("items"), list):
+        data = data["items"]
+    if not isinstance(data, list):
+        raise ConfigError(f"benchmark {file}: expected a JSON list of items, got {type(data).__name__}")
+    items, problems, seen = [], [], set()
+    for k, record in enumerate(data):
+        raw_id = record.get("id") if isinstance(record, dict) else None
+        item_id = str(raw_id).strip() if raw_id is not None else ""
+        label = item_id or f"#{k + 1}"
+        try:
+            if not isinstance(record, dict):
+                raise ConfigError(f"expected a JSON object, got {type(record).__name__}")
+            if not item_id:
+                raise ConfigError("missing id")
+            if item_id in seen:
+                raise ConfigError("duplicate id")
+            items.append(parse_r4d_item(record, item_id, root))
+            seen.add(item_id)
+        except ConfigError as exc:
+            problems.append(ItemProblem(label, str(exc)))
+    if problems:
+        log.warning("%s: %d malformed items skipped (%s)", file, len(problems), ", ".join(p.id for p in problems[:10]))
+    return Bench(path=root, items=tuple(items), problems=tuple(problems))
+
+
+def answer_index(options: list, answer) -> int:
+    """Index of the first option equal to ``answer``: same value (0 is not False, 1 is not "1"),
+    then the same text; ConfigError if none."""
+    for i, o in enumerate(options):
+        if type(o) is type(answer) and o == answer:
+            return i
+    for i, o in enumerate(options):
+        if (isinstance(o, (int, float)) and not isinstance(o, bool) and isinstance(answer, (int, float))
+                and not isinstance(answer, bool) and o == answer):
+            return i
+    text = option_text(answer)
+    for i, o in enumerate(options):
+        if option_text(o) == text:
+            return i
+    raise ConfigError(f"answer {answer!r} is not among the options {options!r}")
+
+
+def parse_r4d_item(record: dict, item_id: str, root: Path) -> Item:
+    question = record.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise ConfigError("missing question")
+    options = record.get("options")
+    if not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS):
+        raise ConfigError(f"options: expected a list of 2 to 26 values, got {options!r:.80}")
+    if any(isinstance(o, (dict, list)) for o in options):
+        raise ConfigError(f"options: expected ints, floats, strings or null, got {options!r:.80}")
+    if "answer" not in record:
+        raise ConfigError("missing answer")
+    index = answer_index(options, record["answer"])
+    task = record.get("task", record.get("category"))
+    category = parse_category(task)
+    if category not in CATEGORIES or category == "TIME":
+        raise ConfigError(f"task {task!r} is not one of R4D-Bench's nine categories")
+    video, source = (_path(root, record.get(k)) for k in ("video", "source"))
+    if video is None and source is None:
+        raise ConfigError("missing video and source")
+    chosen = video if video is not None and video.is_file() else (source or video)
+    som = _path(root, record.get("som_image"))
+    return Item(id=item_id, video=chosen, question=question, options=tuple(option_text(o) for o in options),
+                answer=LETTERS[index], category=category, split=CATEGORIES[category].split, som_image=som,
+                fallback_video=source if source is not None and source != chosen else None,
+                benchmark=str(record.get("benchmark")) if record.get("benchmark") is not None else None,
+                answer_value=record["answer"])
+
+
+def _path(root: Path, value) -> Path | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else root / path

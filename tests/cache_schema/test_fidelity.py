@@ -1,0 +1,125 @@
+"""The latent codec checks itself at write time: clips it serves badly fall back, and every
+clip read back meets the policy against the float32 it came from."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from p4d.bench.latents import vit_like_latents
+from p4d.cache_schema import CacheSpec, create_store, open_store, read_clips, write_shard
+from p4d.cache_schema.fidelity import FidelityPolicy, token_fidelity
+from p4d.errors import ConfigError
+
+from .conftest import tiny_videos
+
+
+def _cos(a, b):
+    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def _store(tmp_path, clips=3):
+    spec = CacheSpec(modalities=(), taps=(1, 2), latent_frames=2, latent_height=8, latent_width=8, latent_dim=1408,
+                     clips_per_shard=clips)
+    return create_store(str(tmp_path / "c.zarr"), spec, tiny_videos((clips,)))
+
+
+def _write(store, x):
+    write_shard(store, 0, {"f4d": x, "frame_index": np.zeros((len(x), 16), np.int32),
+                           "timestamp": np.zeros((len(x), 16), np.float32)})
+
+
+def test_token_fidelity_by_hand():
+    x = np.zeros((1, 1, 1, 2, 2), np.float32)
+    x[0, 0, 0] = [[1, 0], [0, 0]]          # token 0 = (1, 0); token 1 = zero
+    y = x.copy()
+    y[0, 0, 0, 0] = [1, 1]                 # cosine 1/sqrt(2); ||y - x|| / ||x|| = 1
+    st = token_fidelity(x, y)
+    assert st["worst_cosine"] == pytest.approx(2 ** -0.5)
+    assert st["mean_cosine"] == pytest.approx((2 ** -0.5 + 1) / 2)  # zero vs zero counts as 1
+    assert st["rel_error_per_tap"] == [pytest.approx(1.0)]
+
+
+def test_policy_parse_and_errors():
+    assert FidelityPolicy.parse("0.99,0.9") == FidelityPolicy(0.99, 0.9)
+    assert FidelityPolicy.parse("0.98").min_worst_cosine == 0.995
+    with pytest.raises(ConfigError, match="--min-cosine"):
+        FidelityPolicy.parse("high")
+    with pytest.raises(ConfigError, match="--min-cosine"):
+        FidelityPolicy(2.0)
+
+
+def test_vit_like_clips_keep_the_default_codec(tmp_path):
+    store = _store(tmp_path)
+    x = np.stack([vit_like_latents(2, 2, 8, 8, 1408, seed=s) for s in range(3)])
+    _write(store, x)
+    parts = read_clips(open_store(store.url), [0, 1, 2], decode=False)
+    assert parts["f4d_level"].tolist() == [0, 0, 0]
+    record = json.loads(store.read_side_file("fidelity/shard-0.json"))
+    assert record["codec"] == "dpcm-channel" and set(record["clips"]) == {"0", "1", "2"}
+    for i in range(3):
+        assert record["clips"][str(i)]["mean_cosine"] >= 0.999
+        assert _cos(x[i], read_clips(store, [i])["f4d"][0]).mean() == pytest.approx(
+            record["clips"][str(i)]["mean_cosine"], abs=1e-6)
+
+
+def test_clips_built_to_fail_fall_back_and_meet_the_policy(tmp_path):
+    """Clip 0 is ViT-like; clip 1 has half its tokens 1000x smaller than the rest (a step sized by
+    the channel's RMS crushes them); clip 2 adds one huge outlier value per channel on top (even
+    the finest int8 step, absmax / 127, crushes the small tokens): bfloat16."""
+    store = _store(tmp_path)
+    base = vit_like_latents(2, 2, 8, 8, 1408, seed=3)
+    small = base.copy()
+    small[:, :, :4] *= 1e-3
+    outlier = small.copy()
+    outlier[:, 0, 7, 7] = 1e4
+    x = np.stack([base, small, outlier])
+    _write(store, x)
+    levels = read_clips(open_store(store.url), [0, 1, 2], decode=False)["f4d_level"].tolist()
+    assert levels[0] == 0 and levels[1] >= 1 and levels[2] == 2
+    y = read_clips(open_store(store.url), [0, 1, 2])["f4d"]
+    policy = FidelityPolicy()
+    for i in range(3):
+        cos = _cos(x[i], y[i])
+        assert cos.mean() >= policy.min_mean_cosine and cos.min() >= policy.min_worst_cosine, (i, levels)
+    # unchecked, the same data reads back far below the policy: the check is what saves it
+    plain = _store(tmp_path / "plain")
+    write_shard(plain, 0, {"f4d": x, "frame_index": np.zeros((3, 16), np.int32),
+                           "timestamp": np.zeros((3, 16), np.float32)}, fidelity=None)
+    assert _cos(x[2], read_clips(plain, [2])["f4d"][0]).min() < 0.9
+
+
+def test_fallback_parts_decode_on_the_device_bit_exactly(tmp_path):
+    import torch
+
+    from p4d.train.device_decode import decode_target_parts
+
+    store = _store(tmp_path)
+    base = vit_like_latents(2, 2, 8, 8, 1408, seed=4)
+    bad = base.copy()
+    bad[:, :, :4] *= 1e-3
+    bad[:, 0, 7, 7] = 1e4
+    _write(store, np.stack([base, bad, base]))
+    parts = read_clips(store, [0, 1, 2], decode=False)
+    assert "f4d_bf16" in parts
+    got = decode_target_parts(store.spec.latent_codec, {k: torch.from_numpy(v) for k, v in parts.items()})["f4d"]
+    want = read_clips(store, [0, 1, 2])["f4d"]
+    np.testing.assert_array_equal(got.numpy().view(np.uint32), want.view(np.uint32))
+
+
+def test_summary_shows_the_fidelity_distribution_and_fallbacks(tmp_path):
+    from p4d.cache_schema import format_summary
+
+    store = _store(tmp_path)
+    base = vit_like_latents(2, 2, 8, 8, 1408, seed=5)
+    bad = base.copy()
+    bad[:, :, :4] *= 1e-3
+    bad[:, 0, 7, 7] = 1e4
+    _write(store, np.stack([base, base * 2, bad]))
+    text = format_summary(open_store(store.url))
+    assert "F_4D codec self-check (3 checked clips" in text
+    assert "level 0 (store codec): 2 clips" in text and "level 2 (bfloat16 fallback): 1 clips" in text
