@@ -120,9 +120,12 @@ def needs_heads(cfg: TrainConfig) -> bool:
 
 def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | str = "cpu",
                 base: StudentConfig | None = None) -> tuple[nn.Module, dict]:
-    """The student of the recipe on ``device`` with its trainability applied; returns (model,
+    """The student of the recipe on ``device`` with its trainability and precision policy applied
+    (:mod:`p4d.train.precision`: fp32 master weights under ``bf16-mixed``); returns (model,
     {part: trainable parameter count}). Random init is seeded by ``--runtime.seed``. ``base``
     replaces the ``--model.preset`` architecture (benchmarks)."""
+    from p4d.train.precision import apply_precision, resolve_precision
+
     scfg = student_config(cfg, base)
     heads = load_cache_heads(store) if needs_heads(cfg) else None
     torch.manual_seed(cfg.runtime.seed)
@@ -133,6 +136,7 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
         model = build_student(scfg, heads=heads, cache_spec=store.spec)
     counts = apply_trainability(model, cfg.recipe.tune, lora=LoraSettings(r=cfg.lora.r, alpha=cfg.lora.alpha,
                                                                            dropout=cfg.lora.dropout))
+    apply_precision(model, resolve_precision(cfg.runtime.precision, device))
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model.to(device), counts

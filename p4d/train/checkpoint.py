@@ -153,6 +153,27 @@ def find_checkpoint(path: str | Path) -> Path:
     return found[-1]
 
 
+def find_resume(path: str | Path) -> tuple[Path, Path | None]:
+    """``--resume PATH`` → (the run folder to write into, its newest complete checkpoint or None).
+
+    PATH is a checkpoint folder (``RUN/checkpoints/step-K``) or a run folder. A run folder
+    without a complete checkpoint (killed before the first save) resumes from step 0; a folder
+    that is neither is refused."""
+    path = Path(path)
+    if (path / META).is_file():
+        if path.parent.name != CHECKPOINTS:
+            raise CheckpointError(f"--resume {path}: a checkpoint outside a run folder (expected RUN/{CHECKPOINTS}/"
+                                  f"step-K); resume its run folder, or start a new run with --model.init-from")
+        return path.parent.parent, path
+    found = list_checkpoints(path)
+    if found:
+        return path, found[-1]
+    if (path / "config.yaml").is_file():
+        return path, None
+    raise CheckpointError(f"--resume {path}: neither a run folder (config.yaml, {CHECKPOINTS}/step-K/{META}) nor a "
+                          "checkpoint folder; check the path")
+
+
 def read_meta(folder: str | Path) -> dict[str, Any]:
     file = Path(folder) / META
     try:

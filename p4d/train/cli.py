@@ -47,6 +47,7 @@ def train_command(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out (refused without it)."),
     print_config: bool = typer.Option(False, "--print-config", help="Print every setting (resolved value and default) and exit without training."),
+    allow_teacher_change: bool = typer.Option(False, "--allow-teacher-change", help="With --resume: continue on a cache of another teacher or schema than the checkpoint's (refused otherwise)."),
 ) -> None:
     """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
     from p4d.train.config import merge, parse_overrides, set_path
@@ -55,7 +56,8 @@ def train_command(
              "recipe.strategy": strategy, "recipe.loss": loss, "recipe.time_cue": time_cue, "recipe.tune": tune,
              "model.preset": student, "optim.max_steps": steps, "data.batch_size": batch_size,
              "data.num_workers": workers, "runtime.seed": seed, "runtime.device": device,
-             "data.allow_missing_targets": True if allow_missing_targets else None}
+             "data.allow_missing_targets": True if allow_missing_targets else None,
+             "allow_teacher_change": True if allow_teacher_change else None}
     overrides: dict = {}
     for key, value in short.items():
         if value is not None:
@@ -74,40 +76,51 @@ def train_command(
     typer.echo(summary_line(result))
 
 
+def _resumed_config(resume: str) -> tuple[Path, Path | None, dict]:
+    """(run folder to write into, its newest checkpoint or None, the run's saved config) for ``--resume``."""
+    from p4d.train.checkpoint import find_resume, read_meta
+    from p4d.train.config import load_yaml
+    from p4d.train.trainer import CONFIG_FILE
+
+    run_dir, found = find_resume(resume)
+    saved = read_meta(found)["config"] if found is not None else load_yaml(run_dir / CONFIG_FILE)
+    saved.pop("resume", None)
+    saved["out"] = str(run_dir)  # the folder it resumes, even when copied from another run's folder
+    return run_dir, found, saved
+
+
 def resolve_unchecked(config_file: Path | None, overrides: dict, recipe: str | None = None):
-    """What ``--print-config`` shows: recipe < YAML (or the resumed checkpoint's config) < flags, unvalidated."""
-    from p4d.train.checkpoint import find_checkpoint, read_meta
+    """What ``--print-config`` shows: recipe < YAML (or the resumed run's config) < flags, unvalidated."""
     from p4d.train.config import TrainConfig, load_yaml, merge
     from p4d.train.recipes import recipe_settings
 
     tree: dict = recipe_settings(recipe) if recipe else {}
     if config_file is None and overrides.get("resume"):
-        saved = read_meta(find_checkpoint(overrides["resume"]))["config"]
-        saved.pop("resume", None)
-        tree = merge(tree, saved)
+        tree = merge(tree, _resumed_config(overrides["resume"])[2])
     elif config_file is not None:
         tree = merge(tree, load_yaml(config_file))
     return TrainConfig.from_dict(merge(tree, overrides), source="flags")
 
 
 def run_from_flags(config_file: Path | None, overrides: dict, recipe: str | None = None, *, overwrite: bool = False):
-    """Resolve (recipe, YAML or the resumed checkpoint's config, then flags), validate, check the
-    run folder (an existing run in --out, a finished --resume) and train."""
-    from p4d.train.checkpoint import find_checkpoint, read_meta
+    """Resolve (recipe, YAML or the resumed run's config, then flags), validate, check the run
+    folder (an existing run in --out, a finished --resume) and train."""
+    from p4d.train.checkpoint import read_meta
     from p4d.train.config import TrainConfig, merge, resolve_config
     from p4d.train.runfolder import check_not_finished, check_out_folder
     from p4d.train.trainer import main
 
-    resume_from = find_checkpoint(overrides["resume"]) if overrides.get("resume") else None
-    if config_file is None and resume_from is not None:
-        saved = read_meta(resume_from)["config"]
-        saved.pop("resume", None)
+    run_dir = resume_from = None
+    if overrides.get("resume"):
+        run_dir, resume_from, saved = _resumed_config(overrides["resume"])
+    if config_file is None and run_dir is not None:
         cfg = TrainConfig.from_dict(merge(saved, overrides), source="the checkpoint's config + flags").validate()
     else:
         cfg = resolve_config(config_file=config_file, overrides=overrides, recipe=recipe)
     if resume_from is not None:
         check_not_finished(resume_from, read_meta(resume_from), cfg.optim.max_steps)
-    check_out_folder(cfg.out, resume_from=resume_from, overwrite=overwrite)
+    if run_dir is None or Path(cfg.out).resolve() != run_dir.resolve():
+        check_out_folder(cfg.out, resume_from=resume_from, overwrite=overwrite)
     return main(cfg)
 
 

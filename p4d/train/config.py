@@ -44,7 +44,9 @@ LOSS_PRESETS: dict[str, tuple[str, ...]] = {
 TIME_CUES: dict[str, str] = {"none": "off", "mark": "mark", "prompt": "prompt", "tpe": "add"}
 TRAINABILITY = ("tune-all", "tune-v", "tune-p", "tune-llm", "tune-llm-lora", "tune-p+llm-lora", "tune-p+llm")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
+#: --runtime.precision (p4d.train.precision documents each policy); "bf16" is read as "bf16-mixed".
+PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16-pure")
+PARALLEL = ("auto", "ddp", "fsdp")
 LOSS_TERMS = ("ld", "depth", "flow", "motion", "camray")
 
 
@@ -142,7 +144,7 @@ class LogConfig:
 class RuntimeConfig:
     seed: int = 0
     device: str = "auto"                 # auto | cpu | cuda
-    precision: str = "auto"              # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"              # auto (bf16-mixed on CUDA, fp32 on CPU) | fp32 | bf16-mixed | bf16-pure
     backend: str | None = None           # process-group backend (default: nccl on CUDA, gloo on CPU)
     dump_grads_at: int | None = None     # debug: write OUT/grads-step-K.safetensors after step K's backward
 
@@ -158,6 +160,7 @@ class ExpectConfig:
 class TrainConfig:
     out: str = ""                        # --out DIR
     resume: str | None = None            # --resume: a checkpoint folder, or a run folder (its newest checkpoint)
+    allow_teacher_change: bool = False   # --allow-teacher-change: resume on a cache of other teacher weights/schema
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
@@ -219,6 +222,8 @@ class TrainConfig:
 
             _choice("student", self.model.preset, tuple(STUDENT_PRESETS))  # --student is --model.preset
         _choice("runtime.device", self.runtime.device, DEVICES)
+        if self.runtime.precision == "bf16":
+            self.runtime.precision = "bf16-mixed"
         _choice("runtime.precision", self.runtime.precision, PRECISIONS)
         for flag, value, low in (
             ("data.batch-size", self.data.batch_size, 1), ("data.num-workers", self.data.num_workers, 0),

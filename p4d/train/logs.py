@@ -79,6 +79,30 @@ class RunLog:
                 thing.close()
 
 
+def truncate_log(out: str | Path, step: int) -> int:
+    """Keep the records of steps <= ``step`` (a resumed run logs the later ones again); returns how
+    many records were dropped. The file is replaced atomically."""
+    path = Path(out) / LOG_FILE
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:   # a torn last line
+            dropped += 1
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(k + "\n" for k in kept))
+        tmp.replace(path)
+    return dropped
+
+
 def read_log(out: str | Path) -> list[dict[str, Any]]:
     """The JSONL records of a run folder (for tests and reports); a torn last line is ignored."""
     path = Path(out) / LOG_FILE

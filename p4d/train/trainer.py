@@ -37,8 +37,9 @@ from p4d.train.distributed import Dist, barrier, close_distributed, init_distrib
 from p4d.train.export import export_trained
 from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
+from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
+from p4d.train.precision import autocast, resolve_precision
 from p4d.train.recipes import resolve_run_length
-from p4d.train.logs import RunLog, peak_memory_mb
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,6 @@ def needed_targets(cfg: TrainConfig, modalities: Sequence[str] | None = None) ->
     return tuple(out)
 
 
-def autocast(cfg: TrainConfig, device: torch.device):
-    """bf16 autocast on CUDA (``auto``/``bf16``), on CPU only with ``bf16``; else nothing."""
-    p = cfg.runtime.precision
-    if p == "bf16" or (p == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """The student's loss dict for one collated batch."""
     move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
@@ -97,7 +90,7 @@ def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, c
     sums: dict[str, float] = {}
     for k, batch in enumerate(batches):
         sync = k == len(batches) - 1 or dist.backend is None
-        with (contextlib.nullcontext() if sync else model.no_sync()), autocast(cfg, dist.device):
+        with (contextlib.nullcontext() if sync else model.no_sync()), autocast(cfg.runtime.precision, dist.device):
             out = forward_batch(model, batch, dist.device)
         (out["loss"] / len(batches)).backward()
         sums["loss"] = sums.get("loss", 0.0) + float(out["loss"].detach())
@@ -160,12 +153,23 @@ def main(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     store = open_store(cfg.data.cache)
     check_store(cfg, store)
-    resume_from = ckpt.find_checkpoint(cfg.resume) if cfg.resume else None
-    if resume_from is not None:
-        check_resumable(cfg, ckpt.read_meta(resume_from))
+    resume_from = None
+    if cfg.resume:
+        run_dir, resume_from = ckpt.find_resume(cfg.resume)
+        if out.resolve() != run_dir.resolve():
+            raise CheckpointError(
+                f"--out {out}: --resume {cfg.resume} continues the run folder {run_dir}, and a resumed run writes only "
+                f"there; drop --out (or pass --out {run_dir}). To branch a run, copy its folder and resume the copy")
+        if resume_from is None:
+            log.warning("--resume %s: no complete checkpoint yet; training from step 0 in that folder", run_dir)
+        else:
+            meta = ckpt.read_meta(resume_from)
+            check_resumable(cfg, meta)
+            check_same_cache(cfg, meta, store, resume_from)
 
     # --- engine & topology ---------------------------------------------------------------------
     dist = init_distributed(cfg.runtime.device, cfg.runtime.backend)
+    cfg.runtime.precision = resolve_precision(cfg.runtime.precision, dist.device)  # config.yaml records the policy
     runlog = None
     try:
         if dist.is_main:
@@ -221,6 +225,10 @@ def main(cfg: TrainConfig) -> TrainResult:
                                                "teacher_hash": store.spec.teacher.get("weights_hash")}}
 
         # --- loop -------------------------------------------------------------------------------
+        if cfg.resume and dist.is_main:
+            dropped = truncate_log(out, step)   # steps logged after the checkpoint are logged again
+            if dropped:
+                log.info("log.jsonl: dropped %d records after step %d (they are trained again)", dropped, step)
         runlog = RunLog(out, total_steps=cfg.optim.max_steps, start_step=step, enabled=dist.is_main,
                         progress=cfg.log.progress, tensorboard=cfg.log.tensorboard)
         last: dict[str, Any] = {}
@@ -293,6 +301,23 @@ def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
         if saved.get("data", {}).get(key) != now["data"][key]:
             raise CheckpointError(f"--data.{key.replace('_', '-')}: the checkpoint used {saved['data'].get(key)!r}, "
                                   f"this run {now['data'][key]!r}; the data position would not line up")
+
+
+def check_same_cache(cfg: TrainConfig, meta: dict[str, Any], store, checkpoint: Path) -> None:
+    """Refuse to resume on a cache of another schema version or teacher weights than the checkpoint
+    trained on (its targets would change mid-run), unless ``--allow-teacher-change``."""
+    saved = meta.get("cache", {})
+    now = {"schema_version": store.attrs.get("schema_version"), "teacher_hash": store.spec.teacher.get("weights_hash")}
+    for key, value in now.items():
+        before = saved.get(key)
+        if before != value:
+            if cfg.allow_teacher_change:
+                log.warning("--allow-teacher-change: resuming %s (%s %r) on --cache %s (%s %r)", checkpoint, key,
+                            before, store.url, key, value)
+                continue
+            raise CheckpointError(
+                f"--cache {store.url}: {key} {value!r}, but the checkpoint {checkpoint / ckpt.META} trained on "
+                f"{before!r}; resume with the cache it trained on, or pass --allow-teacher-change to continue anyway")
 
 
 def check_first_sample(dataset: ClipDataset, samples) -> None:
