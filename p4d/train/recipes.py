@@ -32,7 +32,7 @@ _RELEASE: dict[str, dict[str, Any]] = {
     "data": {"max_length": 16384, "num_workers": 16},
     "optim": {"lr_llm": 1e-5, "lr_d4dp": 1e-5, "lr_projector": 1e-5, "warmup_steps": 0, "warmup_ratio": 0.03,
               "min_lr_ratio": 0.0, "weight_decay": 0.0, "epochs": 10, "global_batch": 1024},
-    "runtime": {"precision": "bf16"},
+    "runtime": {"precision": "bf16-mixed"},  # DeepSpeed bf16: bf16 compute over fp32 master weights
     "expect": {"num_frames": 16},
 }
 

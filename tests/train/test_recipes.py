@@ -25,7 +25,7 @@ def test_release_recipe_is_the_release_script():
     assert cfg.optim.min_lr_ratio == 0.0  # cosine to 0
     # 10 epochs, global batch 1024, 16 frames, max length 16384, bf16, 16 loader workers
     assert (cfg.optim.epochs, cfg.optim.global_batch, cfg.expect.num_frames) == (10, 1024, 16)
-    assert (cfg.data.max_length, cfg.data.num_workers, cfg.runtime.precision) == (16384, 16, "bf16")
+    assert (cfg.data.max_length, cfg.data.num_workers, cfg.runtime.precision) == (16384, 16, "bf16-mixed")
     assert cfg.model.gradient_checkpointing
     # D_4DP and loss weights of §3-§4
     assert (cfg.model.d4dp, cfg.model.d4dp_time) == ("linear", "stride")
