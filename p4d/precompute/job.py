@@ -29,7 +29,7 @@ from tqdm import tqdm
 from p4d.cache_schema import CacheStore, bind_teacher, open_store, write_shard
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.cache_schema.urls import url_to_fs
-from p4d.errors import CacheNotFoundError, CacheSchemaError
+from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
@@ -186,7 +186,9 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
     report.phase = "building the teacher"
     log.warning("%s", teacher_status(job, random_weights))
-    identity = wait_result(client.submit(teacher_identity, job, pure=False))
+    identity = wait_result(client.submit(_teacher_identity_or_error, job, pure=False))
+    if isinstance(identity, P4DError):  # bad weights: one clean line, not dask's "Compute Failed" block
+        raise identity
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
     store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights)
@@ -230,6 +232,15 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
         bar.close()
     if cfg.scheduler is None:
         report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
+
+
+def _teacher_identity_or_error(job: TeacherJob):
+    """:func:`teacher_identity` in a worker, a p4d error (e.g. refused weights) returned rather than
+    raised, so dask does not log it as a failed task before the driver reports it."""
+    try:
+        return teacher_identity(job)
+    except P4DError as exc:
+        return exc
 
 
 def wait_result(future, poll_s: float = 0.1):
