@@ -29,7 +29,7 @@ from tqdm import tqdm
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.cache_schema.urls import url_to_fs
-from p4d.errors import CacheNotFoundError, CacheSchemaError
+from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
@@ -197,7 +197,9 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
     report.phase = "building the teacher"
     log.warning("%s", teacher_status(job, random_weights))
-    identity = wait_result(client.submit(teacher_identity, job, pure=False))
+    identity = wait_result(client.submit(_teacher_identity_or_error, job, pure=False))
+    if isinstance(identity, P4DError):  # bad weights: one clean line, not dask's "Compute Failed" block
+        raise identity
     log.info("a worker runs the teacher on %s, %s (GPU: %s)", identity["device"], identity["dtype"], identity["gpu"])
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
@@ -244,6 +246,15 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
         bar.close()
     if cfg.scheduler is None:
         report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
+
+
+def _teacher_identity_or_error(job: TeacherJob):
+    """:func:`teacher_identity` in a worker, a p4d error (e.g. refused weights) returned rather than
+    raised, so dask does not log it as a failed task before the driver reports it."""
+    try:
+        return teacher_identity(job)
+    except P4DError as exc:
+        return exc
 
 
 def wait_result(future, poll_s: float = 0.1):

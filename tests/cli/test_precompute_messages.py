@@ -95,3 +95,21 @@ def test_ctrl_c_prints_one_p4d_line_and_no_dask_noise(videos, tmp_path):
     assert err.count("p4d precompute: stopped by Ctrl-C while") == 1, err
     for noise in ("Traceback", "CancelledError", "resource_tracker", "KeyboardInterrupt"):
         assert noise not in err, err
+
+
+@pytest.mark.slow
+def test_refused_checkpoint_is_one_error_line_without_dask_noise(videos, tmp_path):
+    import torch
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"model": ConfigError("a pickled object")}, evil)   # needs unpickling: refused by weights_only
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "p4d.cli", "precompute", str(videos), str(tmp_path / "c.zarr"),
+                           "--teacher", "tiny", "--teacher-weights", str(evil), "--workers", "1"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"teacher weights {evil}: refused" in errors[0]
+    for noise in ("Compute Failed", "Traceback", "distributed.worker"):
+        assert noise not in proc.stderr, proc.stderr
+    assert not (tmp_path / "c.zarr").exists()
