@@ -21,6 +21,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import numpy as np
@@ -56,6 +57,7 @@ def _p4d_version() -> str:
 
 VIDEOS_FILE = "videos.json"
 FAILURES_DIR = "failures"
+FIDELITY_DIR = "fidelity"  # fidelity/shard-{id}.json: the latent codec's self-check figures per clip
 RUNS_DIR = "runs"  # runs/shard-{id}.json: device, dtype, GPU and host a shard was last computed on (precompute)
 CREATED_FILE = "created.json"  # the creation marker, written last: {schema_version, num_clips, videos_sha256}
 
@@ -254,33 +256,50 @@ class CacheStore:
                 todo.append(shard)
         return todo
 
-    def failures(self) -> dict[int, str]:
-        """Failure reason per failed clip (global index), from ``failures/shard-{id}.json``."""
-        st = self.clip_status()
-        out: dict[int, str] = {}
+    def _shard_side_records(self, folder: str, what: str) -> list[tuple[str, dict]]:
+        """Every readable ``folder/shard-*.json`` side file as (path, record); an unreadable one is
+        logged and skipped."""
         fs, root = _fs(self.url)
-        for path in sorted(fs.glob(posixpath.join(root, FAILURES_DIR, "shard-*.json"))):
+        out = []
+        for path in sorted(fs.glob(posixpath.join(root, folder, "shard-*.json"))):
             try:
                 record = json.loads(fs.cat_file(path))
-                items = record["clips"].items()
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("%s: unreadable failure record %s (%s)", self.url, path, exc)
+                if not isinstance(record, dict):
+                    raise TypeError(f"expected a JSON object, got {type(record).__name__}")
+            except (ValueError, TypeError) as exc:
+                log.warning("%s: unreadable %s record %s (%s)", self.url, what, path, exc)
                 continue
-            for clip, reason in items:
+            out.append((path, record))
+        return out
+
+    def clip_records(self, folder: str, status: int, what: str) -> dict[int, Any]:
+        """``clips`` entries of the ``folder/shard-*.json`` side files, by global clip index, for the
+        clips whose status is ``status`` (a record left by an older write of the shard is ignored)."""
+        st = self.clip_status()
+        out: dict[int, Any] = {}
+        for path, record in self._shard_side_records(folder, what):
+            clips = record.get("clips")
+            if not isinstance(clips, dict):
+                log.warning("%s: unreadable %s record %s (no clips mapping)", self.url, what, path)
+                continue
+            for clip, value in clips.items():
                 clip = int(clip)
-                if 0 <= clip < self.num_clips and st[clip] == STATUS_FAILED:
-                    out[clip] = str(reason)
-        for clip in np.flatnonzero(st == STATUS_FAILED):
+                if 0 <= clip < self.num_clips and st[clip] == status:
+                    out[clip] = value
+        return dict(sorted(out.items()))
+
+    def failures(self) -> dict[int, str]:
+        """Failure reason per failed clip (global index), from ``failures/shard-{id}.json``."""
+        out = {clip: str(reason) for clip, reason in self.clip_records(FAILURES_DIR, STATUS_FAILED, "failure").items()}
+        for clip in np.flatnonzero(self.clip_status() == STATUS_FAILED):
             out.setdefault(int(clip), "no reason recorded")
         return dict(sorted(out.items()))
 
     def shard_runs(self) -> dict[int, dict]:
         """Where each shard was last computed (``runs/shard-{id}.json``: device, dtype, gpu, host)."""
-        fs, root = _fs(self.url)
         out = {}
-        for path in sorted(fs.glob(posixpath.join(root, RUNS_DIR, "shard-*.json"))):
+        for path, record in self._shard_side_records(RUNS_DIR, "run"):
             try:
-                record = json.loads(fs.cat_file(path))
                 out[int(record["shard"])] = record
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("%s: unreadable run record %s (%s)", self.url, path, exc)

@@ -6,10 +6,13 @@ import math
 import posixpath
 from collections import defaultdict
 
-from p4d.cache_schema.labels import teacher_label
+import numpy as np
+
 from p4d.cache_schema.codecs import LATENT_CODECS
-from p4d.cache_schema.layout import GROUPS
-from p4d.cache_schema.store import CacheStore, _fs
+from p4d.cache_schema.fidelity import CODEC_LEVELS
+from p4d.cache_schema.labels import teacher_label
+from p4d.cache_schema.layout import GROUPS, STATUS_DONE
+from p4d.cache_schema.store import FIDELITY_DIR, CacheStore, _fs
 
 __all__ = ["format_summary", "disk_usage", "fidelity_records"]
 
@@ -37,6 +40,15 @@ def _codec_chain(arr) -> str:
     return "+".join(names) or "none"
 
 
+def _largest_first(groups: dict) -> list[tuple]:
+    """(key, ids) of a grouping, the largest group first."""
+    return sorted(groups.items(), key=lambda kv: -len(kv[1]))
+
+
+def _first_ids(ids: list[int], shown: int = 8) -> str:
+    return ", ".join(map(str, ids[:shown])) + (", ..." if len(ids) > shown else "")
+
+
 def disk_usage(store: CacheStore) -> dict[str, int]:
     """Bytes on disk per array path and per group (shard files + metadata), e.g. ``maps/depth``, ``maps``."""
     fs, root = _fs(store.url)
@@ -50,30 +62,13 @@ def disk_usage(store: CacheStore) -> dict[str, int]:
 def fidelity_records(store: CacheStore) -> dict[int, dict]:
     """The codec self-check's figures per done clip (``fidelity/shard-*.json``; see
     :mod:`p4d.cache_schema.fidelity`): mean/worst token cosine, relative error per tap, level."""
-    import json
-
-    from p4d.cache_schema.layout import STATUS_DONE
-
-    st = store.clip_status()
-    fs, root = _fs(store.url)
-    out: dict[int, dict] = {}
-    for path in sorted(fs.glob(posixpath.join(root, "fidelity", "shard-*.json"))):
-        try:
-            clips = json.loads(fs.cat_file(path))["clips"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        out.update({int(c): v for c, v in clips.items() if 0 <= int(c) < store.num_clips and st[int(c)] == STATUS_DONE})
-    return dict(sorted(out.items()))
+    return store.clip_records(FIDELITY_DIR, STATUS_DONE, "fidelity")
 
 
 def _fidelity_lines(store: CacheStore) -> list[str]:
     records = fidelity_records(store)
     if not records:
         return []
-    import numpy as np
-
-    from p4d.cache_schema.fidelity import CODEC_LEVELS
-
     mean = np.array([r["mean_cosine"] for r in records.values()])
     worst = np.array([r["worst_cosine"] for r in records.values()])
     levels = np.array([r.get("level", 0) for r in records.values()])
@@ -150,9 +145,8 @@ def format_summary(store: CacheStore) -> str:
         by_place: dict[tuple, list[int]] = defaultdict(list)
         for shard, run in runs.items():
             by_place[(run.get("device", "?"), run.get("dtype", "?"), run.get("gpu", "?"))].append(shard)
-        for (device, dtype, gpu), shards in sorted(by_place.items(), key=lambda kv: -len(kv[1])):
-            shown = ", ".join(map(str, shards[:8])) + (", ..." if len(shards) > 8 else "")
-            lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {shown})")
+        for (device, dtype, gpu), shards in _largest_first(by_place):
+            lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {_first_ids(shards)})")
     lines += _fidelity_lines(store)
     warned = [v for v in store.videos if v.note and v.num_frames > 0]
     if warned:
@@ -168,7 +162,6 @@ def format_summary(store: CacheStore) -> str:
         by_reason: dict[str, list[int]] = defaultdict(list)
         for clip, reason in failures.items():
             by_reason[reason].append(clip)
-        for reason, clips in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-            shown = ", ".join(map(str, clips[:8])) + (", ..." if len(clips) > 8 else "")
-            lines.append(f"    {len(clips):5d} x {reason}  (clips {shown})")
+        for reason, clips in _largest_first(by_reason):
+            lines.append(f"    {len(clips):5d} x {reason}  (clips {_first_ids(clips)})")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ import numpy as np
 from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.fidelity import FALLBACK_PART, FidelityPolicy, encode_checked
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
-from p4d.cache_schema.store import FAILURES_DIR, CacheStore
+from p4d.cache_schema.store import FAILURES_DIR, FIDELITY_DIR, CacheStore
 from p4d.errors import CacheSchemaError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def failures_file(shard_id: int) -> str:
 
 def fidelity_file(shard_id: int) -> str:
     """Side file of one shard's F_4D self-check figures (:mod:`p4d.cache_schema.fidelity`)."""
-    return f"fidelity/shard-{int(shard_id)}.json"
+    return f"{FIDELITY_DIR}/shard-{int(shard_id)}.json"
 
 
 def expected_shard_arrays(store: CacheStore, shard_id: int) -> dict[str, tuple[tuple[int, ...], str]]:
