@@ -140,3 +140,15 @@ def natural_maps(
         "motion": motion.astype(np.float32),
         "camray": camray.astype(np.float32),
     }
+
+
+def crushed_tokens(base: np.ndarray, *, outlier: bool) -> np.ndarray:
+    """Latents (taps, N', h', w', c') a quantiser serves badly: ``base`` with the first four token
+    rows of every frame 1000x smaller (a step sized by the channel's RMS crushes them) and, with
+    ``outlier``, one value of 1e4 per channel (even the finest int8 step, absmax / 127, then
+    crushes them: only a float codec keeps them). For the codec self-check's fallback tests."""
+    x = np.array(base, dtype=np.float32, copy=True)
+    x[:, :, :4] *= 1e-3
+    if outlier:
+        x[:, 0, 7, 7] = 1e4
+    return x

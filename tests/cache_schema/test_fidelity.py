@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from p4d.bench.latents import vit_like_latents
+from p4d.bench.latents import crushed_tokens, vit_like_latents
 from p4d.cache_schema import CacheSpec, create_store, open_store, read_clips, write_shard
 from p4d.cache_schema.fidelity import FidelityPolicy, token_fidelity
 from p4d.errors import ConfigError
@@ -68,16 +68,10 @@ def test_vit_like_clips_keep_the_default_codec(tmp_path):
 
 
 def test_clips_built_to_fail_fall_back_and_meet_the_policy(tmp_path):
-    """Clip 0 is ViT-like; clip 1 has half its tokens 1000x smaller than the rest (a step sized by
-    the channel's RMS crushes them); clip 2 adds one huge outlier value per channel on top (even
-    the finest int8 step, absmax / 127, crushes the small tokens): bfloat16."""
+    """Clip 0 is ViT-like; clip 1 has crushed tokens (finer step); clip 2 also an outlier (bfloat16)."""
     store = _store(tmp_path)
     base = vit_like_latents(2, 2, 8, 8, 1408, seed=3)
-    small = base.copy()
-    small[:, :, :4] *= 1e-3
-    outlier = small.copy()
-    outlier[:, 0, 7, 7] = 1e4
-    x = np.stack([base, small, outlier])
+    x = np.stack([base, crushed_tokens(base, outlier=False), crushed_tokens(base, outlier=True)])
     _write(store, x)
     levels = read_clips(open_store(store.url), [0, 1, 2], decode=False)["f4d_level"].tolist()
     assert levels[0] == 0 and levels[1] >= 1 and levels[2] == 2
@@ -100,10 +94,7 @@ def test_fallback_parts_decode_on_the_device_bit_exactly(tmp_path):
 
     store = _store(tmp_path)
     base = vit_like_latents(2, 2, 8, 8, 1408, seed=4)
-    bad = base.copy()
-    bad[:, :, :4] *= 1e-3
-    bad[:, 0, 7, 7] = 1e4
-    _write(store, np.stack([base, bad, base]))
+    _write(store, np.stack([base, crushed_tokens(base, outlier=True), base]))
     parts = read_clips(store, [0, 1, 2], decode=False)
     assert "f4d_bf16" in parts
     got = decode_target_parts(store.spec.latent_codec, {k: torch.from_numpy(v) for k, v in parts.items()})["f4d"]
@@ -116,10 +107,7 @@ def test_summary_shows_the_fidelity_distribution_and_fallbacks(tmp_path):
 
     store = _store(tmp_path)
     base = vit_like_latents(2, 2, 8, 8, 1408, seed=5)
-    bad = base.copy()
-    bad[:, :, :4] *= 1e-3
-    bad[:, 0, 7, 7] = 1e4
-    _write(store, np.stack([base, base * 2, bad]))
+    _write(store, np.stack([base, base * 2, crushed_tokens(base, outlier=True)]))
     text = format_summary(open_store(store.url))
     assert "F_4D codec self-check (3 checked clips" in text
     assert "level 0 (store codec): 2 clips" in text and "level 2 (bfloat16 fallback): 1 clips" in text

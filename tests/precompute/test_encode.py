@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from p4d.bench.latents import vit_like_latents
+from p4d.bench.latents import crushed_tokens, vit_like_latents
 from p4d.cache_schema import CacheSpec, VideoEntry, create_store, write_shard
 from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.errors import CacheSchemaError
@@ -101,11 +101,7 @@ def test_device_self_check_matches_the_numpy_one_level_for_level():
     from p4d.precompute.encode import encode_checked
 
     base = vit_like_latents(2, 2, 8, 8, 256, seed=3)
-    small = base.copy()
-    small[:, :, :4] *= 1e-3
-    outlier = small.copy()
-    outlier[:, 0, 7, 7] = 1e4
-    x = np.stack([base, small, outlier])
+    x = np.stack([base, crushed_tokens(base, outlier=False), crushed_tokens(base, outlier=True)])
     policy = FidelityPolicy()
     parts, bf16, levels, stats = numpy_checked("dpcm-channel", x, np.ones(3, bool), policy)
     got = encode_checked("dpcm-channel", torch.from_numpy(x), policy)
