@@ -19,6 +19,7 @@ they are right for variable-frame-rate video.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -232,13 +233,22 @@ def _convert(frame, rotation: int, target, stats: DecodeStats) -> np.ndarray:
     return rgb
 
 
+@contextlib.contextmanager
+def _decode_clock(stats: "DecodeStats"):
+    """Adds this thread's CPU time inside the block to ``stats.decode_cpu_s``, less the resize
+    time counted meanwhile (which :func:`_convert` books to ``resize_cpu_s``)."""
+    t0, resize0 = time.thread_time(), stats.resize_cpu_s
+    try:
+        yield
+    finally:
+        stats.decode_cpu_s += time.thread_time() - t0 - (stats.resize_cpu_s - resize0)
+
+
 def _decode_sequential(path, wanted: set[int], target, max_pixels: int, stats: DecodeStats):
     last = max(wanted)
     decoded: dict[int, tuple[np.ndarray, float]] = {}
     count = 0
-    t0 = time.thread_time()
-    resize0 = stats.resize_cpu_s
-    try:
+    with _decode_clock(stats):
         with open_video(path) as container:
             stream = video_stream(container, path, max_pixels)
             time_base = stream.time_base
@@ -264,8 +274,6 @@ def _decode_sequential(path, wanted: set[int], target, max_pixels: int, stats: D
                 if count > last:
                     return decoded, None, None
         return decoded, count, None
-    finally:
-        stats.decode_cpu_s += time.thread_time() - t0 - (stats.resize_cpu_s - resize0)
 
 
 def _decode_runs(path, wanted: set[int], runs: list[tuple[int, int]], pts_table: np.ndarray, target,
@@ -273,9 +281,7 @@ def _decode_runs(path, wanted: set[int], runs: list[tuple[int, int]], pts_table:
     """Decode each run (first keyframe, last wanted frame) after seeking to its keyframe."""
     decoded: dict[int, tuple[np.ndarray, float]] = {}
     first_pts = int(pts_table[0])
-    t0 = time.thread_time()
-    resize0 = stats.resize_cpu_s
-    try:
+    with _decode_clock(stats):
         with open_video(path) as container:
             stream = video_stream(container, path, max_pixels)
             time_base = stream.time_base
@@ -303,8 +309,6 @@ def _decode_runs(path, wanted: set[int], runs: list[tuple[int, int]], pts_table:
         if missing:
             raise VideoDecodeError(f"video {path}: frames {sorted(missing)[:5]} not found after seeking")
         return decoded
-    finally:
-        stats.decode_cpu_s += time.thread_time() - t0 - (stats.resize_cpu_s - resize0)
 
 
 def _assemble(path, index: np.ndarray, decoded: dict) -> Clip:
