@@ -150,7 +150,8 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     check_num_frames(preset, cfg.num_frames)
     # device and dtype travel as given ("auto" included): each worker resolves them from its own environment
     job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype,
-                     batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate)
+                     batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate,
+                     fidelity=cfg.fidelity_policy())
     try:
         open_store(cfg.store)
     except CacheNotFoundError:
