@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from p4d.errors import ConfigError, Interrupted, P4DError
+from p4d.errors import ConfigError, run_cli
 from p4d.eval.cli import eval_app
 from p4d.inspect.cli import inspect_command
 from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command, train_epilog
@@ -278,18 +278,11 @@ def main() -> None:
     """Entry point: p4d errors print one clear line and exit 1, not a traceback."""
     import sys
 
-    try:
+    def command() -> None:
         _refuse_memory_urls(sys.argv[1:])
         app()
-    except Interrupted as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(exc.exit_code) from None
-    except P4DError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("p4d: stopped by Ctrl-C; nothing already written is lost (rerun the command to continue)", err=True)
-        raise SystemExit(130) from None
+
+    run_cli(command, ctrl_c="p4d: stopped by Ctrl-C; nothing already written is lost (rerun the command to continue)")
 
 
 if __name__ == "__main__":
