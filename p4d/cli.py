@@ -232,11 +232,13 @@ def precompute(
 
 @app.command()
 def bench(
-    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | all"),
+    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | all"),
     size: str = typer.Option("tiny", help="tiny (seconds, CPU) | small | paper (the real L4P shapes; GPU where there is one)."),
     out: Optional[Path] = typer.Option(None, help="Folder for bench.json (with machine info), report.md and PNG plots."),
     teacher_rate: Optional[float] = typer.Option(None, help="precompute only: replace the teacher by a stand-in "
                                                  "taking 1/R s per clip (paper-shaped outputs), R clips/s."),
+    device: str = typer.Option("auto", help="gpu-precompute only: cuda (the l4p teacher in bf16 on one GPU), cpu "
+                                            "(dry run with the tiny teacher) or auto (cuda if there is one, else skipped)."),
 ) -> None:
     """Benchmarks that print ratios to a baseline measured side by side in the same run."""
     from p4d.bench.harness import format_table
@@ -245,7 +247,8 @@ def bench(
 
     machine = machine_info()
     typer.echo(f"machine: {describe_machine(machine)}")
-    results = run_benchmarks(name, size, **({} if teacher_rate is None else {"teacher_rate": teacher_rate}))
+    results = run_benchmarks(name, size, device=device,
+                             **({} if teacher_rate is None else {"teacher_rate": teacher_rate}))
     for res in results:
         res.machine = machine
         typer.echo(format_table(res) + "\n")
