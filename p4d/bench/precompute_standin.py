@@ -58,7 +58,19 @@ def _median_spread(samples: list[float]) -> tuple[float, float]:
 
 
 def stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int) -> dict[str, tuple[float, float]]:
-    """CPU-s per clip of each stage: {stage: (median, spread)} and the clip count under ``policy``."""
+    """CPU-s per clip of each stage: {stage: (median, spread)} and the clip count under ``policy``,
+    with 1 torch thread (an idle OpenMP thread spinning on a busy shared core would count as work)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _stage_costs(videos, preset_name, policy, repeats)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int):
     import torch
 
     from p4d.cache_schema import write_shard
