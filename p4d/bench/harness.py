@@ -22,7 +22,9 @@ from typing import Any
 
 Clock = Callable[[], float]
 
-OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
+#: ``within``: the ratio is 1 within ± target (e.g. a measurement against a model's prediction).
+OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b,
+       "within": lambda a, b: abs(a - 1) <= b}
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class Goal:
 
     def __str__(self) -> str:
         fb = f" (at least {self.op} {self.fallback:g})" if self.fallback is not None else ""
+        if self.op == "within":
+            return f"1 ± {self.target:g}{fb}"
         return f"{self.op} {self.target:g}{fb}"
 
 

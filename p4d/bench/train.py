@@ -9,12 +9,20 @@ Rows:
 
 - step time, cached vs online (goal ≤ 0.6): one optimizer step including the data (cached: read
   the clip's targets + decode its frames; online: decode the frames + the teacher's forward), both
-  interleaved by :func:`~p4d.bench.harness.compare`; the cached step is first run with no teacher
-  object alive (checked), and the resident parameter bytes of each path are given beside it
-  (CUDA: peak allocated memory per path instead).
+  interleaved by :func:`~p4d.bench.harness.compare`, wall time and CPU time (``time.process_time``)
+  per step; the cached step is first run with no teacher object alive (checked), and the resident
+  parameter bytes of each path are given beside it. CPU runs flush denormals to zero.
+- the measured cached/online ratio against the FLOP model's prediction at the same sizes
+  (:func:`step_flops` on this student and the tiny teacher; goal: within 10 %), with what the model
+  leaves out timed alone: the teacher input's decode, and the FLOP/s of the teacher forward vs the
+  cached student step (the model assumes equal utilisation).
+- peak memory per path (goal P5: the teacher's bytes never allocated): each path runs 2 steps in a
+  fresh spawned process; the figure is the process's peak RSS (``ru_maxrss``) above its RSS after
+  the imports (CUDA: ``max_memory_allocated`` beside it). Checked: the cached process never
+  imports the teacher's code; online − cached and the teacher's parameter bytes are given beside.
 - LD and ED losses after K steps from the same seed on the same batches, cached vs online (the
   cached targets went through the latent codec; no goal, the ratio shows the drift).
-- notes: the same ratio predicted at paper sizes from FLOPs (:func:`paper_step_estimate`).
+- notes: the same ratio predicted at paper sizes from FLOPs (:func:`paper_step_estimate`), term by term.
 - data-wait fraction of step time in the real trainer with one spawned worker (goal ≤ 0.05), and
   loader clips/s with frames + targets, 2 workers vs 0.
 """
@@ -25,6 +33,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from p4d.bench.harness import BenchResult, Goal, Row, compare
+from p4d.bench.harness import BenchResult, Goal, Row, compare, time_fn
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,11 @@ _STUDENT = dict(llm=dict(hidden_size=384, intermediate_size=1024, num_hidden_lay
 SIZES = {"tiny": (4, 4, 3, _STUDENT), "small": (8, 10, 5, _STUDENT)}
 GOAL_STEP = Goal("<=", 0.6)
 GOAL_WAIT = Goal("<=", 0.05)
+#: measured cached/online step ratio within 10 % of the FLOP model's prediction at the same sizes
+GOAL_MODEL = Goal("within", 0.10)
+#: P5: the cached path never allocates the teacher's bytes (checked: its code is never imported), so its
+#: peak is at most the online one
+GOAL_MEMORY = Goal("<=", 1.0)
 
 
 def _params(module: torch.nn.Module) -> int:
@@ -160,38 +174,120 @@ def _layer_params(cfg: dict, mlp_mats: int) -> int:
     return 2 * h * h + 2 * h * kv + mlp_mats * h * inner
 
 
-@functools.lru_cache(maxsize=1)
-def _l4p_forward_flops() -> int:
-    """FLOPs of one L4P forward per clip (``p4d teacher info``; builds the model on the meta device)."""
+@functools.lru_cache(maxsize=4)
+def _teacher_flops(preset: str) -> dict:
+    """FLOPs of one teacher forward per clip by part, its F_4D grid and frames (``p4d teacher info``;
+    built on the meta device)."""
     from p4d.teacher.info import teacher_stats
 
-    return teacher_stats("l4p")["flops"]["total"]
+    stats = teacher_stats(preset)
+    p = stats["preset"]
+    return {"flops": dict(stats["flops"]), "frames": p.num_frames, "taps": len(p.taps), "latent_grid": p.latent_grid}
+
+
+def step_flops(student="nvila-lite-8b", teacher: str = "l4p", *, text_tokens: int = 64, lora: bool = False,
+               modalities: tuple[str, ...] = ("depth", "flow", "motion", "camray")) -> dict:
+    """FLOPs of one training sample of ``student`` (a preset name or StudentConfig) vs the ``teacher``
+    forward on its clip (N = the teacher's frames), for the default recipe (p4d, ld+ed, tune-p+llm).
+
+    Student terms (TFLOP): E_v frozen forward, linear 2 x params x (N x patches) and attention
+    4 x layers x N x patches^2 x D; E_p forward + backward 6 x params x visual tokens; LLM forward +
+    backward 6 x params x T (4 x with LoRA: no weight gradients of the frozen LLM), T = N x (visual
+    tokens per frame + 1) + text, plus attention 12 x layers x T^2 x c; D_4DP 6 x params x taps x
+    N'h'w'; the frozen D_m heads of ``modalities`` on F̂_4D, forward + input-gradient backward =
+    2 x their forward in ``p4d teacher info``. Teacher: its whole forward (encoder + heads).
+    Predicted cached/online step ratio at equal utilisation = student / (student + teacher).
+    """
+    from p4d.train.model import StudentConfig, student_preset
+
+    cfg = student if isinstance(student, StudentConfig) else student_preset(student)
+    t = _teacher_flops(teacher)
+    frames, taps = t["frames"], t["taps"]
+    n4, h4, w4, c4 = t["latent_grid"]
+    d, c, patches = cfg.vision_width, cfg.llm_width, cfg.patch_grid ** 2
+    v_layers, llm_layers = int(cfg.vision["num_hidden_layers"]), int(cfg.llm["num_hidden_layers"])
+    llm = _layer_params(cfg.llm, 3) * llm_layers
+    visual = frames * cfg.token_grid[0] * cfg.token_grid[1]
+    tokens = frames * cfg.tokens_per_frame + text_tokens  # tokens_per_frame counts the frame-end token
+    d4dp = c * c4 if cfg.d4dp == "linear" else c * cfg.d4dp_hidden + cfg.d4dp_hidden * c4
+    terms = {
+        "E_v linear": 2 * _layer_params(cfg.vision, 2) * v_layers * frames * patches,
+        "E_v attention": 4 * v_layers * frames * patches ** 2 * d,
+        "E_p": 6 * (9 * d * 3 * d + 3 * d * c + c * c) * visual,
+        "LLM linear": (4 if lora else 6) * llm * tokens,
+        "LLM attention": 12 * llm_layers * tokens ** 2 * c,
+        "D_4DP": 6 * d4dp * taps * n4 * h4 * w4,
+        "D_m fwd+bwd": 2 * sum(t["flops"][f"heads.{m} convs"] for m in modalities),
+    }
+    step, teacher_flops = sum(terms.values()), t["flops"]["total"]
+    return {"student": getattr(cfg, "name", str(student)), "lora": lora, "tokens": tokens, "llm block params": llm,
+            "terms TFLOP": {k: v / 1e12 for k, v in terms.items()}, "student TFLOP": step / 1e12,
+            "teacher TFLOP": teacher_flops / 1e12, "ratio": step / (step + teacher_flops)}
 
 
 def paper_step_estimate(student: str = "nvila-lite-8b", text_tokens: int = 64, lora: bool = False) -> dict:
-    """FLOPs of one training sample at paper size vs the L4P teacher forward on its clip.
+    """:func:`step_flops` at paper size: the NVILA-Lite preset against the L4P teacher."""
+    return step_flops(student, "l4p", text_tokens=text_tokens, lora=lora)
 
-    Student, per sample: frozen SigLIP forward 2 x params x (N x patches); LLM forward + backward
-    6 x params x T (4 x with LoRA: no weight gradients of the frozen LLM), T = N x (visual tokens per
-    frame + 1) + text, plus attention 12 x layers x T^2 x hidden (forward + backward). Teacher:
-    ``p4d teacher info`` on the l4p preset. Predicted cached/online step ratio at equal
-    utilisation = student / (student + teacher).
-    """
-    from p4d.teacher import get_preset
-    from p4d.train.model import student_preset
 
-    cfg = student_preset(student)
-    frames = get_preset("l4p").num_frames
-    vision = _layer_params(cfg.vision, 2) * int(cfg.vision["num_hidden_layers"])
-    llm_layers = int(cfg.llm["num_hidden_layers"])
-    llm = _layer_params(cfg.llm, 3) * llm_layers
-    tokens = frames * cfg.tokens_per_frame + text_tokens  # tokens_per_frame counts the frame-end token
-    vision_flops = 2 * vision * frames * cfg.patch_grid ** 2
-    llm_flops = (4 if lora else 6) * llm * tokens + 12 * llm_layers * tokens ** 2 * int(cfg.llm["hidden_size"])
-    teacher = _l4p_forward_flops()
-    step = vision_flops + llm_flops
-    return {"student": student, "lora": lora, "tokens": tokens, "llm block params": llm, "student TFLOP": step / 1e12,
-            "teacher TFLOP": teacher / 1e12, "ratio": step / (step + teacher)}
+# ---- peak memory of each path, each in a fresh process -----------------------------------------
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _memory_child(conn, mode: str, conversations: str, store_url: str, out: str, student: dict, steps: int) -> None:
+    """One path (``cached`` | ``online``) in a fresh spawned process: build the student (+ the teacher
+    for ``online``), run ``steps`` optimizer steps; send the peak above the post-import baseline."""
+    import resource
+    import sys
+
+    torch.set_flush_denormal(True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    import p4d.train.build  # noqa: F401  (imports before the baseline: code is not the path's memory)
+    import p4d.train.trainer  # noqa: F401
+
+    if mode == "online":
+        from p4d.teacher.model import build_teacher
+    base = _rss_mib()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    paths = Paths(Path(conversations), store_url, Path(out), student, device)
+    state = paths.fresh()
+    if mode == "online":
+        paths.teacher = build_teacher(paths.store.spec.teacher["preset"], device=device)
+    make = paths.cached_batch if mode == "cached" else paths.online_batch
+    pairs = [[i, i + 1] for i in range(0, len(paths.samples) - 1, 2)]
+    for s in range(steps):
+        paths.step(state, make(state[3], state[4], pairs[s % len(pairs)]))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    conn.send({"peak MiB": peak - base, "baseline MiB": base,
+               "device peak MiB": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+               "teacher imported": "p4d.teacher.model" in sys.modules,
+               "teacher MiB": _bytes(paths.teacher) / 2**20 if paths.teacher is not None else 0.0})
+    conn.close()
+
+
+def peak_memory(mode: str, conversations, store_url: str, out: Path, student: dict, steps: int = 2) -> dict:
+    """:func:`_memory_child` in a spawned process (its own heap and peak RSS); returns its report."""
+    import multiprocessing as mp
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_memory_child, args=(send, mode, str(conversations), store_url, str(out), student, steps))
+    proc.start()
+    send.close()
+    try:
+        report = recv.recv()
+    except EOFError:
+        report = None
+    finally:
+        proc.join()
+    if proc.exitcode != 0 or report is None:
+        raise RuntimeError(f"p4d bench train: the {mode} memory process exited with {proc.exitcode} (its traceback is above)")
+    return report
 
 
 def _loader_rate(ds, samples, pad: int, workers: int) -> float:
@@ -206,6 +302,16 @@ def _loader_rate(ds, samples, pad: int, workers: int) -> float:
     return n / (time.perf_counter() - t0) if n else float("nan")
 
 
+def _timed_cpu(fn, cpu: list):
+    """``fn`` wrapped to add its CPU seconds (``time.process_time``: all threads of this process) to ``cpu``."""
+    def call():
+        t0 = time.process_time()
+        out = fn()
+        cpu.append(time.process_time() - t0)
+        return out
+    return call
+
+
 def run(size: str) -> BenchResult:
     if size not in SIZES:
         return BenchResult(name="train", size=size, shapes={},
@@ -213,17 +319,25 @@ def run(size: str) -> BenchResult:
                                   f"sizes here: {', '.join(SIZES)}")
     videos, k_steps, repeats, student = SIZES[size]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_flush_denormal(True)  # denormals made CPU step times swing 0.6-17 s
     result = BenchResult(name="train", size=size, shapes={})
     with tempfile.TemporaryDirectory(prefix="p4d-bench-train-") as tmp:
         tmp = Path(tmp)
         conversations, store = _setup(tmp, videos)
-        paths = Paths(conversations, store, tmp / "run", _student_cfg(student), device)
+        student = _student_cfg(student)
+
+        # --- peak memory of each path, each in a fresh process (the cached one first, no teacher) ----
+        mem = {mode: peak_memory(mode, conversations, store, tmp / f"mem-{mode}" / "run", student)
+               for mode in ("cached", "online")}
+
+        paths = Paths(conversations, store, tmp / "run", student, device)
         pairs = [[i, i + 1] for i in range(0, len(paths.samples) - 1, 2)]
 
         # --- cached step, no teacher alive -------------------------------------------------------
         state = paths.fresh()
         model = state[0]
-        paths.step(state, paths.cached_batch(state[3], state[4], pairs[0]))  # warm-up
+        first = paths.cached_batch(state[3], state[4], pairs[0])
+        paths.step(state, first)  # warm-up
         teachers = _teachers_alive()
         student_bytes = _bytes(model)
 
@@ -233,15 +347,56 @@ def run(size: str) -> BenchResult:
         paths.teacher = build_teacher(paths.store.spec.teacher["preset"], device=device)
         ratio = _params(paths.teacher) / _params(model)
         k = iter(range(10**6))
-        cand, base = compare(lambda: paths.step(state, paths.cached_batch(state[3], state[4], pairs[next(k) % len(pairs)])),
-                             lambda: paths.step(state, paths.online_batch(state[3], state[4], pairs[next(k) % len(pairs)])),
-                             repeats=repeats)
+        cpu_cached, cpu_online = [], []
+        cand, base = compare(
+            _timed_cpu(lambda: paths.step(state, paths.cached_batch(state[3], state[4], pairs[next(k) % len(pairs)])),
+                       cpu_cached),
+            _timed_cpu(lambda: paths.step(state, paths.online_batch(state[3], state[4], pairs[next(k) % len(pairs)])),
+                       cpu_online),
+            repeats=repeats)
+        cpu = {"CPU s/step cached": float(np.median(cpu_cached)), "CPU s/step online": float(np.median(cpu_online))}
         result.rows.append(Row(
             "train step: cached targets vs teacher online", "s/step", cand.median, base.median, goal=GOAL_STEP,
             spread=cand.spread, checks={"teacher never resident (cached)": teachers == 0},
-            extra={"resident MB cached": student_bytes / 2**20,
+            extra={**cpu, "resident MB cached": student_bytes / 2**20,
                    "resident MB online": (student_bytes + _bytes(paths.teacher)) / 2**20,
                    "teacher:student params": ratio}))
+
+        # --- the same ratio predicted by the FLOP model at these sizes ----------------------------
+        frames = paths.store.spec.num_frames
+        text = int(first["input_ids"].shape[1]) - frames * model.cfg.tokens_per_frame  # padded length, as run
+        predicted = step_flops(model.cfg, paths.store.spec.teacher["preset"], text_tokens=max(text, 0))
+        # what the model leaves out, timed alone on one batch: the teacher input's decode, and the
+        # teacher forward's own rate (the model assumes the student's FLOP/s)
+        decode = time_fn(lambda: paths.online_teacher_input(pairs[0]), warmup=0, repeats=2)
+        x = paths.online_teacher_input(pairs[0]).to(device)
+        with torch.no_grad():
+            forward = time_fn(lambda: paths.teacher(x), warmup=1, repeats=2)
+        clips = len(pairs[0])
+        result.rows.append(Row(
+            "cached/online step ratio: measured vs the FLOP model at these sizes", "ratio",
+            cand.median / base.median, predicted["ratio"], goal=GOAL_MODEL,
+            extra={"CPU-time ratio": cpu["CPU s/step cached"] / cpu["CPU s/step online"],
+                   "student GFLOP/sample": predicted["student TFLOP"] * 1e3,
+                   "teacher GFLOP/clip": predicted["teacher TFLOP"] * 1e3,
+                   "student GFLOP/s (cached step)": clips * predicted["student TFLOP"] * 1e3 / cand.median,
+                   "teacher GFLOP/s (forward alone)": clips * predicted["teacher TFLOP"] * 1e3 / forward.median,
+                   "teacher-input decode s/batch": decode.median,
+                   # the same ratio from the parts timed alone: student step / (it + teacher forward + decode)
+                   "ratio from the timed parts": cand.median / (cand.median + forward.median + decode.median)}))
+
+        # --- peak memory rows ----------------------------------------------------------------------
+        c, o = mem["cached"], mem["online"]
+        teacher_mib = o["teacher MiB"]
+        result.rows.append(Row(
+            "peak memory per process: cached vs online (2 steps, fresh process each)", "MiB", c["peak MiB"],
+            o["peak MiB"], goal=GOAL_MEMORY,
+            checks={"teacher code never imported (cached)": not c["teacher imported"]},
+            extra={"measure": "peak RSS (ru_maxrss) above the RSS after imports",
+                   "online - cached MiB": o["peak MiB"] - c["peak MiB"], "teacher params MiB": teacher_mib,
+                   "baseline RSS MiB": c["baseline MiB"],
+                   **({"CUDA peak MiB cached": c["device peak MiB"], "CUDA peak MiB online": o["device peak MiB"]}
+                      if c["device peak MiB"] is not None else {})}))
 
         # --- losses after K steps, same seed and batches -----------------------------------------
         finals = {}
@@ -265,7 +420,7 @@ def run(size: str) -> BenchResult:
 
         cfg = paths.cfg
         cfg.out = str(tmp / "trainer")
-        cfg.optim.max_steps = max(16, k_steps)  # enough steps that one slow batch does not decide the row
+        cfg.optim.max_steps = max(10, k_steps)  # enough steps that one slow batch does not decide the row
         cfg.data.num_workers = 1
         cfg.checkpoint.export = False
         main(cfg)
@@ -285,10 +440,11 @@ def run(size: str) -> BenchResult:
     for name in ("nvila-lite-8b", "nvila-lite-2b"):
         for lora in (False, True):
             e = paper_step_estimate(name, lora=lora)
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in e["terms TFLOP"].items())
             result.notes.append(
                 f"paper-size estimate, {name}{' + LoRA' if lora else ''}: student {e['student TFLOP']:.1f} TFLOP per "
-                f"sample ({e['tokens']} tokens) vs L4P forward {e['teacher TFLOP']:.1f} TFLOP per clip -> cached/online "
-                f"step ~{e['ratio']:.2f} at equal utilisation")
+                f"sample ({e['tokens']} tokens: {parts}) vs L4P forward {e['teacher TFLOP']:.1f} TFLOP per clip -> "
+                f"cached/online step ~{e['ratio']:.2f} at equal utilisation")
     result.notes.append(f"teacher:student parameters {ratio:.3f} here vs {PAPER_RATIO:.3f} in the paper "
                         "(L4P ~1.1 B : NVILA-Lite-8B ~8 B); both models randomly initialised")
     return result

@@ -73,6 +73,10 @@ def test_spread_is_relative_range():
     (">=", 0.8, None, 0.79, "not met"),
     (">=", 0.8, None, 0.81, "met"),
     (">=", 0.8, None, math.nan, "not met"),
+    ("within", 0.1, None, 0.91, "met"),       # |0.91 - 1| = 0.09
+    ("within", 0.1, None, 1.09, "met"),
+    ("within", 0.1, None, 0.85, "not met"),
+    ("within", 0.1, None, 1.12, "not met"),
 ])
 def test_goal_verdicts(op, target, fallback, value, verdict):
     assert Goal(op, target, fallback).check(value) == verdict
