@@ -1,0 +1,124 @@
+"""FSDP2 (``--runtime.parallel fsdp``) on CPU with gloo, 2 processes: equal to one process with the
+doubled batch, kill -9 + resume, 1/world of the trainable bytes per rank, the consolidated export,
+and loading without world-size copies."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from p4d.train import checkpoint as ckpt
+from p4d.train.logs import read_log
+from p4d.train.trainer import main
+from tests.train.conftest import small_config
+
+#: Float32 sums in another order (per-rank means averaged by reduce-scatter vs one batch mean),
+#: carried through 3 AdamW steps at lr 2e-3.
+LOSS_RTOL = 1e-5
+WEIGHT_ATOL = 1e-5
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(nproc: int, args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           "-m", "p4d.train", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def common_flags(train_cache, conversations, steps: int) -> list[str]:
+    return ["--data", str(conversations), "--cache", train_cache.store, "--steps", str(steps),
+            "--log.progress", "false", "--log.tensorboard", "false", "--recipe.loss", "ld+d",
+            "--optim.lr-llm", "2e-3", "--optim.lr-projector", "2e-3", "--optim.lr-d4dp", "2e-3",
+            "--optim.warmup-steps", "1"]
+
+
+def test_fsdp_two_processes_match_one_process_with_the_doubled_batch(train_cache, conversations, tmp_path):
+    steps = 3
+    torchrun(2, ["--out", str(tmp_path / "fsdp"), "--batch-size", "1", "--runtime.parallel", "fsdp",
+                 *common_flags(train_cache, conversations, steps)])
+    single = small_config(train_cache, tmp_path / "one", optim={"max_steps": steps, "warmup_steps": 1},
+                          data={"batch_size": 2}, recipe={"loss": "ld+d"})
+    main(single)
+
+    import yaml
+    assert yaml.safe_load((tmp_path / "fsdp" / "config.yaml").read_text())["runtime"]["parallel"] == "fsdp"
+    assert yaml.safe_load((tmp_path / "one" / "config.yaml").read_text())["runtime"]["parallel"] == "none"
+    fsdp_log, one_log = read_log(tmp_path / "fsdp"), read_log(tmp_path / "one")
+    assert [r["step"] for r in fsdp_log] == [r["step"] for r in one_log] == [1, 2, 3]
+    for a, b in zip(fsdp_log, one_log):
+        for term in ("loss", "sft", "ld", "depth", "grad_norm"):
+            assert a[term] == pytest.approx(b[term], rel=LOSS_RTOL), (a["step"], term, a[term], b[term])
+    assert fsdp_log[0]["loss"] != pytest.approx(fsdp_log[-1]["loss"], rel=1e-3)   # it trained
+
+    final = ckpt.step_dir(tmp_path / "fsdp", steps)
+    assert ckpt.is_sharded_checkpoint(final) and not (final / ckpt.MODEL).exists()
+    sharded_model, _ = ckpt.load_checkpoint_model(final)          # DCP read into one unsharded student
+    one_model, _ = ckpt.load_checkpoint_model(ckpt.step_dir(tmp_path / "one", steps))
+    start = dict(ckpt.load_checkpoint_model.__wrapped__ if False else {})
+    a, b = dict(sharded_model.named_parameters()), dict(one_model.named_parameters())
+    assert set(a) == set(b)
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst <= WEIGHT_ATOL, worst
+    print(f"fsdp vs one process: max |Δw| {worst:.2e}, loss rel diffs "
+          f"{[abs(x['loss'] - y['loss']) / y['loss'] for x, y in zip(fsdp_log, one_log)]}")
+
+
+# ---- memory: 1/world of the trainable bytes per rank, no world-size copies when loading ------------
+
+def _big_student_folder(train_cache, folder: Path) -> int:
+    """An NVILA-Lite folder (``--model.init-from``) of a student with a 12-layer, 512-wide LLM
+    (≈ 180 MB in float32); returns its weight bytes."""
+    from p4d.train.model import build_student, export_student
+    from p4d.train.model.config import TINY
+
+    llm = {**TINY.llm, "hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
+           "num_attention_heads": 8, "num_key_value_heads": 2}
+    torch.manual_seed(0)
+    export_student(build_student(TINY.replace(llm=llm), training_modules=False), folder)
+    return sum(f.stat().st_size for f in folder.rglob("*.safetensors"))
+
+
+def _probe(nproc: int, overrides: dict, out: Path) -> list[dict]:
+    out.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+           str(Path(__file__).with_name("fsdp_probe.py")), json.dumps(overrides), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**ENV, "PYTHONPATH": os.getcwd()})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return [json.loads((out / f"rank-{r}.json").read_text()) for r in range(nproc)]
+
+
+@pytest.mark.slow
+def test_each_rank_holds_half_the_trainable_bytes_and_loads_no_full_copy(train_cache, conversations, tmp_path):
+    weights = _big_student_folder(train_cache, tmp_path / "init")
+    overrides = {"out": str(tmp_path / "unused"), "data": {"conversations": str(conversations),
+                                                            "cache": train_cache.store},
+                 "recipe": {"loss": "ld+d"}, "model": {"init_from": str(tmp_path / "init")}}
+    two = _probe(2, {**overrides, "runtime": {"parallel": "fsdp"}}, tmp_path / "two")
+    one = _probe(1, {**overrides, "runtime": {"parallel": "none"}}, tmp_path / "one")
+    total = one[0]["total"]
+    assert total > 150e6 and weights > 150e6                  # far above the RSS noise
+    # (c) each rank holds its half of the trainable bytes (DTensor local shards), within 10 %
+    assert [r["total"] for r in two] == [total, total]
+    assert sum(r["here"] for r in two) == total
+    for r in two:
+        assert abs(r["here"] - total / 2) <= 0.1 * total / 2, r
+    # loading: the one process (and rank 0, which reads the weights) peaks at two whole copies (the
+    # file's tensors and the student's); rank 1 never holds one: its peak growth during the build
+    # (its half, the replicated D_m and frozen E_v, one broadcast tensor at a time, allocator slack)
+    # stays under 80 % of the student's bytes
+    grow = lambda r: (r["peak_kb"] - r["rss_before_kb"]) * 1024  # noqa: E731
+    assert one[0]["peak_reset"] and two[1]["peak_reset"]
+    assert grow(one[0]) >= 1.5 * total, (grow(one[0]), total)
+    assert grow(two[1]) <= 0.8 * total, (grow(two[1]), total)
+    print(f"trainable {total / 2**20:.1f} MB; per rank {[r['here'] / 2**20 for r in two]} MB; build peak growth: "
+          f"1 process {grow(one[0]) / 2**20:.1f} MB, 2 processes rank 0 {grow(two[0]) / 2**20:.1f} MB, "
+          f"rank 1 {grow(two[1]) / 2**20:.1f} MB")
