@@ -317,10 +317,15 @@ def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
             if before != value:
                 raise CheckpointError(f"--{section}.{key.replace('_', '-')}: the checkpoint was trained with {before!r}, "
                                       f"this run asks for {value!r}; resume with the same setting")
-    for key in ("batch_size",):
-        if saved.get("data", {}).get(key) != now["data"][key]:
-            raise CheckpointError(f"--data.{key.replace('_', '-')}: the checkpoint used {saved['data'].get(key)!r}, "
-                                  f"this run {now['data'][key]!r}; the data position would not line up")
+    # the global batch (per process × processes) must stay; another world size resumes with the
+    # per-process batch that keeps it (DCP reshards a sharded checkpoint to the new world size)
+    before, world = saved.get("data", {}).get("batch_size"), int(meta.get("world_size", 1))
+    now_world = world_size()
+    if before is None or before * world != cfg.data.batch_size * now_world:
+        raise CheckpointError(
+            f"--data.batch-size: the checkpoint used {before!r} per process × {world} processes, this run "
+            f"{cfg.data.batch_size} × {now_world}; the data position would not line up. Resume with a global batch "
+            f"of {before * world if before else '?'} clips")
 
 
 def check_same_cache(cfg: TrainConfig, meta: dict[str, Any], store, checkpoint: Path) -> None:

@@ -19,9 +19,12 @@ from p4d.train.trainer import main
 from tests.train.conftest import small_config
 
 #: Float32 sums in another order (per-rank means averaged by reduce-scatter vs one batch mean),
-#: carried through 3 AdamW steps at lr 2e-3.
+#: carried through 3 AdamW steps at lr 2e-3: losses agree to ~2e-7 relative. Weights: AdamW divides
+#: each gradient by its own RMS, so entries whose gradient is at float32 noise level (lm_head rows of
+#: tokens no answer holds) turn reduction-order noise into updates; measured up to 1e-5, bounded at
+#: 2.5 % of one step's lr.
 LOSS_RTOL = 1e-5
-WEIGHT_ATOL = 1e-5
+WEIGHT_ATOL = 5e-5
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -63,13 +66,49 @@ def test_fsdp_two_processes_match_one_process_with_the_doubled_batch(train_cache
     assert ckpt.is_sharded_checkpoint(final) and not (final / ckpt.MODEL).exists()
     sharded_model, _ = ckpt.load_checkpoint_model(final)          # DCP read into one unsharded student
     one_model, _ = ckpt.load_checkpoint_model(ckpt.step_dir(tmp_path / "one", steps))
-    start = dict(ckpt.load_checkpoint_model.__wrapped__ if False else {})
     a, b = dict(sharded_model.named_parameters()), dict(one_model.named_parameters())
     assert set(a) == set(b)
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    worst = max(float((a[k] - b[k]).detach().abs().max()) for k in a)
     assert worst <= WEIGHT_ATOL, worst
     print(f"fsdp vs one process: max |Δw| {worst:.2e}, loss rel diffs "
           f"{[abs(x['loss'] - y['loss']) / y['loss'] for x, y in zip(fsdp_log, one_log)]}")
+
+    # (d) the consolidated export (gathered to rank 0) loads as `p4d eval` loads it and holds exactly
+    # the weights of the sharded checkpoint of the same step (read back by DCP, another path)
+    from p4d.train import load_exported_student
+
+    answerer = load_exported_student(tmp_path / "fsdp" / "export")
+    exported = dict(answerer.model.named_parameters())
+    kept = {k: v for k, v in a.items() if not k.startswith(("d4dp.", "heads."))}
+    assert set(exported) == set(kept) and len(kept) > 10
+    for k in kept:
+        assert torch.equal(exported[k], kept[k]), k
+    import numpy as np
+
+    frames = np.random.default_rng(0).integers(0, 255, (4, 56, 56, 3), dtype=np.uint8)
+    assert isinstance(answerer.answer(frames, np.arange(4, dtype=np.float32), "Which way?", ["left", "right"]), str)
+
+
+def test_auto_picks_fsdp_only_for_full_llm_tunes_on_several_processes():
+    from p4d.errors import ConfigError
+    from p4d.train.sharding import resolve_parallel
+
+    assert resolve_parallel("auto", "tune-p+llm", 2) == "fsdp"
+    assert resolve_parallel("auto", "tune-llm", 8) == "fsdp" and resolve_parallel("auto", "tune-all", 2) == "fsdp"
+    assert resolve_parallel("auto", "tune-p+llm-lora", 2) == "ddp" and resolve_parallel("auto", "tune-p", 2) == "ddp"
+    assert resolve_parallel("auto", "tune-p+llm", 1) == "none"
+    assert resolve_parallel("fsdp", "tune-p+llm", 1) == "fsdp"     # a process group of one
+    with pytest.raises(ConfigError, match="--runtime.parallel none: 2 processes"):
+        resolve_parallel("none", "tune-p+llm", 2)
+
+
+def test_parallel_settings_are_validated(train_cache, tmp_path):
+    from p4d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--runtime.parallel 'zero3': expected one of auto, none, ddp, fsdp"):
+        small_config(train_cache, tmp_path / "r", runtime={"parallel": "zero3"})
+    with pytest.raises(ConfigError, match="--runtime.parallel fsdp: --recipe.tune tune-llm-lora trains LoRA"):
+        small_config(train_cache, tmp_path / "r", runtime={"parallel": "fsdp"}, recipe={"tune": "tune-llm-lora"})
 
 
 # ---- memory: 1/world of the trainable bytes per rank, no world-size copies when loading ------------
@@ -122,3 +161,71 @@ def test_each_rank_holds_half_the_trainable_bytes_and_loads_no_full_copy(train_c
     print(f"trainable {total / 2**20:.1f} MB; per rank {[r['here'] / 2**20 for r in two]} MB; build peak growth: "
           f"1 process {grow(one[0]) / 2**20:.1f} MB, 2 processes rank 0 {grow(two[0]) / 2**20:.1f} MB, "
           f"rank 1 {grow(two[1]) / 2**20:.1f} MB")
+
+
+# ---- kill -9 + resume ---------------------------------------------------------------------------
+
+def _launch(nproc: int, args: list[str], output: Path) -> subprocess.Popen:
+    """The trainer in the background (torchrun for nproc > 1), in its own process group, output to a file."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)] if nproc > 1 else []
+    proc = subprocess.Popen([sys.executable, *launcher, "-m", "p4d.train", *args], stdout=output.open("w"),
+                            stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+    proc.output = output
+    return proc
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    assert proc.wait(timeout=300) == 0, proc.output.read_text()[-3000:]
+
+
+@pytest.mark.slow
+def test_kill_9_and_resume_matches_an_uninterrupted_run_also_at_another_world_size(train_cache, conversations,
+                                                                                    tmp_path):
+    import shutil
+    import signal
+    import time
+
+    import yaml
+
+    steps, every = 10, 2
+    flags = [*common_flags(train_cache, conversations, steps), "--batch-size", "1", "--checkpoint.every", str(every),
+             "--checkpoint.export", "false"]                   # --runtime.parallel auto: fsdp (tune-p+llm, 2 ranks)
+    killed = tmp_path / "killed"
+    proc = _launch(2, ["--out", str(killed), *flags], tmp_path / "killed.out")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        done = [r["step"] for r in read_log(killed)] if (killed / "log.jsonl").exists() else []
+        if done and max(done) >= 3 and ckpt.list_checkpoints(killed):
+            os.killpg(proc.pid, signal.SIGKILL)             # the launcher and both ranks at once
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.output.read_text()[-3000:]
+    assert yaml.safe_load((killed / "config.yaml").read_text())["runtime"]["parallel"] == "fsdp"
+    saved = [int(p.name.split("-")[1]) for p in ckpt.list_checkpoints(killed)]
+    assert saved and max(saved) < steps
+    resume_step = max(saved)
+    assert ckpt.is_sharded_checkpoint(ckpt.step_dir(killed, resume_step))
+    other_world = tmp_path / "killed-one"
+    shutil.copytree(killed, other_world)
+
+    resumed = _launch(2, ["--resume", str(killed)], tmp_path / "resumed.out")
+    straight = _launch(2, ["--out", str(tmp_path / "straight"), *flags], tmp_path / "straight.out")
+    _finish(resumed)
+    _finish(straight)
+    one = _launch(1, ["--resume", str(other_world), "--batch-size", "2"], tmp_path / "one.out")  # 2 × 1 → 1 × 2
+    _finish(one)
+    assert f"resumed from {killed}" in resumed.output.read_text()
+
+    reference = {r["step"]: r for r in read_log(tmp_path / "straight")}
+    for run, rtol in ((killed, 1e-6), (other_world, LOSS_RTOL)):
+        records = read_log(run)
+        assert [r["step"] for r in records] == list(range(1, steps + 1))   # each step once
+        for r in records[resume_step:]:
+            for term in ("loss", "sft", "ld", "depth", "grad_norm"):
+                assert r[term] == pytest.approx(reference[r["step"]][term], rel=rtol), (run.name, r["step"], term)
+    final = {name: dict(ckpt.load_checkpoint_model(ckpt.step_dir(run, steps))[0].named_parameters())
+             for name, run in (("straight", tmp_path / "straight"), ("resumed", killed), ("one", other_world))}
+    for name in ("resumed", "one"):
+        worst = max(float((final[name][k] - final["straight"][k]).detach().abs().max()) for k in final["straight"])
+        assert worst <= (0.0 if name == "resumed" else WEIGHT_ATOL), (name, worst)
