@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from p4d.errors import ConfigError, Interrupted, P4DError
+from p4d.errors import ConfigError, run_cli
 from p4d.eval.cli import eval_app
 from p4d.inspect.cli import inspect_command
 from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command, train_epilog
@@ -190,6 +190,7 @@ def precompute(
     frame_stride: FrameStrideOpt = 1,
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
+    min_cosine: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Thresholds of the latent codec's self-check (default 0.999,0.995): a clip whose decoded F_4D has a mean (worst) token cosine to the teacher's below MEAN (WORST) is re-encoded at the finest step, then stored as bfloat16. Stricter values cost space (see `p4d cache summary`)."),
     clips_per_shard: ClipsPerShardOpt = 16,
     teacher_input: TeacherInputOpt = "release",
     student_size: StudentSizeOpt = 448,
@@ -215,7 +216,8 @@ def precompute(
         num_frames=num_frames, policy=policy,
         taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
         frame_stride=frame_stride, modalities=_modalities(modalities),
-        codec=codec, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype, device=device,
+        codec=codec, min_cosine=min_cosine, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype,
+        device=device,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
         retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,
         teacher_input=teacher_input, student_size=student_size,
@@ -230,11 +232,13 @@ def precompute(
 
 @app.command()
 def bench(
-    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | all"),
+    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | all"),
     size: str = typer.Option("tiny", help="tiny (seconds, CPU) | small | paper (the real L4P shapes; GPU where there is one)."),
     out: Optional[Path] = typer.Option(None, help="Folder for bench.json (with machine info), report.md and PNG plots."),
     teacher_rate: Optional[float] = typer.Option(None, help="precompute only: replace the teacher by a stand-in "
                                                  "taking 1/R s per clip (paper-shaped outputs), R clips/s."),
+    device: str = typer.Option("auto", help="gpu-precompute only: cuda (the l4p teacher in bf16 on one GPU), cpu "
+                                            "(dry run with the tiny teacher) or auto (cuda if there is one, else skipped)."),
 ) -> None:
     """Benchmarks that print ratios to a baseline measured side by side in the same run."""
     from p4d.bench.harness import format_table
@@ -243,7 +247,8 @@ def bench(
 
     machine = machine_info()
     typer.echo(f"machine: {describe_machine(machine)}")
-    results = run_benchmarks(name, size, **({} if teacher_rate is None else {"teacher_rate": teacher_rate}))
+    results = run_benchmarks(name, size, device=device,
+                             **({} if teacher_rate is None else {"teacher_rate": teacher_rate}))
     for res in results:
         res.machine = machine
         typer.echo(format_table(res) + "\n")
@@ -276,18 +281,11 @@ def main() -> None:
     """Entry point: p4d errors print one clear line and exit 1, not a traceback."""
     import sys
 
-    try:
+    def command() -> None:
         _refuse_memory_urls(sys.argv[1:])
         app()
-    except Interrupted as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(exc.exit_code) from None
-    except P4DError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("p4d: stopped by Ctrl-C; nothing already written is lost (rerun the command to continue)", err=True)
-        raise SystemExit(130) from None
+
+    run_cli(command, ctrl_c="p4d: stopped by Ctrl-C; nothing already written is lost (rerun the command to continue)")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     echo(format_summary(store))
 
     conv = make_demo_conversations(video_dir, out / "conversations.jsonl")
-    echo(f"\n[3/3] p4d train --data {conv} --cache {store_path} --out {out / 'run'} --steps 30")
+    echo(f"\n[3/3] p4d train --data {conv} --cache {store_path} --out {out / 'run'} --student tiny --steps 30")
     run_demo_training(conv, store_path, out / "run", steps=30, echo=echo)
 
     first_done = int(next(i for i, s in enumerate(store.clip_status()) if s == STATUS_DONE))

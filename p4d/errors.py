@@ -7,6 +7,9 @@ missing store). Messages name the file or flag and say what was expected and wha
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class P4DError(Exception):
     """Base class of every error p4d raises on purpose."""
@@ -80,3 +83,20 @@ def check_fields(owner: str, cls: type, data: object) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{owner}: unknown fields {unknown}; expected some of {sorted(known)}")
+
+
+def run_cli(command: Callable[[], object], *, ctrl_c: str) -> None:
+    """Run a command-line entry point: a :class:`P4DError` prints ``error: <message>`` on one line and
+    exits 1, :class:`Interrupted` prints its message and exits 130, a bare Ctrl-C prints ``ctrl_c``
+    and exits 130; no traceback in any of them."""
+    try:
+        command()
+    except Interrupted as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except P4DError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(ctrl_c, file=sys.stderr)
+        raise SystemExit(130) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Callable
 
@@ -13,13 +14,14 @@ log = logging.getLogger(__name__)
 
 SIZES = ("tiny", "small", "paper")
 
-# name -> module with `run(size: str) -> BenchResult`, or the issue that adds it.
+# name -> module with `run(size: str, **options) -> BenchResult`, or the issue that adds it.
 BENCHMARKS: dict[str, str] = {
     "cache": "p4d.bench.cache",
     "loader": "p4d.bench.loader",
     "teacher": "p4d.bench.teacher",
     "precompute": "p4d.bench.precompute",
     "train": "p4d.bench.train",
+    "gpu-precompute": "p4d.bench.gpu_precompute",
 }
 
 
@@ -44,5 +46,6 @@ def run_benchmarks(name: str, size: str, **options) -> list[BenchResult]:
             results.append(BenchResult(name=n, size=size, shapes={}, status=f"not built yet: {BENCHMARKS[n]} adds it"))
             continue
         log.info("running bench %s --size %s", n, size)
-        results.append(run(size, **options) if options and n == "precompute" else run(size))
+        accepted = inspect.signature(run).parameters  # each option goes to the benchmarks that take it
+        results.append(run(size, **{k: v for k, v in options.items() if k in accepted}))
     return results

@@ -35,8 +35,8 @@ CHECKED_CODECS = ("dpcm-channel", "int8-channel", "int8-token")
 
 @dataclass(frozen=True)
 class FidelityPolicy:
-    """Thresholds a clip's decoded F_4D must meet; :meth:`parse` reads a ``MEAN[,WORST]`` option
-    string (precompute does not expose one yet: it writes with the defaults)."""
+    """Thresholds a clip's decoded F_4D must meet; :meth:`parse` reads the ``MEAN[,WORST]`` of
+    ``p4d precompute --min-cosine``."""
 
     min_mean_cosine: float = 0.999
     min_worst_cosine: float = 0.995

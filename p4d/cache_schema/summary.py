@@ -77,6 +77,12 @@ def _fidelity_lines(store: CacheStore) -> list[str]:
              f"    mean token cosine   {q(mean)}", f"    worst token cosine  {q(worst)}"]
     for level, name in CODEC_LEVELS.items():
         lines.append(f"    level {level} ({name}): {int((levels == level).sum())} clips")
+    thresholds: dict[tuple, int] = defaultdict(int)  # (mean, worst) -> shards checked with them
+    for run in store.shard_runs().values():
+        if isinstance(run.get("min_cosine"), list) and len(run["min_cosine"]) == 2:
+            thresholds[tuple(run["min_cosine"])] += 1
+    for (m, w), n in sorted(thresholds.items()):
+        lines.append(f"    thresholds (--min-cosine): mean >= {m}, worst >= {w} ({n} shards)")
     return lines
 
 

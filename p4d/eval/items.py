@@ -168,20 +168,14 @@ class Bench:
     problems: tuple[ItemProblem, ...]
 
 
-def load_bench(path: str | Path, *, check_videos: bool = True) -> Bench:
-    """Read a JSON/JSONL benchmark; good items plus one :class:`ItemProblem` per malformed item.
-
-    Raises ConfigError (naming the file) only when the file itself is unreadable or not JSON.
-    """
-    path = Path(path)
-    records, problems = _read_records(path)
-    items: list[Item] = []
-    seen: set[str] = set()
-    for k, record in enumerate(records):
-        if record is None:
-            continue
-        item_id = str(record.get("id", "")).strip() if isinstance(record, dict) else ""
-        label = item_id or f"#{k + 1}"
+def parse_items(numbered, parse) -> tuple[list, list[ItemProblem]]:
+    """``parse(record, item_id)`` over ``(index, record)`` pairs: a record that is not a JSON object,
+    has no id or repeats an earlier id, or that ``parse`` refuses (ConfigError), becomes an
+    :class:`ItemProblem` labelled by its id (or ``#index+1``); the rest are returned in order."""
+    items, problems, seen = [], [], set()
+    for k, record in numbered:
+        raw_id = record.get("id") if isinstance(record, dict) else None
+        item_id = str(raw_id).strip() if raw_id is not None else ""
         try:
             if not isinstance(record, dict):
                 raise ConfigError(f"expected a JSON object, got {type(record).__name__}")
@@ -189,12 +183,23 @@ def load_bench(path: str | Path, *, check_videos: bool = True) -> Bench:
                 raise ConfigError("missing id")
             if item_id in seen:
                 raise ConfigError(f"duplicate id (an earlier item has id {item_id!r})")
-            item = parse_item(record, base=path.parent, check_video=check_videos)
+            items.append(parse(record, item_id))
+            seen.add(item_id)
         except ConfigError as exc:
-            problems.append(ItemProblem(label, str(exc)))
-            continue
-        seen.add(item_id)
-        items.append(item)
+            problems.append(ItemProblem(item_id or f"#{k + 1}", str(exc)))
+    return items, problems
+
+
+def load_bench(path: str | Path, *, check_videos: bool = True) -> Bench:
+    """Read a JSON/JSONL benchmark; good items plus one :class:`ItemProblem` per malformed item.
+
+    Raises ConfigError (naming the file) only when the file itself is unreadable or not JSON.
+    """
+    path = Path(path)
+    records, problems = _read_records(path)
+    numbered = [(k, record) for k, record in enumerate(records) if record is not None]  # None: unreadable line
+    items, bad = parse_items(numbered, lambda record, _: parse_item(record, base=path.parent, check_video=check_videos))
+    problems.extend(bad)
     for p in problems:
         log.debug("%s: item %s skipped: %s", path, p.id, p.reason)
     if problems:

@@ -27,7 +27,7 @@ import logging
 from pathlib import Path
 
 from p4d.errors import ConfigError
-from p4d.eval.items import CATEGORIES, LETTERS, Bench, Item, ItemProblem, parse_category
+from p4d.eval.items import CATEGORIES, LETTERS, Bench, Item, ItemProblem, parse_category, parse_items
 from p4d.eval.prompt import option_text
 
 log = logging.getLogger(__name__)
@@ -61,22 +61,7 @@ def load_r4d(root: str | Path) -> Bench:
         data = data["items"]
     if not isinstance(data, list):
         raise ConfigError(f"benchmark {file}: expected a JSON list of items, got {type(data).__name__}")
-    items, problems, seen = [], [], set()
-    for k, record in enumerate(data):
-        raw_id = record.get("id") if isinstance(record, dict) else None
-        item_id = str(raw_id).strip() if raw_id is not None else ""
-        label = item_id or f"#{k + 1}"
-        try:
-            if not isinstance(record, dict):
-                raise ConfigError(f"expected a JSON object, got {type(record).__name__}")
-            if not item_id:
-                raise ConfigError("missing id")
-            if item_id in seen:
-                raise ConfigError("duplicate id")
-            items.append(parse_r4d_item(record, item_id, root))
-            seen.add(item_id)
-        except ConfigError as exc:
-            problems.append(ItemProblem(label, str(exc)))
+    items, problems = parse_items(enumerate(data), lambda record, item_id: parse_r4d_item(record, item_id, root))
     if problems:
         log.warning("%s: %d malformed items skipped (%s)", file, len(problems), ", ".join(p.id for p in problems[:10]))
     return Bench(path=root, items=tuple(items), problems=tuple(problems))

@@ -9,6 +9,7 @@ centre c_t, in grid units (K in ray-grid pixels). The plot uses matplotlib's Agg
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,10 +117,12 @@ def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *
         ax.set_xlim(mid[0] - half, mid[0] + half)
         ax.set_ylim(mid[1] - half, mid[1] + half)
         ax.set_zlim(mid[2] - half, mid[2] + half)
+        step = 0.8 * half
+        decimals = max(0, math.ceil(-math.log10(step)))  # enough digits that the three labels differ
         for axis, name, centre in ((ax.xaxis, "x", mid[0]), (ax.yaxis, "z", mid[1]), (ax.zaxis, "-y", mid[2])):
             # three ticks (the box's ends and centre), few digits, readable at the plot's size
-            axis.set_ticks([centre - 0.8 * half, centre, centre + 0.8 * half])
-            axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
+            axis.set_ticks([centre - step, centre, centre + step])
+            axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter(f"%.{decimals}f"))
             axis.set_label_text(name, fontsize=7)
             axis.labelpad = -6
         ax.tick_params(labelsize=6, pad=-2, length=2)
@@ -131,6 +134,7 @@ def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *
         canvas.draw()
         return np.asarray(canvas.buffer_rgba())[:height, :width, :3].copy()
 
+    render.figure = fig  # for tests and callers that add to the plot
     return render
 
 

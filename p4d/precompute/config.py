@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from p4d.cache_schema.fidelity import FidelityPolicy
 from p4d.errors import ConfigError
 from p4d.video.sampling import SAMPLING_POLICIES
 
@@ -46,6 +47,7 @@ class PrecomputeConfig:
     teacher_input: str = "release"       # --teacher-input: release (via the student's S x S frames) | direct
     student_size: int = 448              # --student-size S of the release transform (NVILA-Lite: 448)
     progress: bool = True
+    min_cosine: str | None = None        # --min-cosine MEAN[,WORST]: the codec self-check's thresholds (None: 0.999,0.995)
     stand_in_rate: float | None = None   # benchmarks only: a stand-in teacher at this many clips/s per worker
     extra: dict = field(default_factory=dict)
 
@@ -81,7 +83,12 @@ class PrecomputeConfig:
         if self.force and self.retry_failed:
             raise ConfigError("--force already redoes every shard; drop --retry-failed")
         self._validate_weights()
+        self.fidelity_policy()
         return self
+
+    def fidelity_policy(self) -> FidelityPolicy:
+        """The codec self-check's thresholds (flag --min-cosine; :mod:`p4d.cache_schema.fidelity`)."""
+        return FidelityPolicy() if self.min_cosine is None else FidelityPolicy.parse(self.min_cosine)
 
     def _validate_weights(self) -> None:
         """A teacher other than ``tiny`` runs with random weights only when asked to (--random-weights)."""

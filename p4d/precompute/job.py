@@ -1,8 +1,9 @@
 """``p4d precompute``: run the frozen teacher once over every video into the cache.
 
 Reads top to bottom: validate the config -> connect to a cluster -> learn the teacher's identity
-from a worker -> plan a new store or check the existing one -> save the D_m heads -> submit one
-task per shard still to do -> record results as they complete.
+from a worker -> plan a new store (probing the videos as tasks on the cluster, journaled so a
+killed plan resumes) or check the existing one -> save the D_m heads -> submit one task per shard
+still to do -> record results as they complete.
 
 Resumable and idempotent: a rerun skips shards whose clips are all terminal (done or failed) and
 redoes every other shard from scratch; ``--retry-failed`` also redoes shards holding failed clips;
@@ -85,9 +86,10 @@ class PrecomputeReport:
 
 
 def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *,
-                  random_weights: bool) -> CacheStore:
+                  random_weights: bool, client=None) -> CacheStore:
     """The store to fill: opened, or planned and created (atomically; of several runs creating the
-    same new store one creates, the others join it), then checked against this run. A store
+    same new store one creates, the others join it), then checked against this run. Planning probes
+    the videos as tasks on ``client``'s cluster, journaled, so a killed plan resumes. A store
     planned by ``p4d cache init`` (no weights hash yet) is bound to this run's teacher weights."""
     spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
                       frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
@@ -97,7 +99,7 @@ def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: st
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:  # none, or its creation was killed: (re)create it
         store = plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
-                           progress=cfg.progress, join=True)
+                           progress=cfg.progress, join=True, client=client, retries=cfg.retries)
     unbound = dataclasses.replace(spec, teacher={**{k: v for k, v in spec.teacher.items() if k != RANDOM_WEIGHTS_KEY},
                                                  "weights_hash": ""})
     diffs = store.spec.compatible_with(spec)
@@ -150,7 +152,8 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     check_num_frames(preset, cfg.num_frames)
     # device and dtype travel as given ("auto" included): each worker resolves them from its own environment
     job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype,
-                     batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate)
+                     batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate,
+                     fidelity=cfg.fidelity_policy())
     try:
         open_store(cfg.store)
     except CacheNotFoundError:
@@ -203,7 +206,7 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     log.info("a worker runs the teacher on %s, %s (GPU: %s)", identity["device"], identity["dtype"], identity["gpu"])
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
-    store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights)
+    store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights, client=client)
     wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
     todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
     if cfg.shards is not None:

@@ -6,13 +6,19 @@ same clips. Every listed path is planned: one that cannot be used (missing, a da
 folder, not a video, a still image, truncated below N frames) is kept with one clip and the
 reason, and precompute records that clip as failed with it, so a bad file is recorded, never
 fatal and never silently dropped.
+
+Probing runs in batches: on the job's dask cluster when there is one (``p4d precompute``), else
+in this process (``p4d cache init``). Each batch's results are journaled on the driver as it
+completes (:mod:`p4d.precompute.plan_journal`), so a killed plan resumes with the videos not yet
+probed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -21,6 +27,7 @@ from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
 from p4d.cache_schema.contract import file_fingerprint
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
 from p4d.errors import ConfigError, VideoDecodeError
+from p4d.precompute.plan_journal import FileKey, PlanJournal, file_key, journal_path
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset, get_preset
 from p4d.video import TEACHER_INPUTS, frame_shortfall, plan_clips, probe
@@ -115,17 +122,101 @@ def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, fr
     )
 
 
+def probe_batch(paths: Sequence[str], sampling: dict, max_pixels: int | None,
+                probe_fn: Callable = plan_video) -> list[tuple[str, FileKey | None, VideoEntry]]:
+    """(path, file key before probing, entry) of each path: one planning task (a dask task on the cluster)."""
+    out = []
+    for p in paths:
+        key = file_key(p)
+        out.append((p, key, probe_fn(p, num_frames=sampling["num_frames"], policy=sampling["policy"],
+                                     frame_stride=sampling["frame_stride"], max_pixels=max_pixels)))
+    return out
+
+
+def _crashed(path: str, exc: BaseException) -> tuple[str, None, VideoEntry]:
+    """The entry of a video whose probe task kept failing (e.g. it crashed its worker): unusable, with why."""
+    size, digest = file_fingerprint(path)
+    return path, None, _unusable(path, size, digest, f"video {path}: probing it failed ({type(exc).__name__}: {exc})")
+
+
+def probe_videos(paths: Sequence[str], sampling: dict, *, max_pixels: int | None = None,
+                 journal: PlanJournal | None = None, client=None, batch: int | None = None,
+                 probe_fn: Callable = plan_video, retries: int = 2, progress: bool = False) -> list[VideoEntry]:
+    """The :class:`VideoEntry` of every path, in order: journaled ones reused, the rest probed in
+    batches of ``batch`` paths (default: ~4 batches per cluster thread, at most 64 paths each), as
+    dask tasks on ``client`` or here, each batch journaled as it completes. A batch task that keeps
+    failing is split into single videos; a single video whose probe keeps failing is planned
+    unusable with the reason."""
+    known = journal.reusable(paths) if journal is not None else {}
+    todo = [p for p in paths if p not in known]
+    bar = tqdm(total=len(paths), initial=len(known), desc="probing videos", unit="video", disable=not progress)
+
+    def record(results) -> None:
+        if journal is not None:
+            journal.append(results)
+        known.update((p, e) for p, _, e in results)
+        bar.update(len(results))
+
+    threads = sum(client.nthreads().values()) if client is not None else 1
+    batch = batch or max(1, min(64, math.ceil(len(todo) / (4 * max(threads, 1)))))
+    chunks = [todo[i:i + batch] for i in range(0, len(todo), batch)]
+    try:
+        if client is None:
+            for chunk in chunks:
+                record(probe_batch(chunk, sampling, max_pixels, probe_fn))
+        else:
+            _probe_on_cluster(client, chunks, sampling, max_pixels, probe_fn, retries, record)
+    finally:
+        bar.close()
+    return [known[p] for p in paths]
+
+
+def _probe_on_cluster(client, chunks: list[list[str]], sampling: dict, max_pixels: int | None, probe_fn: Callable,
+                      retries: int, record: Callable) -> None:
+    from distributed import as_completed
+
+    def submit(chunk):
+        return client.submit(probe_batch, chunk, sampling, max_pixels, probe_fn, retries=retries, pure=False)
+
+    futures = {submit(c): c for c in chunks}
+    done = as_completed(list(futures))
+    try:
+        for fut in done:
+            chunk = futures.pop(fut)
+            try:
+                results = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the task (or its worker) kept failing
+                if len(chunk) == 1:
+                    log.error("planning %s: %s", chunk[0], exc)
+                    results = [_crashed(chunk[0], exc)]
+                else:  # find the video that fails: one task per video
+                    for p in chunk:
+                        f = submit([p])
+                        futures[f] = [p]
+                        done.add(f)
+                    continue
+            record(results)
+    except BaseException:  # Ctrl-C (or a journal that cannot be written): stop the probes still queued
+        client.cancel(list(futures))
+        raise
+
+
 def plan_store(videos: str | Path, store: str, spec: CacheSpec, *, overwrite: bool = False,
                video_root: str | None = None, max_pixels: int | None = None, progress: bool = False,
-               join: bool = False) -> CacheStore:
-    """List, probe and plan every video under ``spec``'s sampling policy, then create the store (all
-    pending); ``overwrite``/``join``: what to do when it exists (see :func:`create_store`)."""
+               join: bool = False, client=None, batch: int | None = None, probe_fn: Callable = plan_video,
+               retries: int = 2) -> CacheStore:
+    """List, probe (on ``client``'s cluster if given, journaled: a killed plan resumes) and plan every
+    video under ``spec``'s sampling policy, then create the store (all pending) and drop the journal;
+    ``overwrite``/``join``: what to do when it exists (see :func:`create_store`)."""
     s = spec.sampling
     paths = list_videos(videos, video_root=video_root)
-    entries = [plan_video(p, num_frames=s["num_frames"], policy=s["policy"], frame_stride=s["frame_stride"],
-                          max_pixels=max_pixels)
-               for p in tqdm(paths, desc="probing videos", unit="video", disable=not progress)]
-    return create_store(store, spec, entries, overwrite=overwrite, join=join)
+    sampling = {k: s[k] for k in ("num_frames", "policy", "frame_stride")}
+    journal = PlanJournal(journal_path(store), {"sampling": sampling, "max_pixels": max_pixels})
+    entries = probe_videos(paths, sampling, max_pixels=max_pixels, journal=journal, client=client, batch=batch,
+                           probe_fn=probe_fn, retries=retries, progress=progress)
+    created = create_store(store, spec, entries, overwrite=overwrite, join=join)
+    journal.remove()
+    return created
 
 
 def plan_cache(videos: str | Path, store: str, *, teacher: str | TeacherPreset = "l4p", num_frames: int = 16,

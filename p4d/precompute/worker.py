@@ -38,6 +38,7 @@ import numpy as np
 
 from p4d.cache_schema import CacheStore, mark_shard_failed, open_store, write_shard
 from p4d.cache_schema.contract import HEADS_FILE
+from p4d.cache_schema.fidelity import FidelityPolicy
 from p4d.cache_schema.store import RUNS_DIR
 from p4d.errors import ConfigError, P4DError, VideoDecodeError
 from p4d.precompute.plan import plan_video
@@ -69,6 +70,7 @@ class TeacherJob:
     batch_size: int
     max_pixels: int | None
     stand_in_rate: float | None = None  # benchmarks only: p4d.precompute.standin at this many clips/s
+    fidelity: FidelityPolicy = FidelityPolicy()  # --min-cosine: the codec self-check's thresholds
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,6 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     """
     import torch
 
-    from p4d.cache_schema.write import DEFAULT_FIDELITY
     from p4d.precompute.encode import all_finite, encode_checked
 
     store, first_clip = worker_store(url, identity)
@@ -376,7 +377,7 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
                     failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
             if good:
                 rows = torch.tensor(good, device=out["f4d"].device)
-                parts = encode_checked(codec, out["f4d"].index_select(0, rows).float(), DEFAULT_FIDELITY)
+                parts = encode_checked(codec, out["f4d"].index_select(0, rows).float(), job.fidelity)
                 figures = parts.pop("fidelity")
                 maps = {m: out[m].index_select(0, rows).to(getattr(torch, map_dtype)).cpu().numpy() for m in modalities}
                 for j, b in enumerate(good):
@@ -407,8 +408,9 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     else:
         arrays = {"f4d": buf.encoded_f4d(),
                   **{m: buf.arrays[m] for m in modalities}, "frame_index": frame_index, "timestamp": timestamp}
-        write_shard(store, shard_id, arrays, failures)
+        write_shard(store, shard_id, arrays, failures, fidelity=job.fidelity)
     run = {"shard": shard_id, **place.to_dict(), "host": socket.gethostname(), "pid": os.getpid(),
+           "min_cosine": [job.fidelity.min_mean_cosine, job.fidelity.min_worst_cosine],
            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     store.write_side_file(f"{RUNS_DIR}/shard-{int(shard_id)}.json", json.dumps(run).encode())
     cpu["write_cpu_s"] = time.thread_time() - t

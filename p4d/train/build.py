@@ -87,13 +87,14 @@ def student_config(cfg: TrainConfig, base: StudentConfig | None = None) -> Stude
     """The preset (or ``base``) with the recipe's strategy, time cue, loss weights and model overrides."""
     if base is None and cfg.model.config_file:
         base = _student_from_file(cfg.model.config_file)
-    base = base if base is not None else student_preset(cfg.model.preset)
+    # --model.init-from alone: the checkpoint's sizes over the NVILA-Lite-8B preset's other choices
+    base = base if base is not None else student_preset(cfg.model.preset or "nvila-lite-8b")
     changes: dict[str, Any] = {
         "strategy": cfg.recipe.strategy,
         "tpe": TIME_CUES[cfg.recipe.time_cue],
         "loss": base.loss.__class__(**{**base.loss.__dict__, **cfg.loss_weights(base.loss.__dict__)}),
     }
-    for name in ("attn", "dtype", "d4dp", "d4dp_time", "d4dp_hidden"):
+    for name in ("attn", "dtype", "gradient_checkpointing", "d4dp", "d4dp_time", "d4dp_hidden"):
         value = getattr(cfg.model, name)
         if value is not None:
             changes[name] = value
@@ -142,13 +143,15 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
     counts = apply_trainability(model, cfg.recipe.tune, lora=LoraSettings(r=cfg.lora.r, alpha=cfg.lora.alpha,
                                                                            dropout=cfg.lora.dropout))
     apply_precision(model, resolve_precision(cfg.runtime.precision, device))
-    if cfg.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    return (model if empty else model.to(device)), counts
+    if not empty:
+        model = model.to(device)
+    model.place_attention(device)  # attn auto: flash-attention 2 on CUDA when installed, else sdpa
+    return model, counts
 
 
 def _checkpoint_overrides(scfg: StudentConfig) -> dict[str, Any]:
-    return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "d4dp", "d4dp_time", "d4dp_hidden", "name")}
+    return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "gradient_checkpointing", "d4dp",
+                                          "d4dp_time", "d4dp_hidden", "name")}
 
 
 # ---- optimizer and schedule ---------------------------------------------------------------------

@@ -135,19 +135,10 @@ def summary_line(result) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m p4d.train ...`` (torchrun entry): the same flags as ``p4d train``."""
-    from p4d.errors import Interrupted, P4DError
+    from p4d.errors import run_cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     app.command(context_settings=CONTEXT, help=HELP, epilog=train_epilog())(train_command)
-    try:
-        app(args=sys.argv[1:] if argv is None else argv, prog_name="p4d train", standalone_mode=True)
-    except Interrupted as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(exc.exit_code) from None
-    except P4DError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("p4d train: stopped by Ctrl-C before training started; nothing was written", err=True)
-        raise SystemExit(130) from None
+    run_cli(lambda: app(args=sys.argv[1:] if argv is None else argv, prog_name="p4d train", standalone_mode=True),
+            ctrl_c="p4d train: stopped by Ctrl-C before training started; nothing was written")

@@ -65,12 +65,12 @@ class DataConfig:
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    preset: str = "tiny"                 # student preset: tiny | nvila-lite-8b | nvila-lite-2b
+    preset: str | None = None            # --student: nvila-lite-8b | nvila-lite-2b | tiny (smoke runs); required unless init_from/config_file
     config_file: str | None = None       # a StudentConfig JSON (StudentConfig.to_dict()) used instead of the preset
     init_from: str | None = None         # NVILA-Lite checkpoint folder (llm/, vision_tower/, mm_projector/); None: seeded random init
-    attn: str | None = None              # eager | sdpa (default: the preset's)
+    attn: str | None = None              # auto | sdpa | eager | flash_attention_2 (default: the preset's; NVILA: auto = flash-attn 2 on CUDA if installed, else sdpa)
     dtype: str | None = None             # parameter dtype float32 | bfloat16 (default: the preset's)
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | None = None  # activation checkpointing of E_v + LLM (default: the preset's; on for NVILA)
     d4dp: str | None = None              # D_4DP per tap: linear (the release) | mlp (model card); default: the preset's
     d4dp_time: str | None = None         # D_4DP N -> N': stride (the release: frames 0, 2, ...) | mean (pairs averaged)
     d4dp_hidden: int | None = None       # D_4DP MLP width (mlp only; default: the preset's)
@@ -219,10 +219,17 @@ class TrainConfig:
             _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
         if self.model.d4dp_time is not None:
             _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
-        if self.model.config_file is None:
-            from p4d.train.model.config import STUDENT_PRESETS
+        from p4d.train.model.config import ATTN_IMPLEMENTATIONS, STUDENT_PRESETS
 
+        if self.model.config_file is None and self.model.preset is None and not self.model.init_from:
+            raise ConfigError(
+                "--student: no student given; pass --student nvila-lite-2b|nvila-lite-8b (weights with "
+                "--model.init-from NVILA_LITE_FOLDER, random otherwise), --model.init-from alone, "
+                "or --student tiny for a smoke run")
+        if self.model.config_file is None and self.model.preset is not None:
             _choice("student", self.model.preset, tuple(STUDENT_PRESETS))  # --student is --model.preset
+        if self.model.attn is not None:
+            _choice("model.attn", self.model.attn, ATTN_IMPLEMENTATIONS)
         _choice("runtime.device", self.runtime.device, DEVICES)
         if self.runtime.precision == "bf16":
             self.runtime.precision = "bf16-mixed"

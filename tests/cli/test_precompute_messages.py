@@ -44,6 +44,10 @@ def run(*args) -> tuple[int, str]:
 @pytest.mark.parametrize("args,expected", [
     (["--num-frames", "8"], "--num-frames 8: the 'tiny' teacher takes exactly 16"),
     (["--teacher-weights", "nope.ckpt"], "--teacher-weights nope.ckpt: no such file"),
+    (["--min-cosine", "0.999;0.99"], "--min-cosine '0.999;0.99': expected MEAN[,WORST]"),
+    (["--min-cosine", "0.999,0.99,0.9"], "--min-cosine '0.999,0.99,0.9': expected MEAN[,WORST]"),
+    (["--min-cosine", "1.5"], "--min-cosine: min_mean_cosine must lie in [-1, 1], got 1.5"),
+    (["--min-cosine", "0.999,nan"], "--min-cosine: min_worst_cosine must lie in [-1, 1], got nan"),
 ])
 def test_bad_flags_are_refused_before_a_cluster_starts(videos, tmp_path, no_cluster, args, expected):
     code, text = run("precompute", str(videos), str(tmp_path / "c.zarr"), "--teacher", "tiny", *args)

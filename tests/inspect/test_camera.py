@@ -69,3 +69,29 @@ def test_renderer_highlights_one_camera_in_red():
     red = lambda img: ((img[..., 0] > 200) & (img[..., 1] < 60) & (img[..., 2] < 60)).sum()  # noqa: E731
     assert red(plain) == 0 and red(marked) > 20
     np.testing.assert_array_equal(render(None), plain)  # un-highlighting restores the plot
+
+
+@pytest.mark.parametrize("offset, spread", [((0.0, 0.0, 0.0), 1.0), ((12.3456, -3.5, 40.0), 0.02), ((-250.0, 8.0, 0.5), 30.0)])
+def test_tick_labels_are_distinct_short_and_inside_the_plot(offset, spread):
+    """Each axis: three ticks whose labels differ (a small path far from the origin used to print "12", "12",
+    "12"), at most 8 characters; the axes with their tick labels fit inside the figure."""
+    from p4d.heads.geometry import plucker_rays
+    from p4d.inspect.camera import camera_plot_renderer
+
+    n = 5
+    R = np.repeat(np.eye(3)[None], n, 0)
+    c = np.asarray(offset) + spread * np.stack([[t, 0.3 * t, 0.5 * t] for t in np.linspace(0, 1, n)])
+    K = torch.tensor([[7.0, 0, 3.5], [0, 7.0, 3.5], [0, 0, 1]], dtype=torch.float64)
+    rays = plucker_rays(K.expand(n, 3, 3), (torch.from_numpy(R), torch.from_numpy(c)), (8, 8)).numpy()
+    render = camera_plot_renderer(rays, (240, 240))
+    render(None)
+    fig = render.figure
+    ax = next(a for a in fig.axes if a.name == "3d")
+    for axis, centre in ((ax.xaxis, c[:, 0]), (ax.yaxis, c[:, 2]), (ax.zaxis, -c[:, 1])):
+        texts = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+        assert len(texts) == 3 and len(set(texts)) == 3, texts
+        assert all(len(t) <= 8 for t in texts), texts
+        # the middle tick is the plotted box's centre, which lies within the camera path's span
+        assert centre.min() - spread <= float(texts[1]) <= centre.max() + spread, (texts, centre)
+    tight = ax.get_tightbbox(fig.canvas.get_renderer())
+    assert tight.x0 >= -1 and tight.y0 >= -1 and tight.x1 <= 241 and tight.y1 <= 241, tight.bounds

@@ -152,7 +152,7 @@ def run_dir(store, video_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("inspect_run") / "run"
     cfg = resolve_config(overrides={
         "out": str(out), "data": {"conversations": str(conv), "cache": store.url, "batch_size": 2},
-        "optim": {"max_steps": 2, "warmup_steps": 1}, "log": {"progress": False, "tensorboard": False},
+        "model": {"preset": "tiny"}, "optim": {"max_steps": 2, "warmup_steps": 1}, "log": {"progress": False, "tensorboard": False},
         "checkpoint": {"export": False, "every": 1}})
     train_main(cfg)
     return out

@@ -70,5 +70,6 @@ def small_config(train_cache, out: Path, conversations_file: Path | None = None,
         "optim": {"max_steps": 4, "lr_llm": 2e-3, "lr_projector": 2e-3, "lr_d4dp": 2e-3, "warmup_steps": 1},
         "log": {"progress": False, "tensorboard": False},
         "checkpoint": {"export": False},
+        "model": {"preset": "tiny"},
     }
     return resolve_config(overrides=merge(base, sections))

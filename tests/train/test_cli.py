@@ -20,7 +20,7 @@ app.command("noop")(lambda: None)  # two commands: `train` is a sub-command, as 
 def test_short_and_dotted_flags(train_cache, conversations, tmp_path):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "train", "--data", str(conversations), "--cache", train_cache.store, "--out", str(out), "--steps", "2",
+        "train", "--data", str(conversations), "--cache", train_cache.store, "--out", str(out), "--student", "tiny", "--steps", "2",
         "--loss", "ld-only", "--optim.lr-llm", "1e-3", "--log.progress", "false", "--checkpoint.export=false",
         "--data.batch-size", "1"])
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -31,7 +31,8 @@ def test_short_and_dotted_flags(train_cache, conversations, tmp_path):
 
 
 def test_bad_flags_name_themselves(train_cache, conversations, tmp_path):
-    base = ["train", "--data", str(conversations), "--cache", train_cache.store, "--out", str(tmp_path / "x")]
+    base = ["train", "--data", str(conversations), "--cache", train_cache.store, "--out", str(tmp_path / "x"),
+            "--student", "tiny"]
     result = CliRunner().invoke(app, [*base, "--optim.lr-lm", "1"])
     assert isinstance(result.exception, ConfigError) and "--optim.lr-lm" in str(result.exception)
     result = CliRunner().invoke(app, [*base, "--tune", "tune-nothing"])

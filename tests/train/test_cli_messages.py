@@ -54,6 +54,17 @@ def test_unknown_student_names_the_flag_typed_and_leaves_nothing(train_cache, co
     assert not out.exists()
 
 
+def test_no_student_is_one_line_naming_student_init_from_and_tiny(train_cache, conversations, tmp_path):
+    out = tmp_path / "run"
+    args = [a for a in train_args(train_cache, conversations, out) if a not in ("--student", "tiny")]
+    result = invoke(*args)
+    assert isinstance(result.exception, ConfigError)
+    text = str(result.exception)
+    assert "\n" not in text and text.startswith("--student: no student given")
+    assert "--model.init-from" in text and "--student tiny" in text and "nvila-lite-8b" in text
+    assert not out.exists()
+
+
 def test_existing_run_refused_without_overwrite_and_finished_resume_explained(train_cache, conversations, tmp_path):
     out = tmp_path / "run"
     first = invoke(*train_args(train_cache, conversations, out, "--steps", "1"))

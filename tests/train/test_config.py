@@ -6,7 +6,7 @@ import yaml
 from p4d.errors import ConfigError
 from p4d.train.config import LOSS_PRESETS, TrainConfig, parse_overrides, resolve_config
 
-REQUIRED = {"data": {"conversations": "c.jsonl", "cache": "s.zarr"}, "out": "run"}
+REQUIRED = {"data": {"conversations": "c.jsonl", "cache": "s.zarr"}, "out": "run", "model": {"preset": "tiny"}}
 
 
 def test_yaml_then_flags_precedence(tmp_path):
@@ -94,3 +94,31 @@ def test_bad_yaml_names_the_file(tmp_path):
         resolve_config(config_file=bad)
     with pytest.raises(ConfigError, match="no such file"):
         resolve_config(config_file=tmp_path / "absent.yaml")
+
+
+def test_student_is_required_and_yaml_or_weights_name_it(tmp_path):
+    bare = {k: v for k, v in REQUIRED.items() if k != "model"}
+    with pytest.raises(ConfigError, match=r"^--student: no student given.*--model.init-from.*--student tiny"):
+        resolve_config(overrides=bare)
+    file = tmp_path / "recipe.yaml"
+    file.write_text(yaml.safe_dump({**bare, "model": {"preset": "nvila-lite-2b"}}))
+    assert resolve_config(config_file=file).model.preset == "nvila-lite-2b"      # YAML model.preset still works
+    weights = resolve_config(overrides={**bare, "model": {"init_from": "NVILA-Lite-8B"}})  # weights name the student
+    assert weights.model.preset is None
+
+
+@pytest.mark.parametrize("preset", ["nvila-lite-8b", "nvila-lite-2b"])
+def test_nvila_presets_train_with_sdpa_and_gradient_checkpointing(preset):
+    from p4d.train.build import student_config
+    from p4d.train.model import resolve_attn
+
+    cfg = resolve_config(overrides={**REQUIRED, "model": {"preset": preset}})
+    student = student_config(cfg)
+    assert student.attn == "auto" and resolve_attn(student.attn, "cpu") == "sdpa" and student.gradient_checkpointing
+    asked = resolve_config(overrides={**REQUIRED, "model": {"preset": preset, "attn": "eager",
+                                                            "gradient_checkpointing": "false"}})
+    assert (student_config(asked).attn, student_config(asked).gradient_checkpointing) == ("eager", False)
+    tiny = student_config(resolve_config(overrides=REQUIRED))                      # the tiny preset is unchanged
+    assert (tiny.attn, tiny.gradient_checkpointing) == ("eager", False)
+    with pytest.raises(ConfigError, match="--model.attn 'flash'"):
+        resolve_config(overrides={**REQUIRED, "model": {"preset": preset, "attn": "flash"}})

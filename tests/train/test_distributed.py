@@ -15,7 +15,7 @@ RTOL, ATOL = 1e-4, 1e-6
 
 
 def test_two_gloo_processes_match_one_process_with_the_doubled_batch(train_cache, conversations, tmp_path):
-    common = ["--data", str(conversations), "--cache", train_cache.store, "--steps", "1",
+    common = ["--data", str(conversations), "--cache", train_cache.store, "--student", "tiny", "--steps", "1",
               "--runtime.dump-grads-at", "1", "--checkpoint.export", "false", "--log.progress", "false",
               "--log.tensorboard", "false", "--recipe.loss", "ld+d"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

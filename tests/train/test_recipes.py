@@ -13,6 +13,7 @@ from p4d.train.data import Sample
 from p4d.train.recipes import RECIPES, describe_recipe, resolve_run_length
 
 BASE = {"data": {"conversations": "c.jsonl", "cache": "s.zarr"}, "out": "run"}
+TINY = {**BASE, "model": {"preset": "tiny"}}  # no recipe: the student is named
 
 
 def test_release_recipe_is_the_release_script():
@@ -73,14 +74,14 @@ def _samples(n: int) -> list[Sample]:
 
 
 def test_epochs_and_global_batch_become_steps_and_accumulation():
-    cfg = resolve_config(overrides={**BASE, "data": {**BASE["data"], "batch_size": 2},
+    cfg = resolve_config(overrides={**TINY, "data": {**BASE["data"], "batch_size": 2},
                                     "optim": {"epochs": 3, "global_batch": 8}})
     # 2 processes x batch 2 = 4 per micro-step -> grad_accum 2; 21 samples -> 5 full micro-batches per epoch;
     # 3 epochs = 15 micro-batches -> ceil(15 / 2) = 8 optimizer steps
     assert resolve_run_length(cfg, _samples(21), world_size=2) == {"optim.grad_accum": 2, "optim.max_steps": 8}
     assert (cfg.optim.grad_accum, cfg.optim.max_steps) == (2, 8)
-    bad = resolve_config(overrides={**BASE, "optim": {"global_batch": 6}, "data": {**BASE["data"], "batch_size": 4}})
+    bad = resolve_config(overrides={**TINY, "optim": {"global_batch": 6}, "data": {**BASE["data"], "batch_size": 4}})
     with pytest.raises(ConfigError, match="--optim.global-batch 6: not a multiple of --data.batch-size 4"):
         resolve_run_length(bad, _samples(8), world_size=1)
-    plain = resolve_config(overrides=BASE)
+    plain = resolve_config(overrides=TINY)
     assert resolve_run_length(plain, _samples(8), world_size=1) == {}

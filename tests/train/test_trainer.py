@@ -81,7 +81,7 @@ def _tail(proc) -> str:
 
 def test_kill_and_resume_matches_an_uninterrupted_run(train_cache, conversations, tmp_path):
     steps, every = 10, 3
-    flags = ["--data", str(conversations), "--cache", train_cache.store, "--steps", str(steps),
+    flags = ["--data", str(conversations), "--cache", train_cache.store, "--student", "tiny", "--steps", str(steps),
              "--batch-size", "1", "--checkpoint.every", str(every), "--checkpoint.export", "false",
              "--log.progress", "false", "--log.tensorboard", "false", "--recipe.loss", "ld+d",
              "--optim.lr-llm", "2e-3", "--optim.lr-projector", "2e-3", "--optim.lr-d4dp", "2e-3",

@@ -18,6 +18,7 @@ from p4d.train.model.config import (
     TPE_MODES,
     LossConfig,
     StudentConfig,
+    resolve_attn,
     student_preset,
 )
 from p4d.train.model.d4dp import D4DP, rearrange_to_teacher_grid
@@ -89,6 +90,7 @@ __all__ = [
     "read_exported_config",
     "read_safetensors_folder",
     "rearrange_to_teacher_grid",
+    "resolve_attn",
     "resolve_f4d_shape",
     "sft_loss",
     "special_ids",

@@ -25,13 +25,32 @@ from p4d.train.model.d4dp import D4DP_HEADS, D4DP_TIME
 
 TPE_MODES = ("add", "mark", "prompt", "off")
 STRATEGIES = ("p4d", "4d-sft", "4d-concat", "4d-pe")
-ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
+#: ``auto`` = flash_attention_2 on CUDA when the flash_attn package is installed, sdpa otherwise
+#: (:func:`resolve_attn`, decided where the model is built, so an export records ``auto``).
+ATTN_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2")
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 LD_KINDS = ("mse", "cosine", "smooth_l1")
 DEPTH_KINDS = ("log_mse", "ssi")
 FLOW_KINDS = ("mse", "epe")
 MOTION_KINDS = ("mse", "bce")
 CAMRAY_KINDS = ("mse", "smooth_l1")
+
+
+def resolve_attn(attn: str, device: torch.device | str | None = None) -> str:
+    """The attention implementation handed to transformers for ``attn`` on ``device`` (None: the
+    current default device): ``auto`` -> ``flash_attention_2`` on CUDA with the flash_attn package
+    installed, else ``sdpa``; other values are kept, ``flash_attention_2`` is refused off CUDA or
+    without flash_attn (ConfigError naming what is missing)."""
+    import importlib.util
+
+    kind = torch.device(device).type if device is not None else torch.get_default_device().type
+    has_flash = importlib.util.find_spec("flash_attn") is not None
+    if attn == "auto":
+        return "flash_attention_2" if kind == "cuda" and has_flash else "sdpa"
+    if attn == "flash_attention_2" and kind != "meta" and (kind != "cuda" or not has_flash):
+        need = "a CUDA device" if kind != "cuda" else "the flash_attn package (pip install flash-attn)"
+        raise ConfigError(f"attn 'flash_attention_2': needs {need}, found device {kind}; use auto, sdpa or eager")
+    return attn
 
 
 def _choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -114,8 +133,14 @@ class StudentConfig:
     d4dp_time: N → N' for D_4DP: ``stride`` (the release: frames 0, 2, …) or ``mean`` (average
         consecutive frame pairs).
     d4dp_hidden: D_4DP MLP width (``mlp`` only; model card: 2560).
-    attn: ``eager`` or ``sdpa`` for E_v and the LLM. The 4D-RGPT release reports bf16 argmax
-        drift for Qwen2 under SDPA on transformers 5.0 (notes/peers.md), hence eager by default.
+    attn: attention of E_v and the LLM: ``auto`` (the NVILA presets: flash_attention_2 on CUDA
+        when flash_attn is installed, else sdpa; :func:`resolve_attn`), ``sdpa``, ``eager`` or
+        ``flash_attention_2``. The tiny preset keeps ``eager``. Determinism: the 4D-RGPT release
+        reports a bf16 argmax drift for Qwen2 under SDPA on transformers 5.0 (close-call MCQ
+        tokens, R4D-Bench 30 vs 38.9; notes/peers.md), so evaluations meant to match published
+        numbers load the student with ``eager`` (``p4d eval --attn eager``).
+    gradient_checkpointing: activation checkpointing of E_v and the LLM in training (recomputes
+        each block's forward in the backward; same gradients, less memory). On for the NVILA presets.
     dtype: parameter dtype of E_v, E_p, LLM and D_4DP (losses are computed in float32).
     resize: the Pillow filter that squashes frames to ``vision['image_size']``
         (:func:`p4d.video.student_frames`; ``bicubic`` = the release's Pillow default).
@@ -136,6 +161,7 @@ class StudentConfig:
     d4dp_time: str = "stride"
     d4dp_hidden: int = 2560
     attn: str = "eager"
+    gradient_checkpointing: bool = False
     dtype: str = "float32"
     resize: str = "bicubic"
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -177,6 +203,8 @@ class StudentConfig:
         _choice(own, "d4dp_time", self.d4dp_time, D4DP_TIME)
         if not (isinstance(self.tpe_temperature, (int, float)) and self.tpe_temperature > 1):
             raise ConfigError(f"{own}.tpe_temperature: expected a number > 1, found {self.tpe_temperature!r}")
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ConfigError(f"{own}.gradient_checkpointing: expected true or false, found {self.gradient_checkpointing!r}")
         if not isinstance(self.d4dp_hidden, int) or self.d4dp_hidden <= 0:
             raise ConfigError(f"{own}.d4dp_hidden: expected a positive int, found {self.d4dp_hidden!r}")
         if self.f4d_shape is not None:
@@ -346,10 +374,12 @@ TINY = StudentConfig(
 )
 
 #: NVILA-Lite-8B: SigLIP so400m/14 @ 448 + 3×3 downsample projector + Qwen2-7B (hidden 3584).
-NVILA_LITE_8B = StudentConfig(name="nvila-lite-8b", vision=_SIGLIP_SO400M_448, llm=_QWEN2_7B, dtype="bfloat16")
+NVILA_LITE_8B = StudentConfig(name="nvila-lite-8b", vision=_SIGLIP_SO400M_448, llm=_QWEN2_7B, dtype="bfloat16",
+                              attn="auto", gradient_checkpointing=True)
 
 #: NVILA-Lite-2B: same E_v and projector layout, Qwen2-1.5B LLM (hidden 1536, tied embeddings).
-NVILA_LITE_2B = StudentConfig(name="nvila-lite-2b", vision=_SIGLIP_SO400M_448, llm=_QWEN2_1_5B, dtype="bfloat16")
+NVILA_LITE_2B = StudentConfig(name="nvila-lite-2b", vision=_SIGLIP_SO400M_448, llm=_QWEN2_1_5B, dtype="bfloat16",
+                              attn="auto", gradient_checkpointing=True)
 
 STUDENT_PRESETS: dict[str, StudentConfig] = {c.name: c for c in (TINY, NVILA_LITE_8B, NVILA_LITE_2B)}
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from p4d.errors import ConfigError
 from p4d.train.model import losses as L
-from p4d.train.model.config import StudentConfig, student_preset
+from p4d.train.model.config import StudentConfig, resolve_attn, student_preset
 from p4d.train.model.d4dp import D4DP
 from p4d.train.model.f4d_input import F4DPositionalEncoding, f4d_to_patch_grid
 from p4d.train.model.projector import NvilaLiteProjector
@@ -72,7 +72,8 @@ class Student(nn.Module):
         if cfg.needs_f4d_input and cfg.f4d_shape is None:
             raise ConfigError(f"strategy {cfg.strategy!r}: needs StudentConfig.f4d_shape (taps, N', h', w', c')")
         vision_cfg, llm_cfg = _hf_configs(cfg)
-        hf_kwargs = dict(attn_implementation=cfg.attn, dtype=cfg.torch_dtype)
+        # auto: decided for the device the model is built on (build_student(device=...)); see place_attention
+        hf_kwargs = dict(attn_implementation=resolve_attn(cfg.attn), dtype=cfg.torch_dtype)
         with no_init_weights() if not init_weights else contextlib.nullcontext():
             self.vision_tower = AutoModel.from_config(vision_cfg, **hf_kwargs)
             self.llm = AutoModelForCausalLM.from_config(llm_cfg, **hf_kwargs)
@@ -96,6 +97,8 @@ class Student(nn.Module):
                 self.heads = heads
         elif heads is not None:
             log.info("strategy %r: the D_m heads are not used and were not attached", cfg.strategy)
+        if cfg.gradient_checkpointing:
+            self.gradient_checkpointing_enable()
 
     # ---- modes ---------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Student":
@@ -106,9 +109,20 @@ class Student(nn.Module):
 
     def gradient_checkpointing_enable(self) -> None:
         """Activation checkpointing in E_v and the LLM (non-reentrant)."""
-        kwargs = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
-        self.vision_tower.gradient_checkpointing_enable(**kwargs)
-        self.llm.gradient_checkpointing_enable(**kwargs)
+        for part in (self.vision_tower, self.llm):
+            if hasattr(part, "activation_checkpointing_enable"):  # transformers >= 5.24 (the old name warns)
+                part.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                part.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def place_attention(self, device: torch.device | str) -> str:
+        """Re-decide ``attn="auto"`` for ``device`` after a move (a model built on the CPU and moved to
+        CUDA switches to flash_attention_2 when installed); returns the implementation in use."""
+        impl = resolve_attn(self.cfg.attn, device)
+        for part in (self.vision_tower, self.llm):
+            if part.config._attn_implementation != impl:
+                part.set_attn_implementation(impl)
+        return impl
 
     @property
     def device(self) -> torch.device:

@@ -133,7 +133,58 @@ def test_real_sizes_on_meta(cfg, llm_params):
     # Qwen2-7B: 7.62e9 parameters; Qwen2-1.5B (tied embeddings): 1.54e9
     assert sum(p.numel() for p in model.llm.parameters()) == llm_params
     assert model.d4dp.maps[0].weight.shape == (1408, c)  # the release: one Linear(c, 1408) per tap
-    assert model.llm.model.layers[0].self_attn.config._attn_implementation == "eager"
+    # the NVILA presets: attn auto -> sdpa off CUDA / without flash_attn; activation checkpointing on
+    assert cfg.attn == "auto" and cfg.gradient_checkpointing
+    assert model.llm.model.layers[0].self_attn.config._attn_implementation == "sdpa"
+    assert model.vision_tower.config._attn_implementation == "sdpa"
+    assert all(getattr(m, "gradient_checkpointing", False) for m in (model.llm.model, model.vision_tower.encoder))
+
+
+def test_auto_attention_is_flash_only_on_cuda_with_flash_attn(monkeypatch):
+    import importlib.util
+
+    from p4d.train.model import resolve_attn
+
+    real = importlib.util.find_spec
+    for installed in (False, True):
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: (object() if installed else None) if name == "flash_attn" else real(name, *a))
+        assert resolve_attn("auto", "cpu") == "sdpa"
+        assert resolve_attn("auto", "cuda") == ("flash_attention_2" if installed else "sdpa")
+        assert resolve_attn("eager", "cuda") == "eager"  # asked for: kept
+    with pytest.raises(ConfigError, match="flash_attention_2.*CUDA"):
+        resolve_attn("flash_attention_2", "cpu")
+
+
+def _layer_calls_and_grads(model, clip, tiny_heads):
+    """(calls of the MLP forward inside LLM block 0 and E_v block 0 in one forward + backward, {name: grad}).
+    The MLP's ``forward`` itself is counted: transformers checkpoints the block's ``forward`` and the
+    recomputation does not run module hooks."""
+    calls = [0, 0]
+    for i, mlp in enumerate((model.llm.model.layers[0].mlp, model.vision_tower.encoder.layers[0].mlp)):
+        def counted(*args, _forward=mlp.forward, _i=i, **kwargs):
+            calls[_i] += 1
+            return _forward(*args, **kwargs)
+        mlp.forward = counted
+    frames, timestamps = clip
+    out = model(frames, timestamps, **_batch(model), targets=_targets(tiny_heads, ("f4d", "depth", "flow")))
+    out["loss"].backward()
+    return calls, {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_gradient_checkpointing_recomputes_and_gives_the_same_gradients(tiny_heads, clip):
+    """Independent truth: the same tiny student without checkpointing. Checkpointing is seen
+    working by the recomputation (each block's forward runs twice: forward, then in backward)."""
+    grads = {}
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = build_student(TINY.replace(gradient_checkpointing=on), heads=tiny_heads).train()
+        torch.manual_seed(1)
+        calls, grads[on] = _layer_calls_and_grads(model, clip, tiny_heads)
+        assert calls == ([2, 2] if on else [1, 1])
+    assert grads[True].keys() == grads[False].keys() and len(grads[True]) > 20
+    for name, g in grads[False].items():
+        torch.testing.assert_close(grads[True][name], g, rtol=1e-6, atol=1e-8, msg=name)
 
 
 def test_attention_and_dtype_are_selectable(tiny_heads, clip):
