@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,7 @@ def torchrun(nproc: int, args: list[str], timeout: int = 300) -> subprocess.Comp
 
 
 def common_flags(train_cache, conversations, steps: int) -> list[str]:
-    return ["--data", str(conversations), "--cache", train_cache.store, "--steps", str(steps),
+    return ["--student", "tiny", "--data", str(conversations), "--cache", train_cache.store, "--steps", str(steps),
             "--log.progress", "false", "--log.tensorboard", "false", "--recipe.loss", "ld+d",
             "--optim.lr-llm", "2e-3", "--optim.lr-projector", "2e-3", "--optim.lr-d4dp", "2e-3",
             "--optim.warmup-steps", "1"]
@@ -174,6 +175,21 @@ def _launch(nproc: int, args: list[str], output: Path) -> subprocess.Popen:
     return proc
 
 
+def _kill_9_all(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every rank at once (torchrun starts each rank in a session of its
+    own, so killing the launcher's process group alone would leave the ranks training), and wait
+    until all are gone."""
+    import psutil
+
+    launcher = psutil.Process(proc.pid)
+    procs = [launcher, *launcher.children(recursive=True)]
+    assert len(procs) >= 3, procs                      # the launcher and 2 ranks
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    gone, alive = psutil.wait_procs(procs, timeout=30)
+    assert not alive, alive
+
+
 def _finish(proc: subprocess.Popen) -> None:
     assert proc.wait(timeout=300) == 0, proc.output.read_text()[-3000:]
 
@@ -182,7 +198,6 @@ def _finish(proc: subprocess.Popen) -> None:
 def test_kill_9_and_resume_matches_an_uninterrupted_run_also_at_another_world_size(train_cache, conversations,
                                                                                     tmp_path):
     import shutil
-    import signal
     import time
 
     import yaml
@@ -196,7 +211,7 @@ def test_kill_9_and_resume_matches_an_uninterrupted_run_also_at_another_world_si
     while time.time() < deadline and proc.poll() is None:
         done = [r["step"] for r in read_log(killed)] if (killed / "log.jsonl").exists() else []
         if done and max(done) >= 3 and ckpt.list_checkpoints(killed):
-            os.killpg(proc.pid, signal.SIGKILL)             # the launcher and both ranks at once
+            _kill_9_all(proc)
             break
         time.sleep(0.02)
     proc.wait(timeout=30)
