@@ -4,7 +4,7 @@
 - ``ddp``: every rank holds the whole student, gradients are all-reduced
   (``find_unused_parameters=True``: LoRA and the frozen parts leave parameters without gradients).
 - ``fsdp``: ``torch.distributed.fsdp.fully_shard`` (FSDP2) on every transformer block of the LLM
-  (and of E_v when E_v trains), then on the root: each rank holds 1/world of every trainable
+  (and of E_v when E_v trains) and on the untied embedding and lm_head, then on the root: each rank holds 1/world of every trainable
   parameter (and so of its gradient and of AdamW's moments), all-gathered block by block for the
   forward and the backward. Frozen parameters (E_v when frozen, the D_m heads) are left out of the
   sharded groups (``ignored_params``) and stay whole on every rank: FSDP2 wants one dtype and one
@@ -103,13 +103,16 @@ def _local(t: torch.Tensor) -> torch.Tensor:
 
 # ---- sharding -------------------------------------------------------------------------------------
 
-def transformer_blocks(model: nn.Module) -> list[nn.Module]:
-    """The units FSDP2 gathers one at a time: the LLM's decoder layers, and E_v's encoder layers when
-    E_v trains."""
-    blocks = list(model.llm.model.layers)
-    if any(p.requires_grad for p in model.vision_tower.parameters()):
-        blocks += list(model.vision_tower.vision_model.encoder.layers)
-    return blocks
+def shard_units(model: nn.Module) -> list[nn.Module]:
+    """The units FSDP2 gathers one at a time below the root: the LLM's decoder layers, E_v's encoder
+    layers when E_v trains, and the untied input embedding and lm_head (NVILA-Lite-8B: 545 M
+    parameters each, which the root would otherwise keep gathered through the whole step). Tied ones
+    (NVILA-Lite-2B) stay in the root with the projector, D_4DP and the final norms."""
+    units = list(model.llm.model.layers)
+    units += list(model.vision_tower.get_submodule("encoder.layers"))  # SiglipVisionModel (transformers 5)
+    if not model.llm.config.tie_word_embeddings:
+        units += [model.llm.get_input_embeddings(), model.llm.lm_head]
+    return [u for u in units if any(p.requires_grad for p in u.parameters())]
 
 
 def mixed_precision(policy: str):
@@ -134,8 +137,8 @@ def shard_student(model: nn.Module, *, precision: str, device: torch.device) -> 
         if not p.is_meta and p.device != device:
             p.data = p.data.to(device)
     kwargs: dict[str, Any] = dict(mesh=mesh, mp_policy=mixed_precision(precision), ignored_params=frozen)
-    for block in transformer_blocks(model):
-        fully_shard(block, **kwargs)
+    for unit in shard_units(model):
+        fully_shard(unit, **kwargs)
     fully_shard(model, **kwargs)
     return model
 
