@@ -58,14 +58,28 @@ def _median_spread(samples: list[float]) -> tuple[float, float]:
 
 
 def stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int) -> dict[str, tuple[float, float]]:
-    """CPU-s per clip of each stage: {stage: (median, spread)} and the clip count under ``policy``."""
+    """CPU-s per clip of each stage: {stage: (median, spread)} and the clip count under ``policy``,
+    with 1 torch thread (an idle OpenMP thread spinning on a busy shared core would count as work)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _stage_costs(videos, preset_name, policy, repeats)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int):
     import torch
 
     from p4d.cache_schema import write_shard
     from p4d.cache_schema.write import DEFAULT_FIDELITY
     from p4d.precompute.encode import all_finite, encode_checked
+    from p4d.precompute.malloc import tune_malloc
     from p4d.precompute.standin import StandInTeacher
 
+    tune_malloc()  # as every precompute worker does (p4d.precompute.worker.get_teacher)
     preset = get_preset(preset_name)
     size = (preset.img_size, preset.img_size)
     plans = {v: plan_clips(probe(v).num_frames, num_frames=preset.num_frames, **POLICIES[policy]) for v in videos}
@@ -170,7 +184,8 @@ def run_stand_in(size: str, preset: str, *, teacher_rate: float | None = None, r
                                        extra={"clips": f"{big.clips_done} vs {small.clips_done}"}))
     result.notes.append(f"2 cores feed at most 2 / {total:.3f} = {feed:.2f} clips/s at the stage sum "
                         f"({policy} policy); R is set from it unless --teacher-rate is given")
-    result.notes.append("stage CPU: one stage at a time in the bench process (time.process_time, every thread); "
+    result.notes.append("stage CPU: one stage at a time in the bench process (time.process_time, every thread; "
+                        "malloc tuned as in the workers, p4d.precompute.malloc); "
                         "encode = finite checks + the torch dpcm encoder and codec self-check on CPU + maps to float16; write = "
                         "write_shard of one shard (zstd/blosc + files)")
     result.notes.append("videos are synthetic scenes (textures + moving objects) encoded by x264 crf 18; real "

@@ -56,6 +56,7 @@ class PrecomputeReport:
     completions: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, clips) per shard
     worker_peak_rss_mib: float = 0.0  # the largest worker's peak RSS (sampled every 0.5 s)
     shard_runs: dict[int, dict] = field(default_factory=dict)  # shard -> its task's result: device, dtype, gpu, stage CPU-s
+    in_flight: int = 1                # shards the cluster runs at once (its worker threads)
 
     def placements(self) -> dict[tuple[str, str, str], int]:
         """(device, dtype, GPU name) -> shards computed there, as each worker resolved them."""
@@ -67,11 +68,15 @@ class PrecomputeReport:
 
     @property
     def steady_clips_per_s(self) -> float:
-        """Clips/s between the first and the last shard completion (start-up excluded)."""
+        """Clips/s after start-up: the clips of the completions after the first ``k`` = ``in_flight``
+        over the time from the k-th completion to the last. The first k shards all started at once
+        and ran partly before the k-th completed, so counting them would overstate the rate (with
+        k shards in flight and completions every d seconds, the rate is S / d exactly)."""
+        k = max(1, min(self.in_flight, len(self.completions) - 1))
         if len(self.completions) < 2:
             return 0.0
-        (t0, _), (t1, _) = self.completions[0], self.completions[-1]
-        return sum(n for _, n in self.completions[1:]) / (t1 - t0) if t1 > t0 else 0.0
+        (t0, _), (t1, _) = self.completions[k - 1], self.completions[-1]
+        return sum(n for _, n in self.completions[k:]) / (t1 - t0) if t1 > t0 else 0.0
 
     def headline(self) -> str:
         lost = f", {len(self.shards_lost)} shards recorded failed after retries" if self.shards_lost else ""
@@ -217,6 +222,7 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     log.info("%d of %d shards to do", len(todo), report.shards_total)
     # --- one task per shard; results recorded as they complete ---
     report.phase = "running shards"
+    report.in_flight = max(1, sum(client.nthreads().values()))
     extra = {"identity": store_identity(store)} if shard_fn is process_shard else {}
     futures = {client.submit(shard_fn, store.url, s, job, retries=cfg.retries, pure=False,
                              key=f"p4d-shard-{s}-{client.id}", **extra): s for s in todo}

@@ -9,6 +9,8 @@ loaded once per worker process) and one shard.
 * Decoding runs ahead of the forward in a per-process pool of threads (PyAV releases the GIL),
   ``$P4D_DECODE_THREADS`` or the worker's torch thread share: one task per video of the shard,
   each decoding that video once for all its clips in the shard, at most ``2 x batch`` clips ahead.
+* glibc malloc keeps freed large buffers for reuse (:mod:`p4d.precompute.malloc`), so the
+  encode's per-clip temporaries are not page-faulted in again for every clip.
 * The forward runs under a per-process lock (the teacher is never run by two threads at once);
   its outputs stay on the device, where F_4D is encoded (:mod:`p4d.precompute.encode`) and the
   maps cast to float16, so only int8 + scales + float16 maps cross to the host.
@@ -41,6 +43,7 @@ from p4d.cache_schema.contract import HEADS_FILE
 from p4d.cache_schema.fidelity import FidelityPolicy
 from p4d.cache_schema.store import RUNS_DIR
 from p4d.errors import ConfigError, P4DError, VideoDecodeError
+from p4d.precompute.malloc import tune_malloc
 from p4d.precompute.plan import plan_video
 from p4d.teacher.presets import TeacherPreset
 from p4d.video import DecodeStats, decode_clips, decode_size, plan_clips, teacher_input
@@ -124,6 +127,7 @@ def get_teacher(job: TeacherJob):
     """(teacher, forward lock, placement) for this process, built on first use and kept for later tasks."""
     place = worker_placement(job)
     key = (job.preset, job.weights, job.seed, place.device, job.stand_in_rate)
+    tune_malloc()  # once per process: the encode's large buffers reused, not page-faulted in per clip
     with _LOCK:
         if key not in _TEACHERS:
             from p4d.teacher import build_teacher
@@ -377,9 +381,10 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
                     failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
             if good:
                 rows = torch.tensor(good, device=out["f4d"].device)
-                parts = encode_checked(codec, out["f4d"].index_select(0, rows).float(), job.fidelity)
+                pick = (lambda t: t) if len(good) == len(batch) else (lambda t: t.index_select(0, rows))  # no copy
+                parts = encode_checked(codec, pick(out["f4d"]).float(), job.fidelity)
                 figures = parts.pop("fidelity")
-                maps = {m: out[m].index_select(0, rows).to(getattr(torch, map_dtype)).cpu().numpy() for m in modalities}
+                maps = {m: pick(out[m]).to(getattr(torch, map_dtype)).cpu().numpy() for m in modalities}
                 for j, b in enumerate(good):
                     i, clip = batch[b]
                     for name, value in parts.items():
