@@ -175,7 +175,7 @@ def run(size: str, *, device: str = "auto", repeats: int = STEPS) -> BenchResult
         result.notes.append("not run: the frozen D_m heads on F̂_4D (no cache on this machine; ≈ 17.6 TFLOP per "
                             "clip at paper sizes, issue #14); the data loader (batches are device-resident)")
         if device == "cpu":
-            result.notes.append("CPU dry run: peak memory is the process's peak RSS, which cannot be reset between rows")
+            result.notes.append("CPU dry run: peak memory is the peak RSS of the process (not resettable between rows)")
         return result
     finally:
         close_distributed(dist)

@@ -143,8 +143,9 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
     counts = apply_trainability(model, cfg.recipe.tune, lora=LoraSettings(r=cfg.lora.r, alpha=cfg.lora.alpha,
                                                                            dropout=cfg.lora.dropout))
     apply_precision(model, resolve_precision(cfg.runtime.precision, device))
-    if not empty:
-        model = model.to(device)
+    if empty:
+        return model, counts  # sharding.build_sharded_model places it (and its attention) on the device
+    model = model.to(device)
     model.place_attention(device)  # attn auto: flash-attention 2 on CUDA when installed, else sdpa
     return model, counts
 

@@ -1,5 +1,6 @@
-"""Process-group setup for ``torchrun --nproc-per-node K -m p4d.train ...``: DDP with gloo on CPU
-and nccl on GPU, one process per device; a plain run is world size 1 without a process group."""
+"""Process-group setup for ``torchrun --nproc-per-node K -m p4d.train ...`` (DDP or FSDP2,
+:mod:`p4d.train.sharding`) with gloo on CPU and nccl on GPU, one process per device; a plain run is
+world size 1 without a process group (FSDP2 in one process gets a group of one)."""
 
 from __future__ import annotations
 

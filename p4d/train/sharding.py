@@ -4,13 +4,14 @@
 - ``ddp``: every rank holds the whole student, gradients are all-reduced
   (``find_unused_parameters=True``: LoRA and the frozen parts leave parameters without gradients).
 - ``fsdp``: ``torch.distributed.fsdp.fully_shard`` (FSDP2) on every transformer block of the LLM
-  (and of E_v when E_v trains) and on the untied embedding and lm_head, then on the root: each rank holds 1/world of every trainable
-  parameter (and so of its gradient and of AdamW's moments), all-gathered block by block for the
-  forward and the backward. Frozen parameters (E_v when frozen, the D_m heads) are left out of the
-  sharded groups (``ignored_params``) and stay whole on every rank: FSDP2 wants one dtype and one
-  ``requires_grad`` per group, and frozen modules keep the preset's bf16 under ``bf16-mixed``.
-  ``bf16-mixed`` becomes ``MixedPrecisionPolicy(param_dtype=bfloat16, reduce_dtype=float32)`` over the
-  fp32 sharded masters; ``fp32`` has no policy. LoRA recipes are refused (DDP trains them).
+  (and of E_v when E_v trains) and on the untied embedding and lm_head, then on the root: each rank
+  holds 1/world of every trainable parameter (and so of its gradient and of AdamW's moments),
+  all-gathered unit by unit for the forward and the backward. Frozen parameters (E_v when frozen,
+  the D_m heads) are left out of the sharded groups (``ignored_params``) and stay whole on every
+  rank: FSDP2 wants one dtype and one ``requires_grad`` per group, and frozen modules keep the
+  preset's bf16 under ``bf16-mixed``. ``bf16-mixed`` becomes ``MixedPrecisionPolicy(param_dtype=
+  bfloat16, reduce_dtype=float32)`` over the fp32 sharded masters; ``fp32`` has no policy. LoRA
+  recipes are refused (DDP trains them).
 - ``auto``: ``fsdp`` when the recipe full-tunes the LLM (``tune-all``, ``tune-llm``, ``tune-p+llm``)
   and more than one process runs, ``ddp`` for the other recipes, ``none`` for one process. The run's
   config.yaml records the resolved choice, never ``auto``.
@@ -133,9 +134,13 @@ def shard_student(model: nn.Module, *, precision: str, device: torch.device) -> 
 
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     frozen = {p for p in model.parameters() if not p.requires_grad}
-    for p in frozen:
+    for p in frozen:  # FSDP2 moves what it shards (shard by shard), not what it ignores
         if not p.is_meta and p.device != device:
             p.data = p.data.to(device)
+    for module in model.modules():
+        for name, b in module._buffers.items():
+            if b is not None and not b.is_meta and b.device != device:
+                module._buffers[name] = b.to(device)
     kwargs: dict[str, Any] = dict(mesh=mesh, mp_policy=mixed_precision(precision), ignored_params=frozen)
     for unit in shard_units(model):
         fully_shard(unit, **kwargs)
@@ -163,14 +168,14 @@ def local_parameter_bytes(model: nn.Module, *, trainable: bool = True) -> tuple[
 
 def build_sharded_model(cfg, store, dist) -> tuple[nn.Module, dict]:
     """The FSDP2-sharded student of the recipe on ``dist.device`` (see the module docstring): rank 0
-    builds it for real and broadcasts, the other ranks build on the meta device."""
+    builds it for real on the host and broadcasts, the other ranks build on the meta device."""
     import torch.distributed as tdist
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
     from p4d.train.build import build_model
 
-    if dist.is_main:
-        model, counts = build_model(cfg, store, device=dist.device)
+    if dist.is_main:  # on the host: the device receives shards only (8B: 31 GB of fp32 masters otherwise)
+        model, counts = build_model(cfg, store, device=torch.device("cpu"))
         full = model.state_dict()  # references to the built tensors, before sharding drops them
     else:
         model, counts = build_model(cfg, store, device=dist.device, empty=True)
@@ -178,6 +183,7 @@ def build_sharded_model(cfg, store, dist) -> tuple[nn.Module, dict]:
     shard_student(model, precision=cfg.runtime.precision, device=dist.device)
     if not dist.is_main:
         materialize(model, dist.device)
+    model.place_attention(dist.device)  # attn auto: as a one-process run on this device decides
     set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     del full
     tdist.barrier()

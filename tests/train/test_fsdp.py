@@ -74,6 +74,18 @@ def test_fsdp_two_processes_match_one_process_with_the_doubled_batch(train_cache
     print(f"fsdp vs one process: max |Δw| {worst:.2e}, loss rel diffs "
           f"{[abs(x['loss'] - y['loss']) / y['loss'] for x, y in zip(fsdp_log, one_log)]}")
 
+    # a torn shard file is one clear error naming the folder, not a crash or silent garbage
+    import shutil
+
+    torn = tmp_path / "torn" / "checkpoints" / final.name
+    shutil.copytree(final, torn)
+    shard = sorted((torn / ckpt.SHARDED).glob("*.distcp"))[-1]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    from p4d.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=f"{torn / ckpt.SHARDED}: not a readable sharded checkpoint"):
+        ckpt.load_checkpoint_model(torn)
+
     # (d) the consolidated export (gathered to rank 0) loads as `p4d eval` loads it and holds exactly
     # the weights of the sharded checkpoint of the same step (read back by DCP, another path)
     from p4d.train import load_exported_student
