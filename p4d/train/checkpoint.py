@@ -229,6 +229,7 @@ def _load_sharded(folder: Path, model: nn.Module, optimizer=None) -> None:
     """Load a sharded checkpoint's model (and optimizer) part into ``model`` (sharded or not; any
     world size: DCP reads each rank's slices)."""
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_state_dict
 
     folder = folder / SHARDED
@@ -237,8 +238,10 @@ def _load_sharded(folder: Path, model: nn.Module, optimizer=None) -> None:
         with warnings.catch_warnings():  # one process without a process group is a supported DCP load
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
             dcp.load(state, checkpoint_id=str(folder))
-    except Exception as exc:  # noqa: BLE001 - DCP raises CheckpointException and others for missing/torn parts
-        raise CheckpointError(f"{folder}: not a readable sharded checkpoint for this student ({exc})") from None
+    except (Exception, CheckpointException) as exc:  # noqa: BLE001 - CheckpointException is a BaseException
+        root = [line for line in str(exc).splitlines() if line.strip()][-1:] or [type(exc).__name__]
+        raise CheckpointError(f"{folder}: not a readable sharded checkpoint for this student ({root[0].strip()})") \
+            from None
     options = StateDictOptions(strict=False)  # D_m is not in the checkpoint: it comes from the cache
     if optimizer is None:
         set_model_state_dict(model, state["model"], options=options)
