@@ -256,3 +256,30 @@ def test_kill_9_and_resume_matches_an_uninterrupted_run_also_at_another_world_si
     for name in ("resumed", "one"):
         worst = max(float((final[name][k] - final["straight"][k]).detach().abs().max()) for k in final["straight"])
         assert worst <= (0.0 if name == "resumed" else WEIGHT_ATOL), (name, worst)
+
+
+@pytest.mark.slow
+def test_a_one_process_checkpoint_resumes_sharded_on_two_processes(train_cache, conversations, tmp_path):
+    """Whole safetensors + optimizer.pt (one process, batch 2) → FSDP on 2 ranks (batch 1 each):
+    rank 0 reads and broadcasts, and the run continues as the uninterrupted one process."""
+    import shutil
+
+    steps = 4
+    one = tmp_path / "one"
+    main(small_config(train_cache, one, optim={"max_steps": steps, "warmup_steps": 1}, data={"batch_size": 2},
+                      recipe={"loss": "ld+d"}, checkpoint={"every": 2}))
+    run = tmp_path / "run"
+    shutil.copytree(one, run)
+    shutil.rmtree(ckpt.step_dir(run, steps))                  # as if stopped after step 2's checkpoint
+    assert not ckpt.is_sharded_checkpoint(ckpt.step_dir(run, 2))
+    torchrun(2, ["--resume", str(run), "--batch-size", "1", "--runtime.parallel", "fsdp"])
+
+    reference, records = read_log(one), read_log(run)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    for a, b in zip(records[2:], reference[2:]):
+        for term in ("loss", "sft", "ld", "depth", "grad_norm"):
+            assert a[term] == pytest.approx(b[term], rel=LOSS_RTOL), (a["step"], term)
+    assert ckpt.is_sharded_checkpoint(ckpt.step_dir(run, steps))   # it goes on sharded
+    a = dict(ckpt.load_checkpoint_model(ckpt.step_dir(run, steps))[0].named_parameters())
+    b = dict(ckpt.load_checkpoint_model(ckpt.step_dir(one, steps))[0].named_parameters())
+    assert max(float((a[k] - b[k]).detach().abs().max()) for k in b) <= WEIGHT_ATOL
