@@ -283,3 +283,21 @@ def test_a_one_process_checkpoint_resumes_sharded_on_two_processes(train_cache, 
     a = dict(ckpt.load_checkpoint_model(ckpt.step_dir(run, steps))[0].named_parameters())
     b = dict(ckpt.load_checkpoint_model(ckpt.step_dir(one, steps))[0].named_parameters())
     assert max(float((a[k] - b[k]).detach().abs().max()) for k in b) <= WEIGHT_ATOL
+
+
+def test_fsdp_gradient_accumulation_gives_the_one_process_gradient(train_cache, conversations, tmp_path):
+    """2 ranks × batch 1 × 2 micro-batches (a reduce-scatter per micro-batch) = 1 process × batch 2 ×
+    2 micro-batches: the same 4 clips, the same step-1 gradient (gathered from the shards)."""
+    import safetensors.torch
+
+    flags = [*common_flags(train_cache, conversations, 1), "--optim.grad-accum", "2", "--runtime.dump-grads-at", "1",
+             "--checkpoint.export", "false"]
+    torchrun(2, ["--out", str(tmp_path / "fsdp"), "--batch-size", "1", "--runtime.parallel", "fsdp", *flags])
+    main(small_config(train_cache, tmp_path / "one", optim={"max_steps": 1, "grad_accum": 2, "warmup_steps": 1},
+                      data={"batch_size": 2}, recipe={"loss": "ld+d"}, runtime={"dump_grads_at": 1}))
+    sharded = safetensors.torch.load_file(str(tmp_path / "fsdp" / "grads-step-1.safetensors"))
+    one = safetensors.torch.load_file(str(tmp_path / "one" / "grads-step-1.safetensors"))
+    assert set(sharded) == set(one) and any(k.startswith("llm.model.layers.") for k in one)
+    for name in one:
+        torch.testing.assert_close(sharded[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert sum(float(g.abs().sum()) for g in one.values()) > 0
