@@ -4,6 +4,7 @@ Examples::
 
     p4d eval run R4D-Bench/ --model runs/student/export          # the shipped folder, release protocol
     p4d eval bench.jsonl --model runs/student/export --frames 16 --out preds.jsonl
+    p4d eval run R4D-Bench/ --model runs/student/export --device cuda --batch-size 16   # bf16 on the GPU
     p4d eval bench.jsonl --model runs/concat/export --cache bench_cache.zarr      # 4d-concat / 4d-pe students
     p4d eval bench.jsonl --baseline random                                        # no model needed
     p4d eval report preds.jsonl random.jsonl runs/ablations/
@@ -52,7 +53,9 @@ def run_command(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="random (exact expectation) or first-option; instead of --model."),
     out: Optional[Path] = typer.Option(None, "--out", help="Predictions JSONL (default: BENCH-stem.MODEL.predictions.jsonl); an existing one is continued."),
     attn: Optional[str] = typer.Option(None, "--attn", help="Attention implementation passed to the student loader (recorded in the predictions file)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="Inference dtype passed to the student loader (recorded in the predictions file)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (default: bfloat16 on CUDA, float32 on the CPU) | float32 | bfloat16 | float16: the student's inference dtype (recorded in the predictions file)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available) | cpu | cuda | cuda:INDEX: where the student runs."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Items the student answers together (left-padded batched greedy generation; a killed eval redoes at most one batch)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     protocol: str = typer.Option("release", "--protocol", help="release (R4D-Bench's released prompt, [SoM image, video] input, letter parser, unparsed -> seeded random letter) | p4d (p4d's earlier prompt and parser, unparsed scores 0)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random letters given to unparsed answers (release protocol)."),
@@ -63,7 +66,8 @@ def run_command(
 
     out = out or _default_out(bench, model, baseline)
     result = run_eval(EvalConfig(bench=bench, out=out, frames=frames, model_dir=model, baseline=baseline, cache=cache,
-                                 attn=attn, dtype=dtype, progress=progress, protocol=protocol, seed=seed))
+                                 attn=attn, dtype=None if dtype == "auto" else dtype, device=device,
+                                 batch_size=batch_size, progress=progress, protocol=protocol, seed=seed))
     name = {"random": "Random", "first-option": "First option"}.get(baseline or "", model.name if model else "model")
     table = format_table([(name, result.summary)], extra=[("# Frames", [str(frames)])])
     out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")

@@ -2,7 +2,11 @@
 
 The model is anything with :class:`VideoQAModel`'s ``answer`` method; p4d eval does not know the
 student's internals. ``--model DIR`` loads an exported student through
-``p4d.train.load_exported_student(DIR, *, cache=None, attn=None, dtype=None)``.
+``p4d.train.load_exported_student(DIR, *, cache=None, attn=None, dtype=None, device=None)`` on ``--device``
+(auto: CUDA when available) in ``--dtype`` (auto: bfloat16 on CUDA, float32 on the CPU). A model with
+an ``answer_batch`` method (the exported student) answers ``--batch-size`` items at a time (left-padded
+batched greedy generation; the same answers as one at a time in float32); records are appended
+after each batch, so a killed eval redoes at most one batch.
 
 Students whose exported config has ``strategy`` ``4d-concat`` or ``4d-pe`` read F_4D at inference
 and need ``--cache STORE`` (a store built by ``p4d precompute`` over the benchmark videos); they
@@ -79,6 +83,10 @@ class VideoQAModel(Protocol):
     def answer(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence[str]) -> str: ...
 
 
+#: Names of ``answer``'s arguments in a request of the optional ``answer_batch(requests) -> [str]``.
+REQUEST_KEYS = ("frames", "timestamps", "question_text", "options")
+
+
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     """One ``p4d eval BENCH`` run; exactly one of ``model_dir`` / ``baseline``."""
@@ -90,7 +98,9 @@ class EvalConfig:
     baseline: str | None = None
     cache: str | None = None
     attn: str | None = None
-    dtype: str | None = None
+    dtype: str | None = None     # auto (None): bfloat16 on CUDA, float32 on the CPU
+    device: str = "auto"         # auto | cpu | cuda[:i]
+    batch_size: int = 8          # items answered together by a model with answer_batch
     progress: bool = True
     protocol: str = "release"
     seed: int = 0
@@ -102,6 +112,8 @@ class EvalConfig:
             raise ConfigError(f"--baseline {self.baseline!r}: expected one of {', '.join(BASELINES)}")
         if self.frames < 1:
             raise ConfigError(f"--frames {self.frames}: expected at least 1 frame")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size {self.batch_size}: expected at least 1 item per batch")
         if self.protocol not in PROMPT_STYLES:
             raise ConfigError(f"--protocol {self.protocol!r}: expected one of {', '.join(PROMPT_STYLES)}")
 
@@ -150,38 +162,50 @@ def check_cache_requirement(model_dir: Path, config: dict, cache: str | None) ->
 
 
 def load_student(model_dir: str | Path, *, cache: str | None = None, attn: str | None = None,
-                 dtype: str | None = None) -> VideoQAModel:
+                 dtype: str | None = None, device: str | None = None) -> VideoQAModel:
     """Load an exported student (a ``p4d train`` export) through ``p4d.train.load_exported_student``."""
     import p4d.train
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ConfigError(f"--model {model_dir}: no such directory; expected an exported student (`p4d train` export)")
-    return p4d.train.load_exported_student(model_dir, cache=cache, attn=attn, dtype=dtype)
+    return p4d.train.load_exported_student(model_dir, cache=cache, attn=attn, dtype=dtype, device=device)
+
+
+def placement(device: str, dtype: str | None) -> tuple[str, str]:
+    """(device, dtype) names ``--device`` / ``--dtype`` resolve to here (ConfigError naming the flag)."""
+    from p4d.train.model.placement import resolve_device, resolve_dtype
+
+    where = resolve_device(device)
+    return str(where), resolve_dtype(dtype, where)
 
 
 def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalResult:
     """Run (or continue) an eval as configured; ``model`` overrides loading ``config.model_dir``."""
     bench = load_r4d(config.bench) if is_r4d_folder(config.bench) else load_bench(config.bench)
     preset: dict = {}
+    device = dtype = None
     if config.model_dir is not None:
         student_config = read_student_config(config.model_dir)
         preset = student_preset(student_config)
         check_cache_requirement(config.model_dir, student_config, config.cache)
+        device, dtype = placement(config.device, config.dtype)  # refused before anything is written
     header = {
         "bench": str(config.bench), "bench_sha256": file_sha256(bench_file(config.bench)),
         "protocol": config.protocol, "seed": config.seed,
         "model": str(config.model_dir) if config.model_dir is not None else None,
         "baseline": config.baseline, "frames": config.frames, "cache": config.cache,
         "attn": config.attn, "dtype": config.dtype, "preset": preset, "p4d_version": _version(),
+        "placement": {"device": device, "dtype": dtype, "batch_size": config.batch_size},
     }
     writer = PredictionsWriter(config.out, header)
     resumed = sum(1 for item in bench.items if item.id in writer.done)
     todo = [item for item in bench.items if item.id not in writer.done]
     if todo and config.model_dir is not None and model is None:
-        model = load_student(config.model_dir, cache=config.cache, attn=config.attn, dtype=config.dtype)
+        model = load_student(config.model_dir, cache=config.cache, attn=config.attn, dtype=dtype, device=device)
     failures = evaluate(todo, writer, model=model, baseline=config.baseline, frames=config.frames,
-                        progress=config.progress, protocol=config.protocol, seed=config.seed)
+                        progress=config.progress, protocol=config.protocol, seed=config.seed,
+                        batch_size=config.batch_size)
     summary = summarize_predictions(bench, writer.done)
     records = [r for item in bench.items if (r := writer.done.get(item.id)) is not None]
     unreadable = tuple(ItemProblem(str(r["id"]), r["error"]) for r in records if r.get("error"))
@@ -193,13 +217,31 @@ def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalRe
 
 def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQAModel | None,
              baseline: str | None, frames: int = 16, progress: bool = True, protocol: str = "release",
-             seed: int = 0) -> list[ItemProblem]:
+             seed: int = 0, batch_size: int = 1) -> list[ItemProblem]:
     """Predict, score and append every item; returns the items whose video/SoM image could not be
-    read (``release``: scored as unparsed and appended; ``p4d``: left out), never raises on them."""
+    read (``release``: scored as unparsed and appended; ``p4d``: left out), never raises on them.
+    A model with ``answer_batch`` answers up to ``batch_size`` items per call."""
     from tqdm.auto import tqdm
 
     failures: list[ItemProblem] = []
     takes = {k: model is not None and _accepts_keyword(model.answer, k) for k in ("video", "prompt", "images")}
+    batched = model is not None and batch_size > 1 and callable(getattr(model, "answer_batch", None))
+    pending: list[tuple[Item, dict, dict]] = []  # (item, its record so far, its request)
+
+    def flush() -> None:
+        if not pending:
+            return
+        requests = [request for _, _, request in pending]
+        if batched:
+            raws = model.answer_batch(requests)
+        else:
+            raws = [model.answer(*(r[k] for k in REQUEST_KEYS), **{k: v for k, v in r.items() if k not in REQUEST_KEYS})
+                    for r in requests]
+        for (item, record, _), raw in zip(pending, raws, strict=True):
+            parsed, score, unparsed = score_item(item, raw, protocol=protocol, seed=seed)
+            writer.append({**record, "raw": raw, "parsed": parsed, "score": score, "unparsed": unparsed})
+        pending.clear()
+
     for item in tqdm(items, desc="p4d eval", unit="item", disable=not progress):
         record = {"id": item.id, "category": item.category, "split": item.split, "answer": item.answer}
         if baseline == "random":
@@ -221,18 +263,21 @@ def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQA
                 record.update(raw=None, parsed=parsed, score=score, unparsed=unparsed, error=str(exc))
                 writer.append(record)
                 continue
-            extra: dict = {}
+            request = {"frames": clip_frames, "timestamps": timestamps, "question_text": item.question,
+                       "options": list(item.options)}
             if takes["video"]:
-                extra["video"] = str(item.video)
+                request["video"] = str(item.video)
             if takes["prompt"]:
-                extra["prompt"] = format_prompt(item.question, item.options, style=protocol, som=bool(images))
+                request["prompt"] = format_prompt(item.question, item.options, style=protocol, som=bool(images))
             if takes["images"]:
-                extra["images"] = images
-            raw = model.answer(clip_frames, timestamps, item.question, list(item.options), **extra)
-            parsed, score, unparsed = score_item(item, raw, protocol=protocol, seed=seed)
-            record.update(raw=raw, parsed=parsed, score=score, unparsed=unparsed, frame_index=index.tolist(),
-                          timestamps=[round(float(t), 6) for t in timestamps])
+                request["images"] = images
+            record.update(frame_index=index.tolist(), timestamps=[round(float(t), 6) for t in timestamps])
+            pending.append((item, record, request))
+            if len(pending) >= (batch_size if batched else 1):
+                flush()
+            continue
         writer.append(record)
+    flush()
     return failures
 
 

@@ -8,6 +8,7 @@ Examples::
     p4d inspect s3://bucket/cache.zarr --clip 0-9 --out first10.html --video-root videos/
     p4d inspect cache.zarr --clip 3 --compare runs/p4d --out cmp.png          # teacher vs student, errors
     p4d inspect cache.zarr --clip 3 --compare runs/p4d --steps all --out steps.png
+    p4d inspect cache.zarr --clip 3 --compare runs/p4d --device cuda --out cmp.png   # the student on the GPU, bf16
 
 Heavy modules are imported inside the command, so ``p4d --help`` stays instant.
 """
@@ -30,6 +31,8 @@ def inspect_command(
     video_root: Optional[str] = typer.Option(None, "--video-root", help="Folder to find source videos in when their recorded path is missing (e.g. a store read from a URL)."),
     compare: Optional[str] = typer.Option(None, "--compare", help="A `p4d train` output folder (its newest checkpoint) or one checkpoints/step-K folder: teacher maps vs the student's P̂_m = D_m(F̂_4D) with per-modality errors (.png/.mp4)."),
     steps: Optional[str] = typer.Option(None, "--steps", help="With --compare: 'all' or steps such as 1000,2000: P̂_depth of every saved checkpoint beside the teacher's (.png)."),
+    device: Optional[str] = typer.Option(None, "--device", help="With --compare: where the student runs, auto (default: CUDA when available) | cpu | cuda."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="With --compare: the student's dtype, auto (default: bfloat16 on CUDA, float32 on the CPU) | float32 | bfloat16."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (.html, .mp4)."),
 ) -> None:
     """Render cached maps and latents of clips to PNG/MP4/HTML; teacher vs student with --compare."""
@@ -37,7 +40,7 @@ def inspect_command(
 
     result = inspect_store(
         store, out, clip=clip, frames=parse_frames(frames), per_clip=per_clip, video_root=video_root,
-        max_clips=max_clips, compare=compare, steps=steps, progress=progress,
+        max_clips=max_clips, compare=compare, steps=steps, progress=progress, device=device, dtype=dtype,
     )
     shown = ", ".join(str(c) for c in result.clips) or "none"
     typer.echo(f"wrote {result.path} (clips: {shown})")

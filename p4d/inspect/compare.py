@@ -108,11 +108,14 @@ PROMPT = "Describe the video."
 class CheckpointRun:
     """A ``p4d train`` run folder (``RUN/checkpoints/step-K``) or one checkpoint folder: its saved
     ``steps`` and, per step, an F̂_4D predictor built from that checkpoint (loaded on first use;
-    ``cache`` is the store whose D_m the student is rebuilt with)."""
+    ``cache`` is the store whose D_m the student is rebuilt with; the student runs on ``device`` in
+    ``dtype``, a name of ``p4d.train.model.config.DTYPES``)."""
 
     url: str
     folders: dict[int, Path]
     cache: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
 
     @property
     def steps(self) -> list[int]:
@@ -124,11 +127,14 @@ class CheckpointRun:
         step = self.steps[-1] if step is None else step
         if step not in self.folders:
             raise ConfigError(f"--steps: run {self.url} has no checkpoint at step {step} (saved: {self.steps})")
-        model, _ = load_checkpoint_model(self.folders[step], cache=self.cache, device="cpu")
+        from p4d.train.model.config import DTYPES
+
+        model, _ = load_checkpoint_model(self.folders[step], cache=self.cache, device=self.device)
+        model.to(DTYPES[self.dtype])  # inference only: trainable fp32 master weights and frozen parts alike
         return lambda frames, timestamps: student_f4d(model, frames, timestamps)
 
 
-def open_run(run: str, *, cache: str | None = None) -> CheckpointRun:
+def open_run(run: str, *, cache: str | None = None, device: str = "cpu", dtype: str = "float32") -> CheckpointRun:
     """The student run at ``run`` (the ``--compare`` argument): a ``p4d train`` output folder
     holding ``checkpoints/step-K`` folders, or one such folder. Only complete checkpoints (with
     ``meta.json``) count. CheckpointError naming ``--compare`` if there is none."""
@@ -144,7 +150,7 @@ def open_run(run: str, *, cache: str | None = None) -> CheckpointRun:
             f"--compare {run}: no student checkpoint there (expected a `p4d train` run folder holding "
             f"checkpoints/step-K/{META}, or one step-K folder)"
         )
-    return CheckpointRun(url=str(run), folders=folders, cache=cache)
+    return CheckpointRun(url=str(run), folders=folders, cache=cache, device=device, dtype=dtype)
 
 
 def student_f4d(model, frames: np.ndarray, timestamps: np.ndarray) -> np.ndarray:

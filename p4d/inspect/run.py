@@ -85,6 +85,8 @@ def inspect_store(
     compare: str | None = None,
     steps: str | None = None,
     progress: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> InspectResult:
     """Render ``store`` to ``out`` (see the module docstring).
 
@@ -92,6 +94,8 @@ def inspect_store(
     (.html; default all). frames: frame positions to show (.png/.html; default all for .png,
     ``per_clip`` evenly spaced ones for .html). video_root: where to look for source videos whose
     recorded path is missing. max_clips: .html renders at most this many done clips.
+    device / dtype (with ``compare``): where and in which dtype the student runs (auto: CUDA when
+    available, bfloat16 there and float32 on the CPU; :mod:`p4d.train.model.placement`).
     """
     out = Path(out)
     suffix = out.suffix.lower()
@@ -101,9 +105,16 @@ def inspect_store(
     want_steps = parse_steps(steps)
     if want_steps is not False and compare is None:
         raise ConfigError("--steps: needs --compare RUN (the run whose checkpoints to show)")
+    if (device is not None or dtype is not None) and compare is None:
+        raise ConfigError(f"--{'device' if device is not None else 'dtype'}: only used with --compare RUN "
+                          "(the student runs there; cached maps need no model)")
     cache = open_store(store)
     if compare is not None:
-        return _compare(cache, out, suffix, clip, frames, video_root, compare, want_steps, progress)
+        from p4d.train.model.placement import resolve_device, resolve_dtype
+
+        where = resolve_device(device)  # a wrong --device / --dtype stops before anything is read
+        placement = (str(where), resolve_dtype(dtype, where))
+        return _compare(cache, out, suffix, clip, frames, video_root, compare, want_steps, progress, placement)
     if suffix == ".html":
         from p4d.inspect.html import write_html
 
@@ -126,14 +137,15 @@ def inspect_store(
     return InspectResult(path=out, clips=[index])
 
 
-def _compare(cache, out: Path, suffix: str, clip, frames, video_root, run_url: str, steps, progress) -> InspectResult:
+def _compare(cache, out: Path, suffix: str, clip, frames, video_root, run_url: str, steps, progress,
+             placement: tuple[str, str] = ("cpu", "float32")) -> InspectResult:
     from p4d.inspect.compare import compare_panels, load_store_heads, maps_from_f4d, open_run, step_depths, steps_panels
     from p4d.inspect.figure import pick_frames, write_png
     from p4d.inspect.video import write_mp4
 
     if suffix == ".html" or (steps is not False and suffix != ".png"):
         raise ConfigError(f"--out {out}: --compare writes a .png or .mp4 (--steps: a .png)")
-    run = open_run(run_url, cache=cache.url)
+    run = open_run(run_url, cache=cache.url, device=placement[0], dtype=placement[1])
     index = _one_clip(cache, clip)
     data = load_clip(cache, index, video_root=video_root)
     heads = load_store_heads(cache)

@@ -52,7 +52,8 @@ Checkpoints, export, trainability::
                     device=None, base=NVILA_LITE_8B, **cfg_overrides) -> Student   # llm/, vision_tower/, mm_projector/
     config_from_checkpoint(dir, *, base=NVILA_LITE_8B, **overrides) ; load_nvila_lite_weights(model, dir)
     export_student(model, dir) -> Path        # NVILA-Lite layout + p4d_student.json (+ f4d_embed/ for 4d-pe)
-    load_exported_student(dir, *, device=None, attn=None, dtype=None) -> Student   # no D_4DP, no heads
+    load_exported_student(dir, *, device=None, attn=None, dtype=None) -> Student   # no D_4DP, no heads;
+        # device/dtype None = auto: CUDA when available, bf16 there and fp32 on the CPU (model/placement.py)
     apply_trainability(model, "tune-all"|"tune-v"|"tune-p"|"tune-llm"|"tune-p+llm"|"tune-llm-lora"|"tune-p+llm-lora",
                        *, lora=LoraSettings(r=64, alpha=16, dropout=0.05)) -> {part: trainable count}
     merge_lora(model) -> int                  # before export_student
@@ -68,6 +69,7 @@ Trainer API (issue #7; ``from p4d.train import ...``, loaded lazily)
     main(cfg) -> TrainResult(out, steps, last, checkpoint, export, data)      # trainer.py; torchrun-aware
     load_exported_student(dir, *, cache=None, attn=None, dtype=None, device=None) -> StudentAnswerer
         .answer(frames (N,H,W,3) uint8, timestamps (N,) s, question_text, options, video=None) -> str
+        .answer_batch([{frames, timestamps, question_text, options, ...}, ...]) -> [str]   # left-padded greedy
     load_checkpoint_model(checkpoint_or_run_dir, *, cache=None, device="cpu") -> (Student, TrainConfig)
     make_demo_conversations(video_dir, out_jsonl) ; run_demo_training(video_dir, store, out, ...)   # demo.py
     train_command (cli.py): the typer command behind ``p4d train``; ``python -m p4d.train`` for torchrun.

@@ -7,7 +7,8 @@ NVILA-Lite folder (no D_4DP, no D_m) and adds the recipe to ``p4d_student.json``
 
 :func:`load_exported_student` (``p4d.train.load_exported_student``, what ``p4d eval --model``
 calls) returns a :class:`StudentAnswerer` with ``answer(frames (N, H, W, 3) uint8, timestamps (N,)
-s, question_text, options, video=None) -> str``. Students of the 4d-concat / 4d-pe strategies read
+s, question_text, options, video=None) -> str`` and ``answer_batch([{those by name}, ...]) -> [str]``
+(left-padded batched greedy generation). Students of the 4d-concat / 4d-pe strategies read
 the cached F_4D of the video's first clip from ``cache``.
 """
 
@@ -24,7 +25,7 @@ import torch
 
 from p4d.errors import ConfigError
 from p4d.eval.prompt import format_prompt
-from p4d.train.model import STUDENT_FILE, encode_chat, export_student, merge_lora
+from p4d.train.model import STUDENT_FILE, encode_chat, export_student, merge_lora, pad_batch
 from p4d.train.model import load_exported_student as load_student_model
 from p4d.video import student_frames
 
@@ -70,14 +71,9 @@ class StudentAnswerer:
             raise ConfigError(f"--cache {self.cache}: video {video} is not in the cache")
         return torch.from_numpy(read_clip(self._store, self._index.first_clip[row], fields=("f4d",))["f4d"])[None]
 
-    @torch.no_grad()
-    def answer(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence = (),
-               video: str | None = None, prompt: str | None = None, images: Sequence[np.ndarray] = ()) -> str:
-        """Greedy answer. ``prompt``: the full text (default: :func:`p4d.eval.prompt.format_prompt`
-        of the question and options, release style). ``images``: (H, W, 3) uint8 images shown before
-        the video (R4D-Bench's SoM key frame); each enters as one more visual block at the first
-        frame's timestamp (the SoM image is the clip's key frame). Frames and images are brought to
-        the student's S×S by :func:`p4d.video.student_frames`, as in training."""
+    def _request(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence = (),
+                 video: str | None = None, prompt: str | None = None, images: Sequence[np.ndarray] = ()):
+        """(frames (1, V, S, S, 3) uint8, timestamps (1, V) s, prompt token ids, F_4D or None) of one question."""
         m = self.model
         size = m.cfg.image_size
         parts = [student_frames(np.asarray(im)[None], size, m.cfg.resize) for im in images]
@@ -89,14 +85,49 @@ class StudentAnswerer:
         if prompt is None:
             prompt = format_prompt(question_text, list(options), som=bool(len(images)))
         ids = encode_chat(m.tokenizer, m.cfg, [(prompt, None)], num_frames=frames_t.shape[1],
-                          timestamps=ts[0].tolist())["input_ids"]
-        out = m.generate(frames_t, ts, torch.tensor([ids]), f4d=self._f4d(video), max_new_tokens=self.max_new_tokens)
-        return m.tokenizer.decode(out[0].tolist(), skip_special_tokens=True).strip()
+                          timestamps=ts[0].tolist())
+        return frames_t, ts, ids, self._f4d(video)
+
+    def answer(self, frames: np.ndarray, timestamps: np.ndarray, question_text: str, options: Sequence = (),
+               video: str | None = None, prompt: str | None = None, images: Sequence[np.ndarray] = ()) -> str:
+        """Greedy answer. ``prompt``: the full text (default: :func:`p4d.eval.prompt.format_prompt`
+        of the question and options, release style). ``images``: (H, W, 3) uint8 images shown before
+        the video (R4D-Bench's SoM key frame); each enters as one more visual block at the first
+        frame's timestamp (the SoM image is the clip's key frame). Frames and images are brought to
+        the student's S×S by :func:`p4d.video.student_frames`, as in training."""
+        return self.answer_batch([dict(frames=frames, timestamps=timestamps, question_text=question_text,
+                                       options=options, video=video, prompt=prompt, images=images)])[0]
+
+    @torch.no_grad()
+    def answer_batch(self, requests: Sequence[dict]) -> list[str]:
+        """Greedy answers to several questions at once: each request holds :meth:`answer`'s arguments
+        by name. Questions with the same number of visual blocks V (frames + images) are generated
+        together, prompts left-padded (:func:`~p4d.train.model.tokenizer.pad_batch`); answers come
+        back in the order asked and equal one-at-a-time answers in float32 (tests/eval)."""
+        m = self.model
+        prepared = [self._request(**r) for r in requests]
+        answers: list[str] = [""] * len(prepared)
+        groups: dict[int, list[int]] = {}
+        for i, (frames_t, *_rest) in enumerate(prepared):
+            groups.setdefault(frames_t.shape[1], []).append(i)
+        for rows in groups.values():
+            batch = pad_batch([prepared[i][2] for i in rows], pad_id=m.ids.pad, side="left")
+            f4d = [prepared[i][3] for i in rows]
+            out = m.generate(torch.cat([prepared[i][0] for i in rows]), torch.cat([prepared[i][1] for i in rows]),
+                             batch["input_ids"], batch["attention_mask"],
+                             f4d=None if f4d[0] is None else torch.cat(f4d), max_new_tokens=self.max_new_tokens)
+            for row, i in enumerate(rows):
+                ids = out[row].tolist()
+                if m.ids.eos in ids:  # a finished row of a batch is padded after its end token
+                    ids = ids[: ids.index(m.ids.eos) + 1]
+                answers[i] = m.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return answers
 
 
 def load_exported_student(path: str | os.PathLike, *, cache: str | None = None, attn: str | None = None,
                           dtype: str | None = None, device: str | None = None,
                           max_new_tokens: int = 32) -> StudentAnswerer:
-    """An exported student (``OUT/export`` of ``p4d train``) ready for ``p4d eval``."""
+    """An exported student (``OUT/export`` of ``p4d train``) ready for ``p4d eval``, on ``device``
+    (auto/None: CUDA when available) in ``dtype`` (auto/None: bfloat16 on CUDA, float32 on the CPU)."""
     model = load_student_model(path, device=device, attn=attn, dtype=dtype)
     return StudentAnswerer(model, cache=cache, max_new_tokens=max_new_tokens)

@@ -158,13 +158,13 @@ def test_cache_strategies_are_refused_without_a_cache(tmp_path, bench, monkeypat
     store.mkdir()
     seen = {}
 
-    def fake_loader(path, *, cache=None, attn=None, dtype=None):
-        seen.update(path=path, cache=cache, attn=attn, dtype=dtype)
+    def fake_loader(path, *, cache=None, attn=None, dtype=None, device=None):
+        seen.update(path=path, cache=cache, attn=attn, dtype=dtype, device=device)
         return Recorder(ANSWERS)
 
     monkeypatch.setattr(p4d.train, "load_exported_student", fake_loader, raising=False)
     result = run_eval(EvalConfig(bench=bench, out=tmp_path / "p.jsonl", model_dir=model_dir, cache=str(store),
-                                 attn="sdpa", frames=2, progress=False))
-    assert seen == {"path": model_dir, "cache": str(store), "attn": "sdpa", "dtype": None}
+                                 attn="sdpa", frames=2, device="cpu", progress=False))
+    assert seen == {"path": model_dir, "cache": str(store), "attn": "sdpa", "dtype": "float32", "device": "cpu"}
     header, _ = read_predictions(result.predictions)
     assert header["preset"] == {"strategy": "4d-concat", "loss": "ld+ed", "time_cue": None, "trainable": None}

@@ -192,3 +192,21 @@ def test_compare_and_steps_from_a_run(run_dir, store_path, tmp_path):
     assert inspect_store(str(store_path), tmp_path / "one.png", clip=1, compare=str(one), frames=[3]).path.exists()
     with pytest.raises(ConfigError, match=r"no checkpoints at steps \[7\]"):
         inspect_store(str(store_path), tmp_path / "s7.png", clip=1, compare=str(run_dir), steps="7")
+
+
+def test_compare_device_and_dtype(run_dir, store, store_path, clip1, tmp_path, monkeypatch):
+    """--dtype reaches the student (bf16 F̂_4D near the fp32 one, not equal); --device cuda without a
+    GPU, or --device without --compare, is a one-line error naming the flag, and writes nothing."""
+    from p4d.inspect import inspect_store
+    from p4d.inspect.compare import open_run
+
+    f32 = open_run(str(run_dir), cache=store.url).predictor()(clip1.frames, clip1.timestamp)
+    bf16 = open_run(str(run_dir), cache=store.url, dtype="bfloat16").predictor()(clip1.frames, clip1.timestamp)
+    scale = np.abs(f32).max()
+    assert not np.array_equal(f32, bf16) and np.abs(bf16 - f32).max() < 0.1 * scale
+    monkeypatch.setattr(__import__("torch").cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^--device cuda: no CUDA device[^\n]*$"):
+        inspect_store(str(store_path), tmp_path / "c.png", clip=1, compare=str(run_dir), device="cuda")
+    with pytest.raises(ConfigError, match=r"^--device: only used with --compare"):
+        inspect_store(str(store_path), tmp_path / "c.png", clip=1, device="cpu")
+    assert not (tmp_path / "c.png").exists()

@@ -85,15 +85,20 @@ def read_exported_config(path: str | os.PathLike) -> StudentConfig:
 def load_exported_student(
     path: str | os.PathLike, *, device: torch.device | str | None = None, attn: str | None = None, dtype: str | None = None
 ):
-    """Rebuild an exported student for inference (no D_4DP, no heads), weights loaded strictly.
-    ``attn`` / ``dtype`` override the recorded choices (e.g. eager for evaluation)."""
+    """Rebuild an exported student for inference (no D_4DP, no heads), weights loaded strictly,
+    built directly on ``device`` (``auto``/None: CUDA when available, else the CPU) in ``dtype``
+    (``auto``/None: bfloat16 on CUDA, float32 on the CPU; :mod:`~p4d.train.model.placement`).
+    ``attn`` overrides the recorded attention (e.g. ``eager`` for evaluation; the recorded
+    ``auto`` picks flash-attention 2 on CUDA when installed, else SDPA)."""
     from p4d.train.model.checkpoint import load_nvila_lite_weights
+    from p4d.train.model.placement import resolve_device, resolve_dtype
     from p4d.train.model.student import build_student
     from p4d.train.model.tokenizer import load_tokenizer
 
     path = Path(path)
     cfg = read_exported_config(path)
-    changes = {k: v for k, v in (("attn", attn), ("dtype", dtype)) if v is not None}
+    device = resolve_device(device)
+    changes = {k: v for k, v in (("attn", attn), ("dtype", resolve_dtype(dtype, device))) if v is not None}
     if changes:
         cfg = cfg.replace(**changes)
     model = build_student(
