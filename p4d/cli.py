@@ -232,13 +232,14 @@ def precompute(
 
 @app.command()
 def bench(
-    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | all"),
+    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | gpu-train | all"),
     size: str = typer.Option("tiny", help="tiny (seconds, CPU) | small | paper (the real L4P shapes; GPU where there is one)."),
     out: Optional[Path] = typer.Option(None, help="Folder for bench.json (with machine info), report.md and PNG plots."),
     teacher_rate: Optional[float] = typer.Option(None, help="precompute only: replace the teacher by a stand-in "
                                                  "taking 1/R s per clip (paper-shaped outputs), R clips/s."),
-    device: str = typer.Option("auto", help="gpu-precompute only: cuda (the l4p teacher in bf16 on one GPU), cpu "
-                                            "(dry run with the tiny teacher) or auto (cuda if there is one, else skipped)."),
+    device: str = typer.Option("auto", help="gpu-precompute / gpu-train only: cuda (the l4p teacher in bf16 / the "
+                                            "2B student under FSDP2 on one GPU), cpu (dry run with the tiny preset) or "
+                                            "auto (cuda if there is one, else skipped)."),
 ) -> None:
     """Benchmarks that print ratios to a baseline measured side by side in the same run."""
     from p4d.bench.harness import format_table

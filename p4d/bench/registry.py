@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, str] = {
     "precompute": "p4d.bench.precompute",
     "train": "p4d.bench.train",
     "gpu-precompute": "p4d.bench.gpu_precompute",
+    "gpu-train": "p4d.bench.gpu_train",
 }
 
 

@@ -7,6 +7,7 @@ from the teacher package.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any
@@ -120,24 +121,30 @@ def needs_heads(cfg: TrainConfig) -> bool:
 
 
 def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | str = "cpu",
-                base: StudentConfig | None = None) -> tuple[nn.Module, dict]:
+                base: StudentConfig | None = None, empty: bool = False) -> tuple[nn.Module, dict]:
     """The student of the recipe on ``device`` with its trainability and precision policy applied
     (:mod:`p4d.train.precision`: fp32 master weights under ``bf16-mixed``); returns (model,
     {part: trainable parameter count}). Random init is seeded by ``--runtime.seed``. ``base``
-    replaces the ``--model.preset`` architecture (benchmarks)."""
+    replaces the ``--model.preset`` architecture (benchmarks). ``empty``: every parameter but the
+    D_m heads' on the meta device, no weights read and nothing moved to ``device`` (the FSDP ranks
+    that receive their shards from rank 0, :mod:`p4d.train.sharding`)."""
     from p4d.train.precision import apply_precision, resolve_precision
+    from p4d.train.sharding import parameters_on_meta
 
     scfg = student_config(cfg, base)
     heads = load_cache_heads(store) if needs_heads(cfg) else None
     torch.manual_seed(cfg.runtime.seed)
-    if cfg.model.init_from:
-        model = load_nvila_lite(cfg.model.init_from, config=None, heads=heads, cache_spec=store.spec,
-                                **_checkpoint_overrides(scfg))
-    else:
-        model = build_student(scfg, heads=heads, cache_spec=store.spec)
+    with parameters_on_meta() if empty else contextlib.nullcontext():
+        if cfg.model.init_from:
+            model = load_nvila_lite(cfg.model.init_from, config=None, heads=heads, cache_spec=store.spec,
+                                    load_weights=not empty, **_checkpoint_overrides(scfg))
+        else:
+            model = build_student(scfg, heads=heads, cache_spec=store.spec)
     counts = apply_trainability(model, cfg.recipe.tune, lora=LoraSettings(r=cfg.lora.r, alpha=cfg.lora.alpha,
                                                                            dropout=cfg.lora.dropout))
     apply_precision(model, resolve_precision(cfg.runtime.precision, device))
+    if empty:
+        return model, counts  # sharding.build_sharded_model places it (and its attention) on the device
     model = model.to(device)
     model.place_attention(device)  # attn auto: flash-attention 2 on CUDA when installed, else sdpa
     return model, counts

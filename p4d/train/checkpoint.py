@@ -12,6 +12,18 @@
         train_state.json       {step, samples, epoch}
         meta.json              resolved config, student architecture, p4d/torch versions, world size, parts
 
+Under ``--runtime.parallel fsdp`` the model and optimizer parts are one sharded
+``torch.distributed.checkpoint`` folder instead (every rank writes its own shards, rank 0 the
+``.metadata`` index last)::
+
+    OUT/checkpoints/step-000100/
+        sharded/               __0_0.distcp, __1_0.distcp, ..., .metadata: {"model": every student
+                               tensor but D_m, "optim": AdamW state}, keyed by parameter name
+        scheduler.json, rng-rank*.safetensors, data.json, train_state.json, meta.json   (as above)
+
+DCP reshards on load: a sharded checkpoint resumes at another world size, and loads into an
+unsharded student (one process, eval, inspect) as well.
+
 Nothing is unpickled without ``weights_only=True``. A folder is written as ``step-K.tmp`` and
 renamed when complete, so a killed run never leaves a half checkpoint that looks complete; the
 newest folder with a ``meta.json`` is what ``--resume RUN_DIR`` continues from.
@@ -25,6 +37,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +59,7 @@ LR_SCHEDULER = "scheduler.json"
 DATALOADER = "data.json"
 TRAIN_STATE = "train_state.json"
 META = "meta.json"
+SHARDED = "sharded"
 RNG = "rng-rank{rank:05d}.safetensors"
 STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -86,9 +100,10 @@ def model_tensors(model: nn.Module, lora: bool) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(out: str | Path, *, step: int, model: nn.Module, optimizer, scheduler, sampler_state: dict,
                     train_state: dict, meta: dict, lora: bool, rank: int = 0, is_main: bool = True,
-                    keep: int = 0, barrier: Callable[[], None] = lambda: None) -> Path:
-    """Write the checkpoint of ``step``: every rank its RNG file, rank 0 the rest. Every rank
-    calls it (``barrier`` synchronises them: folder made → RNG files written → folder renamed)."""
+                    keep: int = 0, barrier: Callable[[], None] = lambda: None, sharded: bool = False) -> Path:
+    """Write the checkpoint of ``step``: every rank its RNG file (and, ``sharded``, its shards of
+    the model and optimizer), rank 0 the rest. Every rank calls it (``barrier`` synchronises them:
+    folder made → RNG files and shards written → folder renamed)."""
     final = step_dir(out, step)
     tmp = final.with_name(final.name + ".tmp")
     if is_main:
@@ -97,12 +112,15 @@ def save_checkpoint(out: str | Path, *, step: int, model: nn.Module, optimizer, 
         tmp.mkdir(parents=True)
     barrier()
     _save_rng(tmp / RNG.format(rank=rank))
+    if sharded:
+        _save_sharded(tmp / SHARDED, model, optimizer)
     barrier()
     if is_main:
-        unique, aliases = _unique_tensors(model_tensors(model, lora))
-        safetensors.torch.save_file(unique, str(tmp / (ADAPTER if lora else MODEL)),
-                                    metadata={"aliases": json.dumps(aliases)})
-        torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
+        if not sharded:
+            unique, aliases = _unique_tensors(model_tensors(model, lora))
+            safetensors.torch.save_file(unique, str(tmp / (ADAPTER if lora else MODEL)),
+                                        metadata={"aliases": json.dumps(aliases)})
+            torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
         (tmp / LR_SCHEDULER).write_text(json.dumps(_jsonable(scheduler.state_dict())))
         (tmp / DATALOADER).write_text(json.dumps(sampler_state))
         (tmp / TRAIN_STATE).write_text(json.dumps(train_state))
@@ -182,9 +200,62 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{file}: not a readable checkpoint meta file ({exc})") from None
 
 
+def is_sharded_checkpoint(folder: str | Path) -> bool:
+    return (Path(folder) / SHARDED).is_dir()
+
+
+def _sharded_state(model: nn.Module, optimizer=None) -> dict[str, Any]:
+    """{"model": every tensor but D_m's, "optim": the optimizer's} keyed by parameter name, for DCP
+    (DTensor shards of a sharded student, whole tensors of a plain one)."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+
+    if optimizer is None:
+        model_state, optim_state = get_model_state_dict(model), None
+    else:
+        model_state, optim_state = get_state_dict(model, optimizer)
+    state = {"model": {k: v for k, v in model_state.items() if not k.startswith("heads.")}}
+    if optim_state is not None:
+        state["optim"] = optim_state
+    return state
+
+
+def _save_sharded(folder: Path, model: nn.Module, optimizer) -> None:
+    import torch.distributed.checkpoint as dcp
+
+    dcp.save(_sharded_state(model, optimizer), checkpoint_id=str(folder))
+
+
+def _load_sharded(folder: Path, model: nn.Module, optimizer=None) -> None:
+    """Load a sharded checkpoint's model (and optimizer) part into ``model`` (sharded or not; any
+    world size: DCP reads each rank's slices)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_state_dict
+
+    folder = folder / SHARDED
+    state = _sharded_state(model, optimizer)
+    try:
+        with warnings.catch_warnings():  # one process without a process group is a supported DCP load
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+            dcp.load(state, checkpoint_id=str(folder))
+    except (Exception, CheckpointException) as exc:  # noqa: BLE001 - CheckpointException is a BaseException
+        root = [line for line in str(exc).splitlines() if line.strip()][-1:] or [type(exc).__name__]
+        raise CheckpointError(f"{folder}: not a readable sharded checkpoint for this student ({root[0].strip()})") \
+            from None
+    options = StateDictOptions(strict=False)  # D_m is not in the checkpoint: it comes from the cache
+    if optimizer is None:
+        set_model_state_dict(model, state["model"], options=options)
+    else:
+        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
+                       options=options)
+
+
 def load_model_state(folder: str | Path, model: nn.Module, lora: bool) -> None:
     """Load the model part of a checkpoint into a freshly built student (same recipe), strictly."""
     folder = Path(folder)
+    if is_sharded_checkpoint(folder):
+        _load_sharded(folder, model)
+        return
     file = folder / (ADAPTER if lora else MODEL)
     if not file.is_file():
         raise CheckpointError(f"{file}: missing; the checkpoint was written by a {'full' if lora else 'LoRA'} "
@@ -207,14 +278,21 @@ def load_model_state(folder: str | Path, model: nn.Module, lora: bool) -> None:
             target.copy_(source.to(target.dtype))
 
 
-def load_training_state(folder: str | Path, *, optimizer, scheduler, rank: int, device: torch.device) -> dict:
-    """Restore optimizer, scheduler and this rank's RNG; return {"data": ..., "train": ...}."""
+def load_training_state(folder: str | Path, *, optimizer, scheduler, rank: int, device: torch.device,
+                        model: nn.Module | None = None) -> dict:
+    """Restore optimizer, scheduler and this rank's RNG; return {"data": ..., "train": ...}.
+    A sharded checkpoint restores model and optimizer together (``model`` needed)."""
     folder = Path(folder)
-    try:
-        opt_state = torch.load(folder / OPTIMIZER, map_location=device, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for a bad file
-        raise CheckpointError(f"{folder / OPTIMIZER}: unreadable optimizer state ({exc})") from None
-    optimizer.load_state_dict(opt_state)
+    if is_sharded_checkpoint(folder):
+        if model is None:
+            raise ValueError("load_training_state: a sharded checkpoint needs the model")
+        _load_sharded(folder, model, optimizer)
+    else:
+        try:
+            opt_state = torch.load(folder / OPTIMIZER, map_location=device, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises several types for a bad file
+            raise CheckpointError(f"{folder / OPTIMIZER}: unreadable optimizer state ({exc})") from None
+        optimizer.load_state_dict(opt_state)
     sched = json.loads((folder / LR_SCHEDULER).read_text())
     sched.pop("lr_lambdas", None)
     scheduler.load_state_dict({**scheduler.state_dict(), **sched})

@@ -46,7 +46,8 @@ TRAINABILITY = ("tune-all", "tune-v", "tune-p", "tune-llm", "tune-llm-lora", "tu
 DEVICES = ("auto", "cpu", "cuda")
 #: --runtime.precision (p4d.train.precision documents each policy); "bf16" is read as "bf16-mixed".
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16-pure")
-PARALLEL = ("auto", "ddp", "fsdp")
+#: --runtime.parallel (p4d.train.sharding documents each choice).
+PARALLEL = ("auto", "none", "ddp", "fsdp")
 LOSS_TERMS = ("ld", "depth", "flow", "motion", "camray")
 
 
@@ -145,6 +146,7 @@ class RuntimeConfig:
     seed: int = 0
     device: str = "auto"                 # auto | cpu | cuda
     precision: str = "auto"              # auto (bf16-mixed on CUDA, fp32 on CPU) | fp32 | bf16-mixed | bf16-pure
+    parallel: str = "auto"               # auto (fsdp for full-LLM tunes on >1 process, else ddp; none for 1) | none | ddp | fsdp
     backend: str | None = None           # process-group backend (default: nccl on CUDA, gloo on CPU)
     dump_grads_at: int | None = None     # debug: write OUT/grads-step-K.safetensors after step K's backward
 
@@ -232,6 +234,10 @@ class TrainConfig:
         if self.runtime.precision == "bf16":
             self.runtime.precision = "bf16-mixed"
         _choice("runtime.precision", self.runtime.precision, PRECISIONS)
+        _choice("runtime.parallel", self.runtime.parallel, PARALLEL)
+        if self.runtime.parallel == "fsdp" and r.tune.endswith("-lora"):
+            raise ConfigError(f"--runtime.parallel fsdp: --recipe.tune {r.tune} trains LoRA adapters, which DDP trains "
+                              "(FSDP2 shards full-weight recipes); pass --runtime.parallel ddp or auto")
         for flag, value, low in (
             ("data.batch-size", self.data.batch_size, 1), ("data.num-workers", self.data.num_workers, 0),
             ("data.prefetch-factor", self.data.prefetch_factor, 1), ("optim.grad-accum", self.optim.grad_accum, 1),

@@ -4,7 +4,7 @@ Run it::
 
     p4d train --data convs.jsonl --cache cache.zarr --out runs/p4d              # one process
     p4d train --config recipe.yaml --out runs/p4d --optim.lr-llm 1e-5         # YAML + flag overrides
-    torchrun --nproc-per-node 8 -m p4d.train --config recipe.yaml --out runs/p4d   # DDP (nccl on GPU)
+    torchrun --nproc-per-node 8 -m p4d.train --config recipe.yaml --out runs/p4d   # FSDP2 or DDP (nccl on GPU)
     p4d train --resume runs/p4d                                               # continue exactly
 
 :func:`main` reads top to bottom: config and cache checks (before any process group) → process
@@ -33,13 +33,14 @@ from p4d.train import checkpoint as ckpt
 from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
-from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across
+from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across, world_size
 from p4d.train.export import export_trained
 from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
 from p4d.train.precision import autocast, resolve_precision
 from p4d.train.recipes import resolve_run_length
+from p4d.train.sharding import build_sharded_model, full_tensor, gather_student, is_sharded, resolve_parallel
 
 log = logging.getLogger(__name__)
 
@@ -88,25 +89,27 @@ def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, c
     """One optimizer step over ``grad_accum`` micro-batches; returns the step's mean loss terms."""
     model.train()
     sums: dict[str, float] = {}
-    for k, batch in enumerate(batches):
-        sync = k == len(batches) - 1 or dist.backend is None
+    for k, batch in enumerate(batches):  # DDP skips the all-reduce but on the last; FSDP reduce-scatters each
+        sync = k == len(batches) - 1 or not hasattr(model, "no_sync")
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast(cfg.runtime.precision, dist.device):
             out = forward_batch(model, batch, dist.device)
         (out["loss"] / len(batches)).backward()
         sums["loss"] = sums.get("loss", 0.0) + float(out["loss"].detach())
         for name, value in out["losses"].items():
             sums[name] = sums.get(name, 0.0) + float(value.detach())
-    if dump_grads is not None and dist.is_main:
+    if dump_grads is not None and (dist.is_main or is_sharded(model)):
         import safetensors.torch
 
         inner = model.module if hasattr(model, "module") else model
-        grads = {n: p.grad.detach().cpu().contiguous() for n, p in inner.named_parameters() if p.grad is not None}
-        safetensors.torch.save_file(grads, str(dump_grads))
+        grads = {n: full_tensor(p.grad.detach()).cpu().contiguous() for n, p in inner.named_parameters()
+                 if p.grad is not None}  # sharded: every rank gathers
+        if dist.is_main:
+            safetensors.torch.save_file(grads, str(dump_grads))
     terms = {k: v / len(batches) for k, v in sums.items()}
     terms.update({f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups})  # the lrs this step used
     if cfg.optim.grad_clip > 0:
         params = [p for p in model.parameters() if p.grad is not None]
-        terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+        terms["grad_norm"] = float(full_tensor(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)))
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -150,6 +153,8 @@ def main(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) one training run as configured."""
     # --- config and cache: every fail-fast fires here, before any process group --------------
     cfg.validate()
+    cfg.runtime.parallel = resolve_parallel(cfg.runtime.parallel, cfg.recipe.tune, world_size())  # recorded resolved
+    fsdp = cfg.runtime.parallel == "fsdp"
     out = Path(cfg.out)
     store = open_store(cfg.data.cache)
     check_store(cfg, store)
@@ -166,9 +171,13 @@ def main(cfg: TrainConfig) -> TrainResult:
             meta = ckpt.read_meta(resume_from)
             check_resumable(cfg, meta)
             check_same_cache(cfg, meta, store, resume_from)
+            if fsdp and not ckpt.is_sharded_checkpoint(resume_from):
+                raise CheckpointError(
+                    f"--resume {resume_from}: written by a {meta_parallel(meta)} run (whole safetensors); resume it "
+                    "with --runtime.parallel ddp (or none for one process)")
 
     # --- engine & topology ---------------------------------------------------------------------
-    dist = init_distributed(cfg.runtime.device, cfg.runtime.backend)
+    dist = init_distributed(cfg.runtime.device, cfg.runtime.backend, group=fsdp)
     cfg.runtime.precision = resolve_precision(cfg.runtime.precision, dist.device)  # config.yaml records the policy
     runlog = None
     try:
@@ -190,7 +199,10 @@ def main(cfg: TrainConfig) -> TrainResult:
             log.info("run length: %s", ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in resolved.items()))
 
         # --- student, optimizer, schedule -------------------------------------------------------
-        model, counts = build_model(cfg, store, device=dist.device)
+        if fsdp:  # sharded before the optimizer sees its parameters
+            model, counts = build_sharded_model(cfg, store, dist)
+        else:
+            model, counts = build_model(cfg, store, device=dist.device)
         lora = cfg.recipe.tune.endswith("-lora")
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg)
@@ -207,19 +219,20 @@ def main(cfg: TrainConfig) -> TrainResult:
         if resume_from is not None:
             ckpt.load_model_state(resume_from, model, lora)
             state = ckpt.load_training_state(resume_from, optimizer=optimizer, scheduler=scheduler, rank=dist.rank,
-                                             device=dist.device)
+                                             device=dist.device, model=model)
             sampler.load_state_dict(state["data"])
             step, seen = int(state["train"]["step"]), int(state["train"]["samples"])
             log.info("resumed from %s at step %d (epoch %d, batch %d)", resume_from, step, sampler.epoch,
                      sampler.start)
         wrapped = model
-        if dist.backend is not None:
+        if cfg.runtime.parallel == "ddp" and dist.backend is not None:
             ids = [dist.device.index] if dist.device.type == "cuda" else None
             wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
         loader = make_loader(dataset, sampler, pad_id=model.ids.pad, num_workers=cfg.data.num_workers,
                              pin_memory=dist.device.type == "cuda", prefetch_factor=cfg.data.prefetch_factor)
         stream = BatchStream(loader, sampler)
         meta = {"config": cfg.to_dict(), "student": model.cfg.to_dict(), "world_size": dist.world_size,
+                "parallel": cfg.runtime.parallel,
                 "trainable": counts, "cache": {"url": store.url, "schema_version": store.attrs.get("schema_version"),
                                                "teacher": store.spec.teacher.get("preset"),
                                                "teacher_hash": store.spec.teacher.get("weights_hash")}}
@@ -265,26 +278,33 @@ def main(cfg: TrainConfig) -> TrainResult:
                         sampler_state=stream.state_dict(), train_state={"step": step, "samples": seen,
                                                                          "epoch": sampler.epoch},
                         meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
-                        barrier=lambda: barrier(dist))
+                        barrier=lambda: barrier(dist), sharded=fsdp)
         except KeyboardInterrupt:
             if done["step"] > 0 and saved != ckpt.step_dir(out, done["step"]):
                 saved = ckpt.save_checkpoint(
                     out, step=done["step"], model=model, optimizer=optimizer, scheduler=scheduler,
                     sampler_state=done["position"], train_state={k: done[k] for k in ("step", "samples", "epoch")},
                     meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
-                    barrier=lambda: barrier(dist))
+                    barrier=lambda: barrier(dist), sharded=fsdp)
             raise TrainInterrupted(out, done["step"], saved) from None
 
         # --- export -----------------------------------------------------------------------------
         exported = None
-        if cfg.checkpoint.export and dist.is_main:
-            exported = export_trained(model, out / "export", cfg.preset_record, lora=lora)
+        if cfg.checkpoint.export:
+            plain = gather_student(model, dist.is_main) if fsdp else model  # sharded: every rank gathers
+            if dist.is_main:
+                exported = export_trained(plain, out / "export", cfg.preset_record, lora=lora)
         barrier(dist)
         return TrainResult(out=out, steps=step, last=last, checkpoint=saved, export=exported, data=report.to_dict())
     finally:
         if runlog is not None:
             runlog.close()
         close_distributed(dist)
+
+
+def meta_parallel(meta: dict[str, Any]) -> str:
+    """The parallelism a checkpoint's run recorded (older checkpoints: ddp or none by world size)."""
+    return meta.get("parallel") or ("ddp" if meta.get("world_size", 1) > 1 else "none")
 
 
 def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
@@ -297,10 +317,15 @@ def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
             if before != value:
                 raise CheckpointError(f"--{section}.{key.replace('_', '-')}: the checkpoint was trained with {before!r}, "
                                       f"this run asks for {value!r}; resume with the same setting")
-    for key in ("batch_size",):
-        if saved.get("data", {}).get(key) != now["data"][key]:
-            raise CheckpointError(f"--data.{key.replace('_', '-')}: the checkpoint used {saved['data'].get(key)!r}, "
-                                  f"this run {now['data'][key]!r}; the data position would not line up")
+    # the global batch (per process × processes) must stay; another world size resumes with the
+    # per-process batch that keeps it (DCP reshards a sharded checkpoint to the new world size)
+    before, world = saved.get("data", {}).get("batch_size"), int(meta.get("world_size", 1))
+    now_world = world_size()
+    if before is None or before * world != cfg.data.batch_size * now_world:
+        raise CheckpointError(
+            f"--data.batch-size: the checkpoint used {before!r} per process × {world} processes, this run "
+            f"{cfg.data.batch_size} × {now_world}; the data position would not line up. Resume with a global batch "
+            f"of {before * world if before else '?'} clips")
 
 
 def check_same_cache(cfg: TrainConfig, meta: dict[str, Any], store, checkpoint: Path) -> None:

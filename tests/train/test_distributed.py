@@ -19,7 +19,7 @@ def test_two_gloo_processes_match_one_process_with_the_doubled_batch(train_cache
               "--runtime.dump-grads-at", "1", "--checkpoint.export", "false", "--log.progress", "false",
               "--log.tensorboard", "false", "--recipe.loss", "ld+d"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "p4d.train", "--out", str(tmp_path / "ddp"), "--batch-size", "1", *common]
+           "-m", "p4d.train", "--out", str(tmp_path / "ddp"), "--batch-size", "1", "--runtime.parallel", "ddp", *common]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

@@ -191,11 +191,13 @@ def load_nvila_lite(
     f4d_shape=None,
     training_modules: bool = True,
     device: torch.device | str | None = None,
+    load_weights: bool = True,
     **overrides: Any,
 ):
     """Build a student from an NVILA-Lite directory: config from its JSON files (or ``config``),
-    tokenizer from ``llm/``, weights loaded strictly. D_4DP (and 4d-pe's encoding) start from
-    their init; ``heads`` are attached frozen."""
+    tokenizer from ``llm/``, weights loaded strictly (``load_weights=False``: left unread, for a
+    build whose weights arrive otherwise). D_4DP (and 4d-pe's encoding) start from their init;
+    ``heads`` are attached frozen."""
     from p4d.train.model.student import build_student
     from p4d.train.model.tokenizer import load_tokenizer
 
@@ -212,5 +214,6 @@ def load_nvila_lite(
         device=device,
         init_weights=False,
     )
-    load_nvila_lite_weights(model, path)
+    if load_weights:
+        load_nvila_lite_weights(model, path)
     return model
