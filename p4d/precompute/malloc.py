@@ -12,6 +12,12 @@ the number of videos) instead of returning it to the OS after each clip. The pri
 two threads encoding paper-shape clips, with dask's setting, 360 ms of system time per clip and a
 peak RSS of 884 MiB untuned; 52 ms and 1469 MiB tuned (1 GiB thresholds: 47 ms, 1528 MiB).
 ``$P4D_MALLOC_TUNE=0`` leaves malloc alone; so does a libc without ``mallopt`` (not glibc).
+
+Precompute tunes dask worker processes only (and ``p4d bench precompute`` its stage-cost process,
+to measure what the workers do): with reused memory, libx264 (``p4d.video.write_synthetic_video``)
+no longer encodes bit-identically run to run (it reads memory it did not initialise, which fresh
+mmap pages used to zero), so a process that writes test videos must not be tuned. PyAV decoding
+stays bit-identical under the tuning (checked on the 720p bench videos).
 """
 
 from __future__ import annotations
