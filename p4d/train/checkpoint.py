@@ -22,7 +22,8 @@ Under ``--runtime.parallel fsdp`` the model and optimizer parts are one sharded
         scheduler.json, rng-rank*.safetensors, data.json, train_state.json, meta.json   (as above)
 
 DCP reshards on load: a sharded checkpoint resumes at another world size, and loads into an
-unsharded student (one process, eval, inspect) as well.
+unsharded student (one process, eval, inspect) as well. A whole checkpoint resumes into a sharded
+student the other way round: rank 0 reads it and broadcasts, each rank keeps its shards.
 
 Nothing is unpickled without ``weights_only=True``. A folder is written as ``step-K.tmp`` and
 renamed when complete, so a killed run never leaves a half checkpoint that looks complete; the
@@ -250,11 +251,37 @@ def _load_sharded(folder: Path, model: nn.Module, optimizer=None) -> None:
                        options=options)
 
 
+def _sharded_student(model: nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def _broadcast_options():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
+
+
+def _is_rank0() -> bool:
+    import torch.distributed as dist
+
+    return dist.get_rank() == 0
+
+
 def load_model_state(folder: str | Path, model: nn.Module, lora: bool) -> None:
-    """Load the model part of a checkpoint into a freshly built student (same recipe), strictly."""
+    """Load the model part of a checkpoint into a freshly built student (same recipe), strictly.
+    Whole (safetensors) weights into a sharded student: rank 0 reads them and broadcasts, each rank
+    keeps its shards."""
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
     folder = Path(folder)
     if is_sharded_checkpoint(folder):
         _load_sharded(folder, model)
+        return
+    sharded = _sharded_student(model)
+    if sharded and not _is_rank0():
+        set_model_state_dict(model, {}, options=_broadcast_options())
         return
     file = folder / (ADAPTER if lora else MODEL)
     if not file.is_file():
@@ -269,13 +296,41 @@ def load_model_state(folder: str | Path, model: nn.Module, lora: bool) -> None:
     if missing or unexpected:
         raise CheckpointError(f"{file}: keys do not match the student: missing {missing[:6]}, "
                               f"unexpected {unexpected[:6]}")
+    full = {}
     with torch.no_grad():
         for name, target in want.items():
             source = state[aliases.get(name, name)]
             if source.shape != target.shape:
                 raise CheckpointError(f"{file}: {name} has shape {tuple(source.shape)}, the student expects "
                                       f"{tuple(target.shape)}")
-            target.copy_(source.to(target.dtype))
+            if sharded:
+                full[name] = source.to(target.dtype)
+            else:
+                target.copy_(source.to(target.dtype))
+    if sharded:
+        set_model_state_dict(model, full, options=_broadcast_options())
+
+
+def _whole_optimizer_into_sharded(file: Path, model: nn.Module, optimizer) -> None:
+    """An ``optimizer.pt`` of an unsharded run (state keyed by parameter index) into the optimizer of
+    a sharded student: rank 0 reads it and keys it by parameter name (the same recipe builds the
+    same groups in the same order), then broadcasts; each rank keeps its shards."""
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    named = {}
+    if _is_rank0():
+        try:
+            saved = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises several types for a bad file
+            raise CheckpointError(f"{file}: unreadable optimizer state ({exc})") from None
+        by_id = {id(p): n for n, p in model.named_parameters()}
+        names = [by_id[id(p)] for g in optimizer.param_groups for p in g["params"]]
+        if [len(g["params"]) for g in saved["param_groups"]] != [len(g["params"]) for g in optimizer.param_groups]:
+            raise CheckpointError(f"{file}: optimizer groups of {[len(g['params']) for g in saved['param_groups']]} "
+                                  f"parameters, this student's {[len(g['params']) for g in optimizer.param_groups]}")
+        named = {"state": {names[int(i)]: v for i, v in saved["state"].items()},
+                 "param_groups": [{**g, "params": [names[int(i)] for i in g["params"]]} for g in saved["param_groups"]]}
+    set_optimizer_state_dict(model, optimizer, named, options=_broadcast_options())
 
 
 def load_training_state(folder: str | Path, *, optimizer, scheduler, rank: int, device: torch.device,
@@ -287,6 +342,8 @@ def load_training_state(folder: str | Path, *, optimizer, scheduler, rank: int, 
         if model is None:
             raise ValueError("load_training_state: a sharded checkpoint needs the model")
         _load_sharded(folder, model, optimizer)
+    elif model is not None and _sharded_student(model):
+        _whole_optimizer_into_sharded(folder / OPTIMIZER, model, optimizer)
     else:
         try:
             opt_state = torch.load(folder / OPTIMIZER, map_location=device, weights_only=True)

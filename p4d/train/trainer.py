@@ -171,10 +171,6 @@ def main(cfg: TrainConfig) -> TrainResult:
             meta = ckpt.read_meta(resume_from)
             check_resumable(cfg, meta)
             check_same_cache(cfg, meta, store, resume_from)
-            if fsdp and not ckpt.is_sharded_checkpoint(resume_from):
-                raise CheckpointError(
-                    f"--resume {resume_from}: written by a {meta_parallel(meta)} run (whole safetensors); resume it "
-                    "with --runtime.parallel ddp (or none for one process)")
 
     # --- engine & topology ---------------------------------------------------------------------
     dist = init_distributed(cfg.runtime.device, cfg.runtime.backend, group=fsdp)
@@ -300,11 +296,6 @@ def main(cfg: TrainConfig) -> TrainResult:
         if runlog is not None:
             runlog.close()
         close_distributed(dist)
-
-
-def meta_parallel(meta: dict[str, Any]) -> str:
-    """The parallelism a checkpoint's run recorded (older checkpoints: ddp or none by world size)."""
-    return meta.get("parallel") or ("ddp" if meta.get("world_size", 1) > 1 else "none")
 
 
 def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:

@@ -256,3 +256,48 @@ def test_kill_9_and_resume_matches_an_uninterrupted_run_also_at_another_world_si
     for name in ("resumed", "one"):
         worst = max(float((final[name][k] - final["straight"][k]).detach().abs().max()) for k in final["straight"])
         assert worst <= (0.0 if name == "resumed" else WEIGHT_ATOL), (name, worst)
+
+
+@pytest.mark.slow
+def test_a_one_process_checkpoint_resumes_sharded_on_two_processes(train_cache, conversations, tmp_path):
+    """Whole safetensors + optimizer.pt (one process, batch 2) → FSDP on 2 ranks (batch 1 each):
+    rank 0 reads and broadcasts, and the run continues as the uninterrupted one process."""
+    import shutil
+
+    steps = 4
+    one = tmp_path / "one"
+    main(small_config(train_cache, one, optim={"max_steps": steps, "warmup_steps": 1}, data={"batch_size": 2},
+                      recipe={"loss": "ld+d"}, checkpoint={"every": 2}))
+    run = tmp_path / "run"
+    shutil.copytree(one, run)
+    shutil.rmtree(ckpt.step_dir(run, steps))                  # as if stopped after step 2's checkpoint
+    assert not ckpt.is_sharded_checkpoint(ckpt.step_dir(run, 2))
+    torchrun(2, ["--resume", str(run), "--batch-size", "1", "--runtime.parallel", "fsdp"])
+
+    reference, records = read_log(one), read_log(run)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    for a, b in zip(records[2:], reference[2:]):
+        for term in ("loss", "sft", "ld", "depth", "grad_norm"):
+            assert a[term] == pytest.approx(b[term], rel=LOSS_RTOL), (a["step"], term)
+    assert ckpt.is_sharded_checkpoint(ckpt.step_dir(run, steps))   # it goes on sharded
+    a = dict(ckpt.load_checkpoint_model(ckpt.step_dir(run, steps))[0].named_parameters())
+    b = dict(ckpt.load_checkpoint_model(ckpt.step_dir(one, steps))[0].named_parameters())
+    assert max(float((a[k] - b[k]).detach().abs().max()) for k in b) <= WEIGHT_ATOL
+
+
+def test_fsdp_gradient_accumulation_gives_the_one_process_gradient(train_cache, conversations, tmp_path):
+    """2 ranks × batch 1 × 2 micro-batches (a reduce-scatter per micro-batch) = 1 process × batch 2 ×
+    2 micro-batches: the same 4 clips, the same step-1 gradient (gathered from the shards)."""
+    import safetensors.torch
+
+    flags = [*common_flags(train_cache, conversations, 1), "--optim.grad-accum", "2", "--runtime.dump-grads-at", "1",
+             "--checkpoint.export", "false"]
+    torchrun(2, ["--out", str(tmp_path / "fsdp"), "--batch-size", "1", "--runtime.parallel", "fsdp", *flags])
+    main(small_config(train_cache, tmp_path / "one", optim={"max_steps": 1, "grad_accum": 2, "warmup_steps": 1},
+                      data={"batch_size": 2}, recipe={"loss": "ld+d"}, runtime={"dump_grads_at": 1}))
+    sharded = safetensors.torch.load_file(str(tmp_path / "fsdp" / "grads-step-1.safetensors"))
+    one = safetensors.torch.load_file(str(tmp_path / "one" / "grads-step-1.safetensors"))
+    assert set(sharded) == set(one) and any(k.startswith("llm.model.layers.") for k in one)
+    for name in one:
+        torch.testing.assert_close(sharded[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert sum(float(g.abs().sum()) for g in one.values()) > 0
