@@ -175,7 +175,8 @@ def run_stand_in(size: str, preset: str, *, teacher_rate: float | None = None, r
                 result.rows.append(Row(f"{policy}: pipeline vs stand-in rate R={rate:.2f}, {workers} worker(s), "
                                        f"{copies * n} videos", "clips/s", got, rate, goal=Goal(">=", 0.9),
                                        extra={"clips": report.clips_done, "wall_s": report.wall_s,
-                                              "peak_rss_mib": report.worker_peak_rss_mib}))
+                                              "peak_rss_mib": report.worker_peak_rss_mib,
+                                              "load_1min": os.getloadavg()[0]}))
             if top:  # memory flat in the number of videos: the same job on a quarter of them
                 _, small = pipeline(videos, preset, policy, rate, 1, Path(tmp), 1)
                 big = runs[(1, 4)]
@@ -188,6 +189,8 @@ def run_stand_in(size: str, preset: str, *, teacher_rate: float | None = None, r
                         "malloc tuned as in the workers, p4d.precompute.malloc); "
                         "encode = finite checks + the torch dpcm encoder and codec self-check on CPU + maps to float16; write = "
                         "write_shard of one shard (zstd/blosc + files)")
+    result.notes.append("load_1min: the machine's 1-minute load average as each job ended (2 cores; above 2, other "
+                        "processes took CPU from the job: its clips/s is then a floor, not the pipeline's capacity)")
     result.notes.append("videos are synthetic scenes (textures + moving objects) encoded by x264 crf 18; real "
                         "footage decodes at a similar per-pixel cost but its bitrate may differ")
     return result

@@ -9,8 +9,9 @@ loaded once per worker process) and one shard.
 * Decoding runs ahead of the forward in a per-process pool of threads (PyAV releases the GIL),
   ``$P4D_DECODE_THREADS`` or the worker's torch thread share: one task per video of the shard,
   each decoding that video once for all its clips in the shard, at most ``2 x batch`` clips ahead.
-* glibc malloc keeps freed large buffers for reuse (:mod:`p4d.precompute.malloc`), so the
-  encode's per-clip temporaries are not page-faulted in again for every clip.
+* In a dask worker process, glibc malloc keeps freed large buffers for reuse
+  (:mod:`p4d.precompute.malloc`), so the encode's per-clip temporaries are not page-faulted in
+  again for every clip.
 * The forward runs under a per-process lock (the teacher is never run by two threads at once);
   its outputs stay on the device, where F_4D is encoded (:mod:`p4d.precompute.encode`) and the
   maps cast to float16, so only int8 + scales + float16 maps cross to the host.
@@ -127,7 +128,8 @@ def get_teacher(job: TeacherJob):
     """(teacher, forward lock, placement) for this process, built on first use and kept for later tasks."""
     place = worker_placement(job)
     key = (job.preset, job.weights, job.seed, place.device, job.stand_in_rate)
-    tune_malloc()  # once per process: the encode's large buffers reused, not page-faulted in per clip
+    if _in_dask_worker():
+        tune_malloc()  # once per worker process: the encode's large buffers reused, not page-faulted in per clip
     with _LOCK:
         if key not in _TEACHERS:
             from p4d.teacher import build_teacher
@@ -142,6 +144,17 @@ def get_teacher(job: TeacherJob):
             log.info("loaded teacher %s (taps %s) on %s (%s, %s)", job.preset.name, list(job.preset.taps),
                      place.device, place.gpu, place.dtype)
         return (*_TEACHERS[key], place)
+
+
+def _in_dask_worker() -> bool:
+    """Whether this thread runs a dask task (malloc is tuned there only: :mod:`p4d.precompute.malloc`)."""
+    try:
+        from distributed import get_worker
+
+        get_worker()
+        return True
+    except (ImportError, ValueError):
+        return False
 
 
 def teacher_identity(job: TeacherJob) -> dict:

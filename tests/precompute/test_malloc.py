@@ -36,3 +36,28 @@ def test_tuned_malloc_reuses_large_buffers_and_can_be_turned_off():
     # untuned, each of the 8 buffers is mmap-ed afresh and faulted in (>= 1 fault each, 12k with 4 KiB pages)
     assert plain["faults"] >= 8
     assert tuned["faults"] * 10 < plain["faults"], (tuned, plain)
+
+
+def test_only_dask_worker_processes_are_tuned():
+    """In-process callers (tests, tools writing videos with libx264) keep glibc's defaults."""
+    from distributed import Client, LocalCluster
+
+    from p4d.precompute import malloc
+    from p4d.precompute.worker import TeacherJob, get_teacher, teacher_identity
+    from p4d.teacher.presets import get_preset
+
+    job = TeacherJob(preset=get_preset("tiny"), weights=None, seed=0, device="cpu", dtype="fp32", batch_size=1,
+                     max_pixels=None)
+    get_teacher(job)
+    assert malloc._STATE == []
+
+    def state():
+        from p4d.precompute import malloc
+
+        return list(malloc._STATE)
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) \
+            as cluster, Client(cluster) as client:
+        assert list(client.run(state).values()) == [[]]
+        client.submit(teacher_identity, job, pure=False).result()
+        assert list(client.run(state).values()) == [[True]]
