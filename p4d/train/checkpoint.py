@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from p4d.errors import CheckpointError
+from p4d.train.sharding import is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -205,36 +206,37 @@ def is_sharded_checkpoint(folder: str | Path) -> bool:
     return (Path(folder) / SHARDED).is_dir()
 
 
-def _sharded_state(model: nn.Module, optimizer=None) -> dict[str, Any]:
-    """{"model": every tensor but D_m's, "optim": the optimizer's} keyed by parameter name, for DCP
-    (DTensor shards of a sharded student, whole tensors of a plain one)."""
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+def _model_part(model: nn.Module) -> dict[str, Any]:
+    """Every tensor of the student but D_m's (it comes from the cache), keyed by name: DTensor
+    shards of a sharded student, whole tensors of a plain one."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-    if optimizer is None:
-        model_state, optim_state = get_model_state_dict(model), None
-    else:
-        model_state, optim_state = get_state_dict(model, optimizer)
-    state = {"model": {k: v for k, v in model_state.items() if not k.startswith("heads.")}}
-    if optim_state is not None:
-        state["optim"] = optim_state
-    return state
+    return {k: v for k, v in get_model_state_dict(model).items() if not k.startswith("heads.")}
+
+
+def _optim_part(model: nn.Module, optimizer) -> dict[str, Any]:
+    """The optimizer's state keyed by parameter name (sharded like the parameters)."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer)
 
 
 def _save_sharded(folder: Path, model: nn.Module, optimizer) -> None:
     import torch.distributed.checkpoint as dcp
 
-    dcp.save(_sharded_state(model, optimizer), checkpoint_id=str(folder))
+    dcp.save({"model": _model_part(model), "optim": _optim_part(model, optimizer)}, checkpoint_id=str(folder))
 
 
 def _load_sharded(folder: Path, model: nn.Module, optimizer=None) -> None:
-    """Load a sharded checkpoint's model (and optimizer) part into ``model`` (sharded or not; any
-    world size: DCP reads each rank's slices)."""
+    """Load a sharded checkpoint's model part into ``model`` or, given ``optimizer``, its optimizer
+    part into ``optimizer`` (``model`` sharded or not; any world size: DCP reads each rank's slices)."""
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.api import CheckpointException
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, \
+        set_optimizer_state_dict
 
     folder = folder / SHARDED
-    state = _sharded_state(model, optimizer)
+    state = {"model": _model_part(model)} if optimizer is None else {"optim": _optim_part(model, optimizer)}
     try:
         with warnings.catch_warnings():  # one process without a process group is a supported DCP load
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
@@ -243,18 +245,10 @@ def _load_sharded(folder: Path, model: nn.Module, optimizer=None) -> None:
         root = [line for line in str(exc).splitlines() if line.strip()][-1:] or [type(exc).__name__]
         raise CheckpointError(f"{folder}: not a readable sharded checkpoint for this student ({root[0].strip()})") \
             from None
-    options = StateDictOptions(strict=False)  # D_m is not in the checkpoint: it comes from the cache
-    if optimizer is None:
-        set_model_state_dict(model, state["model"], options=options)
+    if optimizer is None:  # strict=False: D_m is not in the checkpoint, it comes from the cache
+        set_model_state_dict(model, state["model"], options=StateDictOptions(strict=False))
     else:
-        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"],
-                       options=options)
-
-
-def _sharded_student(model: nn.Module) -> bool:
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
+        set_optimizer_state_dict(model, optimizer, state["optim"])
 
 
 def _broadcast_options():
@@ -279,7 +273,7 @@ def load_model_state(folder: str | Path, model: nn.Module, lora: bool) -> None:
     if is_sharded_checkpoint(folder):
         _load_sharded(folder, model)
         return
-    sharded = _sharded_student(model)
+    sharded = is_sharded(model)
     if sharded and not _is_rank0():
         set_model_state_dict(model, {}, options=_broadcast_options())
         return
@@ -336,13 +330,14 @@ def _whole_optimizer_into_sharded(file: Path, model: nn.Module, optimizer) -> No
 def load_training_state(folder: str | Path, *, optimizer, scheduler, rank: int, device: torch.device,
                         model: nn.Module | None = None) -> dict:
     """Restore optimizer, scheduler and this rank's RNG; return {"data": ..., "train": ...}.
-    A sharded checkpoint restores model and optimizer together (``model`` needed)."""
+    ``model`` (already loaded by :func:`load_model_state`) is needed for a sharded checkpoint or a
+    sharded student: the optimizer state is keyed by its parameter names."""
     folder = Path(folder)
     if is_sharded_checkpoint(folder):
         if model is None:
             raise ValueError("load_training_state: a sharded checkpoint needs the model")
         _load_sharded(folder, model, optimizer)
-    elif model is not None and _sharded_student(model):
+    elif model is not None and is_sharded(model):
         _whole_optimizer_into_sharded(folder / OPTIMIZER, model, optimizer)
     else:
         try:
