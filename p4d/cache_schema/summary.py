@@ -65,7 +65,7 @@ def fidelity_records(store: CacheStore) -> dict[int, dict]:
     return store.clip_records(FIDELITY_DIR, STATUS_DONE, "fidelity")
 
 
-def _fidelity_lines(store: CacheStore) -> list[str]:
+def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     records = fidelity_records(store)
     if not records:
         return []
@@ -78,7 +78,7 @@ def _fidelity_lines(store: CacheStore) -> list[str]:
     for level, name in CODEC_LEVELS.items():
         lines.append(f"    level {level} ({name}): {int((levels == level).sum())} clips")
     thresholds: dict[tuple, int] = defaultdict(int)  # (mean, worst) -> shards checked with them
-    for run in store.shard_runs().values():
+    for run in runs.values():
         if isinstance(run.get("min_cosine"), list) and len(run["min_cosine"]) == 2:
             thresholds[tuple(run["min_cosine"])] += 1
     for (m, w), n in sorted(thresholds.items()):
@@ -153,7 +153,7 @@ def format_summary(store: CacheStore) -> str:
             by_place[(run.get("device", "?"), run.get("dtype", "?"), run.get("gpu", "?"))].append(shard)
         for (device, dtype, gpu), shards in _largest_first(by_place):
             lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {_first_ids(shards)})")
-    lines += _fidelity_lines(store)
+    lines += _fidelity_lines(store, runs)
     warned = [v for v in store.videos if v.note and v.num_frames > 0]
     if warned:
         lines.append("")

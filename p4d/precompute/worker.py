@@ -198,10 +198,6 @@ def worker_store(url: str, identity: str | None = None) -> tuple[CacheStore, np.
         raise P4DError(f"store {url} changed since this job planned it (another plan or spec); rerun the job")
     first_clip = np.cumsum([0] + [v.num_clips for v in store.videos])
     with _LOCK:
-        # every array opened now, one at a time: CacheStore.array opens under a process-wide
-        # zarr.config setting (write_empty_chunks), which two threads opening at once can lose
-        for path in store.layouts:
-            store.array(path)
         _STORES[(url, identity or "")] = (store, first_clip)
     return store, first_clip
 
