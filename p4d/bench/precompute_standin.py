@@ -19,14 +19,13 @@ on CPU here) and the write.
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from p4d.bench.harness import BenchResult, Goal, Row
+from p4d.bench.harness import BenchResult, Goal, Row, Timing
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.job import run_precompute
 from p4d.precompute.plan import build_spec, plan_store
@@ -50,11 +49,6 @@ def bench_videos(count: int = VIDEO_COUNT) -> list[Path]:
             tmp.rename(path)
         out.append(path)
     return out
-
-
-def _median_spread(samples: list[float]) -> tuple[float, float]:
-    med = statistics.median(samples)
-    return med, ((max(samples) - min(samples)) / med if med else 0.0)
 
 
 def stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int) -> dict[str, tuple[float, float]]:
@@ -120,7 +114,8 @@ def _stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int
             t = time.process_time()
             write_shard(store, 0, arrays)
             samples["write"].append((time.process_time() - t) / n)
-    return {k: _median_spread(v) for k, v in samples.items()}, n_clips
+    timings = {k: Timing(tuple(v)) for k, v in samples.items()}
+    return {k: (t.median, t.spread) for k, t in timings.items()}, n_clips
 
 
 def pipeline(videos: list[Path], preset: str, policy: str, rate: float, workers: int, tmp: Path,

@@ -172,14 +172,6 @@ def load_student(model_dir: str | Path, *, cache: str | None = None, attn: str |
     return p4d.train.load_exported_student(model_dir, cache=cache, attn=attn, dtype=dtype, device=device)
 
 
-def placement(device: str, dtype: str | None) -> tuple[str, str]:
-    """(device, dtype) names ``--device`` / ``--dtype`` resolve to here (ConfigError naming the flag)."""
-    from p4d.train.model.placement import resolve_device, resolve_dtype
-
-    where = resolve_device(device)
-    return str(where), resolve_dtype(dtype, where)
-
-
 def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalResult:
     """Run (or continue) an eval as configured; ``model`` overrides loading ``config.model_dir``."""
     bench = load_r4d(config.bench) if is_r4d_folder(config.bench) else load_bench(config.bench)
@@ -189,7 +181,9 @@ def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalRe
         student_config = read_student_config(config.model_dir)
         preset = student_preset(student_config)
         check_cache_requirement(config.model_dir, student_config, config.cache)
-        device, dtype = placement(config.device, config.dtype)  # refused before anything is written
+        from p4d.train.model.placement import resolve_placement
+
+        device, dtype = resolve_placement(config.device, config.dtype)  # refused before anything is written
     header = {
         "bench": str(config.bench), "bench_sha256": file_sha256(bench_file(config.bench)),
         "protocol": config.protocol, "seed": config.seed,

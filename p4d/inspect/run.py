@@ -110,10 +110,9 @@ def inspect_store(
                           "(the student runs there; cached maps need no model)")
     cache = open_store(store)
     if compare is not None:
-        from p4d.train.model.placement import resolve_device, resolve_dtype
+        from p4d.train.model.placement import resolve_placement
 
-        where = resolve_device(device)  # a wrong --device / --dtype stops before anything is read
-        placement = (str(where), resolve_dtype(dtype, where))
+        placement = resolve_placement(device, dtype)  # a wrong --device / --dtype stops before anything is read
         return _compare(cache, out, suffix, clip, frames, video_root, compare, want_steps, progress, placement)
     if suffix == ".html":
         from p4d.inspect.html import write_html

@@ -76,7 +76,7 @@ class PlanJournal:
             try:
                 rec = json.loads(line)
                 key = None if rec["key"] is None else tuple(int(v) for v in rec["key"])
-                out[rec["path"]] = (key, VideoEntry(**rec["entry"]))
+                out[rec["path"]] = (key, VideoEntry.from_dict(rec["entry"]))
             except (ValueError, KeyError, TypeError) as exc:  # a torn last line, or a damaged one
                 log.warning("plan journal %s line %d unreadable (%s); that video is probed again", self.path, n, exc)
         return out

@@ -37,3 +37,9 @@ def resolve_dtype(dtype: str | None, device: torch.device | str, *, flag: str = 
     if name not in DTYPES:
         raise ConfigError(f"{flag} {name!r}: expected one of {', '.join(INFERENCE_DTYPES)}")
     return name
+
+
+def resolve_placement(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """(device, dtype) names that ``--device`` / ``--dtype`` resolve to here (ConfigError naming the flag)."""
+    where = resolve_device(device)
+    return str(where), resolve_dtype(dtype, where)
