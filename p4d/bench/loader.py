@@ -19,6 +19,12 @@ CPU-ms per clip (``time.process_time`` of the readers). Goal: at every bandwidth
 the p4d trainer path delivers >= the best peer's clips/s, with <= 20 CPU-ms per clip on the host.
 A ceiling row gives the time to decompress one clip's chunks alone (numcodecs, the store's codec
 settings): the least CPU any reader of these bytes spends.
+
+A read-amplification row counts the bytes the direct reader asks the filesystem for when it reads
+a shuffled batch of 8 clips out of a 64-clip shard (tiny shapes, every array ``read_clips``
+reads), against the bytes of the wanted chunks (from the shard indexes): goal <= 1.2 (coalesced
+ranges, :func:`p4d.cache_schema.shard_read.coalesce`). The same batch read as one byte span
+(``max_gap=slack=inf``, the reader before issue 22) is printed beside it.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ P4D_DEVICE, P4D_HOST = "p4d (targets to device)", "p4d (float32 on host)"
 PEERS = ("safetensors-bf16", "npy-fp32", "npz-fp16")
 FORMATS = (P4D_DEVICE, P4D_HOST) + PEERS
 BATCH = 4  # clips per read_clips call (one shard-local batch of the trainer)
+AMP_BATCH, AMP_SHARD = 8, 64  # read amplification: a shuffled batch of 8 out of a 64-clip shard
+AMP_GOAL = Goal("<=", 1.2)
 GOAL = Goal(">=", 1.0)
 CPU_GOAL_MS = 20.0
 
@@ -78,6 +86,26 @@ class ThrottledFS:
         data = self.fs.cat_file(path, start=start, end=end)
         self.bucket.charge(len(data))
         return data
+
+    def cat_ranges(self, paths, starts, ends, on_error="return"):
+        from p4d.cache_schema.shard_read import read_ranges
+
+        out = []
+        for path in dict.fromkeys(paths):  # the direct reader asks for ranges of one file
+            spans = [(s, e) for p, s, e in zip(paths, starts, ends) if p == path]
+            out.extend(read_ranges(self.fs, path, spans))
+        self.bucket.charge(sum(len(d) for d in out))
+        return out
+
+
+class ByteCount:
+    """A bucket that only counts the bytes charged to it."""
+
+    def __init__(self):
+        self.total = 0
+
+    def charge(self, nbytes: int) -> None:
+        self.total += nbytes
 
 
 def _read_bytes(path: Path, bucket: Bucket) -> bytes:
@@ -193,6 +221,33 @@ def decompress_only(url: str, repeats: int) -> float:
     return time_fn(lambda: [codec.decode(data) for codec, data in chunks], repeats=repeats).median
 
 
+def read_amplification(tmp: str, *, seed: int = 0) -> dict[str, int]:
+    """Bytes read for a shuffled batch of AMP_BATCH clips of one AMP_SHARD-clip shard (tiny
+    shapes): ``coalesced`` (the reader's defaults), ``one span`` (max_gap = slack = inf), and
+    ``needed`` (the wanted chunks' bytes, summed from the shard indexes)."""
+    from p4d.cache_schema.read import _direct_reader
+    from p4d.cache_schema.shard_read import read_shard_rows, shard_index, wanted_chunks
+
+    shapes = SHAPES["tiny"]
+    url = str(Path(tmp) / "amplification.zarr")
+    store = build_store(url, shapes, DEFAULT_LATENT_CODEC, list(synthetic_clips(shapes, AMP_SHARD)),
+                        clips_per_shard=AMP_SHARD)
+    rows = np.sort(np.random.default_rng(seed).permutation(AMP_SHARD)[:AMP_BATCH])
+    out = {"coalesced": 0, "one span": 0, "needed": 0}
+    for path in store.layouts:
+        direct = _direct_reader(store, path)
+        if direct is None or path == "latents/f4d_bf16":  # f4d_bf16: written only for fallback clips
+            continue
+        fs, arr = direct
+        out["needed"] += sum(w[4] for w in wanted_chunks(arr, shard_index(fs, arr, 0), 0, rows))
+        for name, gap in (("coalesced", None), ("one span", float("inf"))):
+            count = ByteCount()
+            kw = {} if gap is None else {"max_gap": gap, "slack": gap}
+            read_shard_rows(ThrottledFS(fs, count), arr, 0, rows, **kw)
+            out[name] += count.total
+    return out
+
+
 def run(size: str, *, repeats: int = 3) -> BenchResult:
     import torch
 
@@ -243,6 +298,7 @@ def run(size: str, *, repeats: int = 3) -> BenchResult:
             for p in procs:
                 p.join(timeout=30)
         decompress_s = decompress_only(url, repeats)
+        amp = read_amplification(tmp)
 
     def med(key):
         rates = [r for r, _ in samples[key]]
@@ -268,6 +324,16 @@ def run(size: str, *, repeats: int = 3) -> BenchResult:
     result.rows.append(Row("ceiling: decompressing one p4d clip's chunks alone (numcodecs) vs the cheapest peer's "
                            "whole read, page cache", "CPU ms/clip", decompress_s * 1e3, best_cpu * 1e3,
                            extra={"series": "ceiling"}))
+    result.rows.append(Row(
+        f"read amplification: bytes read / bytes needed, shuffled batch of {AMP_BATCH} from a {AMP_SHARD}-clip "
+        "shard (tiny shapes, coalesced ranges)", "bytes", amp["coalesced"], amp["needed"], goal=AMP_GOAL,
+        extra={"series": "read amplification", "one-span bytes": amp["one span"],
+               "one-span ratio": amp["one span"] / amp["needed"]}))
+    result.notes.append(
+        f"read amplification at batch {AMP_BATCH} of a {AMP_SHARD}-clip shard: {amp['coalesced'] / 1e6:.2f} MB read "
+        f"for {amp['needed'] / 1e6:.2f} MB of wanted chunks ({amp['coalesced'] / amp['needed']:.3f}x, index bytes "
+        f"included); one byte span over the same chunks (the reader before issue 22) reads "
+        f"{amp['one span'] / 1e6:.2f} MB ({amp['one span'] / amp['needed']:.2f}x)")
     result.notes.append(
         f"decompressing one p4d clip takes {decompress_s * 1e3:.1f} ms of CPU, the cheapest peer's whole read "
         f"{best_cpu * 1e3:.1f} ms: where reads are free (page cache) and the cores are the limit, no reader that "

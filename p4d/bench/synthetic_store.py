@@ -71,9 +71,10 @@ def synthetic_clips(shapes: BenchShapes, count: int | None = None) -> Iterator[d
         yield synthetic_clip(shapes, seed=i)
 
 
-def build_store(url: str, shapes: BenchShapes, codec: str, clips: list[dict[str, np.ndarray]]) -> CacheStore:
+def build_store(url: str, shapes: BenchShapes, codec: str, clips: list[dict[str, np.ndarray]],
+                clips_per_shard: int = 8) -> CacheStore:
     """A store holding ``clips`` (all done), written shard by shard through the cache API."""
-    spec = bench_spec(shapes, codec)
+    spec = bench_spec(shapes, codec, clips_per_shard)
     video = VideoEntry(path="synthetic.mp4", size_bytes=0, content_hash="", fps=24.0, duration=1.0,
                        num_frames=shapes.frames[0], width=shapes.frames[2], height=shapes.frames[1], rotation=0,
                        num_clips=len(clips))

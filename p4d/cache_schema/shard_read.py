@@ -1,11 +1,13 @@
-"""Direct reads of a store's shard files: one request per array for a batch of clips of one shard.
+"""Direct reads of a store's shard files: per array, the index then the wanted chunks' byte ranges.
 
 Zarr's generic read path costs ~2-3 ms of Python per call and array (its event loop and sync
 lock), which at 11 arrays per clip is a third of a paper-shape clip's CPU time. This module
 reads the same bytes the Zarr v3 ``sharding_indexed`` codec wrote, following the array's own
 ``zarr.json`` (never assuming a layout): the shard file's index ((offset, nbytes) uint64 per inner
-chunk, then its crc32c), then each wanted inner chunk, undoing the codec chain in reverse
-(crc32c check, zstd / blosc decompression, bytes with the stated endianness). An array whose
+chunk, then its crc32c), then each wanted inner chunk (their byte ranges coalesced only across
+small gaps, so a batch of clips spread over a shard reads little more than its own bytes),
+undoing the codec chain in reverse (crc32c check, zstd / blosc decompression, bytes with the
+stated endianness). An array whose
 codec chain holds anything else is read through zarr (:func:`supported` says which).
 
 A missing inner chunk (index entry 2^64-1, or no shard file) of a requested clip is an error
@@ -14,18 +16,26 @@ here, never a fill value, and so is a checksum mismatch: the caller reads only d
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
+import os
 import posixpath
 from dataclasses import dataclass
 
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 
 from p4d.errors import ClipNotAvailableError
 
-__all__ = ["ShardArray", "shard_array", "read_shard_rows"]
+__all__ = ["ShardArray", "shard_array", "read_shard_rows", "shard_index", "wanted_chunks", "coalesce", "read_ranges"]
 
 _MISSING = np.uint64(2**64 - 1)
+# Coalescing of the wanted chunks' byte ranges (:func:`coalesce`): a gap is read through (one
+# request instead of two) only when it is at most MAX_GAP bytes and the span's gap bytes stay at
+# most SLACK x its wanted bytes, so the bytes read are <= 1.125 x the bytes wanted (+ the index).
+MAX_GAP = 1 << 20
+SLACK = 0.125
 _BYTES_TO_BYTES = ("zstd", "blosc", "crc32c")
 
 
@@ -122,18 +132,12 @@ def _decode_chunk(arr: ShardArray, data: memoryview, where: str) -> np.ndarray:
     return out.reshape(arr.chunk_shape)
 
 
-def read_shard_rows(fs, arr: ShardArray, shard_id: int, rows: np.ndarray, *, url: str = "") -> np.ndarray:
-    """Rows ``rows`` (clip offsets inside shard ``shard_id``, sorted) of ``arr`` as stored,
-    shape (len(rows), *shape[1:]), in the array's dtype (native byte order).
-
-    Two requests per call: the shard index (the file's last or first bytes), then one byte range
-    spanning every wanted chunk. Raises ClipNotAvailableError naming the clip when the file or a
-    wanted chunk is missing, or a checksum or size does not match.
-    """
+def shard_index(fs, arr: ShardArray, shard_id: int, *, url: str = "", row: int = 0) -> np.ndarray:
+    """The index of shard ``shard_id``'s file: (offset, nbytes) uint64 per inner chunk, shape
+    (*chunks_per_shard, 2), crc32c-checked. One request (the file's last or first bytes).
+    ``row`` (a clip offset in the shard) only names the clip in errors."""
     first = int(shard_id) * arr.shard_shape[0]
     key = arr.shard_key(shard_id)
-    where = (f"clip {first + int(rows[0])} of {url or arr.root}: {arr.path} of shard {int(shard_id)} is unreadable "
-             f"(torn or corrupt; `p4d cache repair {url or arr.root}` then `p4d precompute` recomputes the shard)")
     per_shard = arr.chunks_per_shard
     index_bytes = 16 * math.prod(per_shard) + (4 if arr.index_crc else 0)
     try:
@@ -141,15 +145,29 @@ def read_shard_rows(fs, arr: ShardArray, shard_id: int, rows: np.ndarray, *, url
                                            end=None if arr.index_at_end else index_bytes))
     except FileNotFoundError:
         raise ClipNotAvailableError(
-            f"clip {first + int(rows[0])} of {url or arr.root}: the {arr.path} shard file is missing although the "
+            f"clip {first + int(row)} of {url or arr.root}: the {arr.path} shard file is missing although the "
             f"clip is done; `p4d cache repair {url or arr.root}` then `p4d precompute` recomputes the shard") from None
+    where = _unreadable(arr, shard_id, first + int(row), url)
     if len(raw_index) < index_bytes:
         raise ClipNotAvailableError(f"{where}: the shard file is truncated ({len(raw_index)} bytes)")
     if arr.index_crc:
         raw_index = _check_crc(raw_index, where + ": in the shard index")
-    index = np.frombuffer(raw_index, dtype="<u8").reshape(per_shard + (2,))
+    return np.frombuffer(raw_index, dtype="<u8").reshape(per_shard + (2,))
+
+
+def _unreadable(arr: ShardArray, shard_id: int, clip: int, url: str) -> str:
+    return (f"clip {clip} of {url or arr.root}: {arr.path} of shard {int(shard_id)} is unreadable "
+            f"(torn or corrupt; `p4d cache repair {url or arr.root}` then `p4d precompute` recomputes the shard)")
+
+
+def wanted_chunks(arr: ShardArray, index: np.ndarray, shard_id: int, rows: np.ndarray, *,
+                  url: str = "") -> list[tuple[int, tuple[int, ...], int, int, int]]:
+    """(output row, inner chunk coords, row within chunk, offset, nbytes) of every inner chunk
+    holding a row of ``rows``, in row order. Raises ClipNotAvailableError for a missing chunk."""
+    first = int(shard_id) * arr.shard_shape[0]
+    per_shard = arr.chunks_per_shard
     rows_per_chunk = arr.chunk_shape[0]
-    wanted = []  # (output row, inner chunk coords, row within chunk, offset, nbytes)
+    wanted = []
     for k, row in enumerate(rows):
         block, within = divmod(int(row), rows_per_chunk)
         for inner in np.ndindex(*per_shard[1:]):
@@ -159,14 +177,74 @@ def read_shard_rows(fs, arr: ShardArray, shard_id: int, rows: np.ndarray, *, url
                     f"clip {first + int(row)} of {url or arr.root}: a chunk of {arr.path} is missing although the "
                     f"clip is done; `p4d cache repair {url or arr.root}` then `p4d precompute` recomputes the shard")
             wanted.append((k, inner, within, offset, nbytes))
-    lo = min(w[3] for w in wanted)
-    hi = max(w[3] + w[4] for w in wanted)
-    span = memoryview(fs.cat_file(key, start=lo, end=hi))
-    if len(span) != hi - lo:
-        raise ClipNotAvailableError(f"{where}: chunk bytes lie past the end of the file (truncated)")
+    return wanted
+
+
+def coalesce(ranges: list[tuple[int, int]], *, max_gap: float = MAX_GAP, slack: float = SLACK) -> list[tuple[int, int]]:
+    """Byte ranges (offset, nbytes) merged into as few (lo, hi) spans as the rules allow, sorted.
+
+    Two neighbours (by offset) join one span when the gap between them is at most ``max_gap``
+    bytes and the span's gap bytes stay at most ``slack`` x its wanted bytes; so the bytes read
+    are at most (1 + slack) x the bytes wanted, whatever the clips' order in the shard. Repeated
+    or overlapping ranges are read once. ``max_gap=inf, slack=inf`` gives one span over all.
+    """
+    spans: list[list[int]] = []  # [lo, hi, wanted bytes, gap bytes]
+    for offset, nbytes in sorted(set(ranges)):
+        end = offset + nbytes
+        if spans:
+            cur = spans[-1]
+            gap = max(0, offset - cur[1])
+            if gap <= max_gap and cur[3] + gap <= slack * (cur[2] + nbytes):
+                cur[2] += max(0, end - max(offset, cur[1]))
+                cur[1], cur[3] = max(cur[1], end), cur[3] + gap
+                continue
+        spans.append([offset, end, nbytes, 0])
+    return [(lo, hi) for lo, hi, _, _ in spans]
+
+
+def read_ranges(fs, key: str, spans: list[tuple[int, int]]) -> list[bytes]:
+    """The bytes of each (lo, hi) span of file ``key``: positioned reads on one open file for a
+    local filesystem, else one ``fs.cat_ranges`` call (concurrent requests on object stores)."""
+    if isinstance(fs, LocalFileSystem):
+        with open(fs._strip_protocol(key), "rb") as f:
+            if hasattr(os, "pread"):
+                return [os.pread(f.fileno(), hi - lo, lo) for lo, hi in spans]
+            out = []
+            for lo, hi in spans:
+                f.seek(lo)
+                out.append(f.read(hi - lo))
+            return out
+    if len(spans) == 1:
+        return [fs.cat_file(key, start=spans[0][0], end=spans[0][1])]
+    return list(fs.cat_ranges([key] * len(spans), [lo for lo, _ in spans], [hi for _, hi in spans],
+                              on_error="raise"))
+
+
+def read_shard_rows(fs, arr: ShardArray, shard_id: int, rows: np.ndarray, *, url: str = "",
+                    max_gap: float = MAX_GAP, slack: float = SLACK) -> np.ndarray:
+    """Rows ``rows`` (clip offsets inside shard ``shard_id``, sorted) of ``arr`` as stored,
+    shape (len(rows), *shape[1:]), in the array's dtype (native byte order).
+
+    Two round trips per call: the shard index (the file's last or first bytes), then the wanted
+    chunks as coalesced byte ranges (:func:`coalesce`, :func:`read_ranges`): at most
+    (1 + ``slack``) x the wanted bytes, however the rows are spread over the shard. Raises
+    ClipNotAvailableError naming the clip when the file or a wanted chunk is missing, or a
+    checksum or size does not match.
+    """
+    index = shard_index(fs, arr, shard_id, url=url, row=int(rows[0]))
+    where = _unreadable(arr, shard_id, int(shard_id) * arr.shard_shape[0] + int(rows[0]), url)
+    wanted = wanted_chunks(arr, index, shard_id, rows, url=url)
+    spans = coalesce([(w[3], w[4]) for w in wanted], max_gap=max_gap, slack=slack)
+    data = read_ranges(fs, arr.shard_key(shard_id), spans)
+    for (lo, hi), got in zip(spans, data):
+        if len(got) != hi - lo:
+            raise ClipNotAvailableError(f"{where}: chunk bytes lie past the end of the file (truncated)")
+    starts = [lo for lo, _ in spans]
     out = np.empty((len(rows),) + arr.shape[1:], dtype=arr.dtype.newbyteorder("="))
     for k, inner, within, offset, nbytes in wanted:
-        chunk = _decode_chunk(arr, span[offset - lo:offset - lo + nbytes], where)
+        s = bisect.bisect_right(starts, offset) - 1
+        lo = starts[s]
+        chunk = _decode_chunk(arr, memoryview(data[s])[offset - lo:offset - lo + nbytes], where)
         dst = tuple(slice(i * c, (i + 1) * c) for i, c in zip(inner, arr.chunk_shape[1:]))
         out[(k,) + dst] = chunk[within]
     return out
