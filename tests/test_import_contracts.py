@@ -16,7 +16,7 @@ def test_import_linter_contracts_hold():
     assert "0 broken" in res.stdout
 
 
-@pytest.mark.parametrize("module", ["p4d.train", "p4d.eval", "p4d.inspect"])
+@pytest.mark.parametrize("module", ["p4d.train", "p4d.eval", "p4d.inspect", "p4d.targets.dataset", "p4d.targets.adapter"])
 def test_student_side_never_imports_teacher(module):
     code = f"import sys, {module}; bad = [m for m in sys.modules if m.startswith(('p4d.teacher', 'p4d.precompute'))]; print(bad); assert not bad"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
