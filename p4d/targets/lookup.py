@@ -98,8 +98,10 @@ class TargetReader:
                                       "nor by content); add it to the video list and run `p4d precompute`")
         plan = self._plan(row)
         clip = plan.get(frames)
+        if clip is None and self.store.videos[row].num_frames <= 0:  # unusable when planned: its one clip says why
+            clip = self.index.first_clip[row]
         if clip is None:
-            cached = "; ".join(_short(f) for f in list(plan)[:3]) or "none (unusable when planned)"
+            cached = "; ".join(_short(f) for f in list(plan)[:3])
             s = self.store.spec.sampling
             raise MissingTargetsError(
                 "other_frames", f"{what}: the cache {url} holds other frames of this video ({cached}; sampling "
