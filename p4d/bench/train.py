@@ -186,7 +186,8 @@ def _teacher_flops(preset: str) -> dict:
 
 
 def step_flops(student="nvila-lite-8b", teacher: str = "l4p", *, text_tokens: int = 64, lora: bool = False,
-               modalities: tuple[str, ...] = ("depth", "flow", "motion", "camray")) -> dict:
+               modalities: tuple[str, ...] = ("depth", "flow", "motion", "camray"),
+               gradient_checkpointing: bool | None = None) -> dict:
     """FLOPs of one training sample of ``student`` (a preset name or StudentConfig) vs the ``teacher``
     forward on its clip (N = the teacher's frames), for the default recipe (p4d, ld+ed, tune-p+llm).
 
@@ -195,7 +196,10 @@ def step_flops(student="nvila-lite-8b", teacher: str = "l4p", *, text_tokens: in
     backward 6 x params x T (4 x with LoRA: no weight gradients of the frozen LLM), T = N x (visual
     tokens per frame + 1) + text, plus attention 12 x layers x T^2 x c; D_4DP 6 x params x taps x
     N'h'w'; the frozen D_m heads of ``modalities`` on F̂_4D, forward + input-gradient backward =
-    2 x their forward in ``p4d teacher info``. Teacher: its whole forward (encoder + heads).
+    2 x their forward in ``p4d teacher info``. With gradient checkpointing (``gradient_checkpointing``,
+    None: the preset's; on for NVILA) the backward recomputes the LLM's forward once more,
+    2 x params x T + 4 x layers x T^2 x c (E_v is frozen and gets no backward, so nothing of it is
+    recomputed). Teacher: its whole forward (encoder + heads).
     Predicted cached/online step ratio at equal utilisation = student / (student + teacher).
     """
     from p4d.train.model import StudentConfig, student_preset
@@ -219,6 +223,8 @@ def step_flops(student="nvila-lite-8b", teacher: str = "l4p", *, text_tokens: in
         "D_4DP": 6 * d4dp * taps * n4 * h4 * w4,
         "D_m fwd+bwd": 2 * sum(t["flops"][f"heads.{m} convs"] for m in modalities),
     }
+    if cfg.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing:
+        terms["LLM recompute"] = 2 * llm * tokens + 4 * llm_layers * tokens ** 2 * c
     step, teacher_flops = sum(terms.values()), t["flops"]["total"]
     return {"student": getattr(cfg, "name", str(student)), "lora": lora, "tokens": tokens, "llm block params": llm,
             "terms TFLOP": {k: v / 1e12 for k, v in terms.items()}, "student TFLOP": step / 1e12,
