@@ -232,7 +232,7 @@ def precompute(
 
 @app.command()
 def bench(
-    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | gpu-train | all"),
+    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | gpu-train | cost | all"),
     size: str = typer.Option("tiny", help="tiny (seconds, CPU) | small | paper (the real L4P shapes; GPU where there is one)."),
     out: Optional[Path] = typer.Option(None, help="Folder for bench.json (with machine info), report.md and PNG plots."),
     teacher_rate: Optional[float] = typer.Option(None, help="precompute only: replace the teacher by a stand-in "
@@ -240,15 +240,29 @@ def bench(
     device: str = typer.Option("auto", help="gpu-precompute / gpu-train only: cuda (the l4p teacher in bf16 / the "
                                             "2B student under FSDP2 on one GPU), cpu (dry run with the tiny preset) or "
                                             "auto (cuda if there is one, else skipped)."),
+    clips: int = typer.Option(1_000_000, help="cost only: clips in the training set."),
+    epochs: int = typer.Option(10, help="cost only: epochs per run (the release: 10)."),
+    runs: int = typer.Option(1, help="cost only: training runs (students) fed by one cache."),
+    student: str = typer.Option("nvila-lite-8b", help="cost only: nvila-lite-2b | nvila-lite-8b."),
+    gpus: int = typer.Option(8, help="cost only: GPUs the student is sharded over."),
+    gpu_mem: float = typer.Option(80.0, help="cost only: GB of memory per GPU, to check teacher + student fit."),
+    gpu_tflops: float = typer.Option(400.0, help="cost only: effective TFLOP/s per GPU (H100 bf16 at 40 %)."),
+    gpu_hour_usd: float = typer.Option(2.5, help="cost only: price of a GPU-hour, for the money break-even."),
+    tb_month_usd: float = typer.Option(23.0, help="cost only: price of a TB-month of storage."),
+    store: Optional[str] = typer.Option(None, help="cost only: a local store to measure bytes per clip on "
+                                                   "(default: synthetic paper-shape clips)."),
 ) -> None:
-    """Benchmarks that print ratios to a baseline measured side by side in the same run."""
+    """Benchmarks that print ratios to a baseline measured side by side in the same run; `cost` prints
+    GPU-hours online vs cached, TB stored, break-even runs and GPU memory for your case."""
     from p4d.bench.harness import format_table
     from p4d.bench.registry import run_benchmarks
     from p4d.bench.report import describe_machine, machine_info, write_report
 
     machine = machine_info()
     typer.echo(f"machine: {describe_machine(machine)}")
-    results = run_benchmarks(name, size, device=device,
+    costs = dict(clips=clips, epochs=epochs, runs=runs, student=student, gpus=gpus, gpu_mem=gpu_mem,
+                 gpu_tflops=gpu_tflops, gpu_hour_usd=gpu_hour_usd, tb_month_usd=tb_month_usd, store=store)
+    results = run_benchmarks(name, size, device=device, **costs,
                              **({} if teacher_rate is None else {"teacher_rate": teacher_rate}))
     for res in results:
         res.machine = machine

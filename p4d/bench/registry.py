@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "p4d.bench.train",
     "gpu-precompute": "p4d.bench.gpu_precompute",
     "gpu-train": "p4d.bench.gpu_train",
+    "cost": "p4d.bench.cost",
 }
 
 
