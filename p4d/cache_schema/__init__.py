@@ -6,7 +6,8 @@ per-clip status, verify, summary. Latent codecs are implemented in numpy (bfloat
 
 Modules: ``spec`` (CacheSpec, VideoEntry), ``codecs`` (latent codecs), ``layout`` (arrays,
 chunks, shards, dimension names), ``store`` (create/open, CacheStore), ``write``
-(write_shard), ``read`` (read_clip/read_clips), ``verify``, ``repair``, ``summary``.
+(write_shard), ``read`` (read_clip/read_clips), ``verify``, ``repair``, ``summary``, ``teachers``
+(more teachers in one store, under ``teachers/<name>``).
 """
 
 from p4d.cache_schema.codecs import (

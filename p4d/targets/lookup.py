@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from p4d.cache_schema import STATUS_DONE, STATUS_FAILED, CacheStore, open_store, read_clips
+from p4d.cache_schema.teachers import open_teacher
 from p4d.errors import ClipNotAvailableError, ConfigError
 from p4d.targets.layouts import check_layout, to_layout
 from p4d.train.data import CacheIndex
@@ -177,16 +178,20 @@ def _short(frames) -> str:
 
 
 def open_targets(store: str | CacheStore, *, layout: str = "release", on_missing: str = "raise",
-                 teacher_hash: str | None = None, device=None, video_root: str | Path | None = None) -> TargetReader:
+                 teacher_hash: str | None = None, device=None, video_root: str | Path | None = None,
+                 teacher: str | None = None) -> TargetReader:
     """A :class:`TargetReader` on ``store`` (a url or an open store).
 
     ``layout``: ``"release"`` or ``"p4d"`` (:mod:`p4d.targets.layouts`). ``on_missing``: ``"raise"``
     (MissingTargetsError) or ``"skip"`` (None, counted). ``teacher_hash``: the teacher weights hash
     the caller trains against (None: any). ``device``: None for numpy arrays, else a torch device
     (``"cuda"``, ``"cpu"``) to get tensors decoded there. ``video_root``: the folder relative video
-    paths are under (default: the working directory).
+    paths are under (default: the working directory). ``teacher``: an extra teacher stored under
+    ``teachers/<name>`` (:mod:`p4d.cache_schema.teachers`; None: the root store's teacher).
     """
-    if not isinstance(store, CacheStore):
+    if teacher is not None:
+        store = open_teacher(store.url if isinstance(store, CacheStore) else str(store), teacher)
+    elif not isinstance(store, CacheStore):
         store = open_store(str(store))
     return TargetReader(store, layout=layout, on_missing=on_missing, teacher_hash=teacher_hash, device=device,
                         video_root=video_root)
