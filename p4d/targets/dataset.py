@@ -88,10 +88,7 @@ class TargetDataset(_Base):
         if "frame_indices" in rec:
             frames = np.asarray(rec["frame_indices"], dtype=np.int64)
         else:
-            row = self.reader.index.find(self.reader._path(video))
-            plan = self.reader._plan(row) if row is not None else {}
-            k = int(rec.get("clip", 0))
-            frames = np.asarray(list(plan)[k], dtype=np.int64) if k < len(plan) else np.full(1, -1)
+            frames = self.reader.cached_frames(video, int(rec.get("clip", 0)))
         return self.reader.find(video, frames), frames
 
     def __len__(self) -> int:

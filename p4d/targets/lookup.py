@@ -116,6 +116,21 @@ class TargetReader:
                                       f"{self.index.failure(clip)}")
         raise MissingTargetsError("pending_clip", f"{what}: cache clip {clip} of {url} is pending; run `p4d precompute`")
 
+    def cached_frames(self, video: str, clip: int = 0) -> np.ndarray:
+        """Frame indices (N,) of ``video``'s cached clip number ``clip`` (its plan; the clip may
+        still be failed or pending: :meth:`find` says). MissingTargetsError when there is none."""
+        row = self.index.find(self._path(video))
+        if row is None:
+            raise MissingTargetsError("not_in_cache", f"video {video}: not in the cache {self.store.url} (neither by "
+                                      "path nor by content); add it to the video list and run `p4d precompute`")
+        plan = list(self._plan(row))
+        if self.store.videos[row].num_frames <= 0:  # unusable when planned: its one clip's status says why
+            self.find(video, np.zeros(self.store.spec.num_frames, np.int64))
+        if not 0 <= int(clip) < len(plan):
+            raise MissingTargetsError("other_frames", f"video {video}: the cache {self.store.url} holds {len(plan)} "
+                                      f"clip(s) of it, not clip {clip}")
+        return np.asarray(plan[int(clip)], dtype=np.int64)
+
     def clips(self, videos: Sequence[str], frame_indices) -> list[int] | None:
         """The cache clip of each (video, frames) pair; None (misses counted) under
         ``on_missing="skip"`` when any of them misses."""
@@ -142,23 +157,21 @@ class TargetReader:
         (:mod:`p4d.train.device_decode`, bit-exact with the host decode). ``frame_indices`` (B, N),
         when given, must equal the clips' stored frame indices (a store planned by another rule
         than today's plan_clips would otherwise serve other frames)."""
+        out = read_clips(self.store, clips, self.fields, decode=self.device is None)
         if frame_indices is not None:
-            stored = read_clips(self.store, clips, ["frame_index"])["frame_index"]
+            stored = out["frame_index"]
             bad = np.flatnonzero((stored != np.asarray(frame_indices)).any(axis=1))
             if bad.size:
                 k = int(bad[0])
                 raise MissingTargetsError("other_frames", f"cache clip {clips[k]} of {self.store.url} holds frames "
                                           f"{_short(stored[k])}, not the requested {_short(frame_indices[k])}")
-        if self.device is None:
-            out = read_clips(self.store, clips, self.fields)
-        else:
+        if self.device is not None:
             import torch
 
             from p4d.train.device_decode import decode_target_parts
 
             device = torch.device(self.device)
-            parts = read_clips(self.store, clips, self.fields, decode=False)
-            moved = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in parts.items()}
+            moved = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in out.items()}
             out = decode_target_parts(self.store.spec.latent_codec, moved)
         self.served += len(clips)
         return to_layout(out, self.layout)

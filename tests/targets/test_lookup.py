@@ -97,7 +97,12 @@ def test_relative_paths_resolve_under_video_root_and_bad_arguments_are_config_er
     from p4d.errors import ConfigError
 
     a = _plan(store.videos[0])
-    assert open_targets(store, video_root=tmp_path).get(["a.mp4"], a[0][None])["pred_depth"].shape[0] == 1
+    reader = open_targets(store, video_root=tmp_path)
+    assert reader.get(["a.mp4"], a[0][None])["pred_depth"].shape[0] == 1
+    np.testing.assert_array_equal(reader.cached_frames("a.mp4", 1), a[1])  # stride 2: [8, 10, 12, 14]
+    assert reader.cached_frames("a.mp4", 1).tolist() == [8, 10, 12, 14]
+    with pytest.raises(MissingTargetsError, match="holds 2 clip\\(s\\) of it, not clip 2"):
+        reader.cached_frames("a.mp4", 2)
     with pytest.raises(ConfigError, match="layout='nhwc'"):
         open_targets(store, layout="nhwc")
     with pytest.raises(ConfigError, match="on_missing='fallback'"):
