@@ -119,3 +119,15 @@ def test_importing_p4d_targets_needs_no_torch():
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "assert not [m for m in sys.modules if m.startswith(('p4d.teacher', 'p4d.precompute'))]")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_reader_pickles_for_dataloader_workers(store, tmp_path):
+    import pickle
+
+    a = _plan(store.videos[0])
+    reader = open_targets(store, on_missing="skip")
+    reader.get([str(tmp_path / "z.mp4")], a[0][None])  # a miss, counted
+    again = pickle.loads(pickle.dumps(reader))
+    assert again.misses == {"not_in_cache": 1}
+    np.testing.assert_array_equal(again.get([str(tmp_path / "a.mp4")], a[0][None])["l4p_encs"],
+                                  reader.get([str(tmp_path / "a.mp4")], a[0][None])["l4p_encs"])
