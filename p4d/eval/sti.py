@@ -170,9 +170,9 @@ def summarize_tasks(scored: Iterable[tuple[str, float]]) -> dict[str, Column]:
 
 def format_sti_report(columns: dict[str, Column], title: str = "Performance Report") -> str:
     """The official script's text report: total, overall accuracy, then each task's accuracy,
-    best first (percent, two decimals)."""
+    best first (ties by name; percent, two decimals)."""
     overall = columns["Overall"]
-    tasks = sorted(((n, c) for n, c in columns.items() if n != "Overall"), key=lambda nc: -(nc[1].total / nc[1].count))
+    tasks = sorted(((n, c) for n, c in columns.items() if n != "Overall"), key=lambda nc: (-nc[1].total / nc[1].count, nc[0]))
     lines = [f"=== {title} ===", f"Total samples: {overall.count}", f"Overall accuracy: {_pct(overall)}", "",
              "Accuracy by task:"] + [f"  {n}: {_pct(c)}" for n, c in tasks]
     return "\n".join(lines)
