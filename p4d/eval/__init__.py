@@ -7,11 +7,13 @@ Modules:
   category, split, first-frame regions ``<obj_k>``), :func:`~p4d.eval.items.load_bench` (malformed
   items reported by id).
 - :mod:`~p4d.eval.r4d`: R4D-Bench as shipped, read from its folder (test.json, clipped/videos, SoM PNGs).
+- :mod:`~p4d.eval.sti`: STI-Bench as shipped (qa.parquet, video/), its official prompt, time window and report.
+- :mod:`~p4d.eval.revisions`: known superseded benchmark revisions (VSTI-Bench's old labels), by item count.
 - :mod:`~p4d.eval.prompt`: the one prompt builder (release and p4d styles), also used by the
   exported student and the lmms-eval task in ``p4d/eval/lmms_eval_task/``.
-- :mod:`~p4d.eval.parse`: the chosen option / number out of free-form model text (p4d's rules and
-  the release's letter parser with its seeded random letter).
-- :mod:`~p4d.eval.scoring`: accuracy, MRA, micro averages (Avg/Sta/Dyn + 9 categories), baselines.
+- :mod:`~p4d.eval.parse`: the chosen option / number out of free-form model text (p4d's rules, the
+  release's letter parser with its random letter, STI-Bench's official parser, the matched rule).
+- :mod:`~p4d.eval.scoring`: strict and matched scores, MRA, micro averages (Avg/Sta/Dyn + 9 categories), baselines.
 - :mod:`~p4d.eval.table`: the paper's Tab. 3 layout in markdown.
 - :mod:`~p4d.eval.predictions`: the resumable predictions JSONL.
 - :mod:`~p4d.eval.run`: the :class:`~p4d.eval.run.VideoQAModel` protocol, student loading, the eval loop.

@@ -15,23 +15,32 @@ are refused without it. The config is the first of ``DIR/config.json``, ``DIR/me
 A model whose ``answer`` takes a ``video`` keyword gets the video path too (so it can find the clip in
 the cache).
 
-BENCH is a JSON/JSONL file of items (:mod:`p4d.eval.items`) or the R4D-Bench folder as shipped
-(:mod:`p4d.eval.r4d`). Per item: ``sample_clip(video, N, policy="uniform")`` gives (N, H, W, 3)
-frames and their timestamps (seconds, TPE input).
+BENCH is a JSON/JSONL file of items (:mod:`p4d.eval.items`), the R4D-Bench folder as shipped
+(:mod:`p4d.eval.r4d`) or STI-Bench as shipped (:mod:`p4d.eval.sti`: its folder or ``qa.parquet``). Per
+item: ``sample_clip(video, N, policy="uniform")`` gives (N, H, W, 3) frames and their timestamps
+(seconds, TPE input); STI-Bench items sample N frames over their [time_start, time_end] window.
 
 Protocols (``--protocol``):
 
-- ``release`` (default; R4D-Bench's lmms-eval task as released): visual input ``[SoM image,
-  video]`` (the shipped PNG, or for own items with regions the first frame with its marks drawn by
-  :mod:`p4d.video.marks`), the release prompt (:func:`p4d.eval.prompt.format_prompt`), the release
-  parser (:func:`p4d.eval.parse.parse_release_letter`); an answer with no letter gets a uniformly
-  random letter from a generator seeded by (``--seed``, item id) and is counted "unparsed"; an item
-  whose video (or SoM image) cannot be read is scored the same way and listed, never dropped.
+- ``release`` (default, as the public release runs R4D-Bench; each benchmark as its official code
+  runs it): R4D-Bench's released lmms-eval task: visual input ``[SoM image, video]`` (the shipped PNG
+  when the file exists, or for own items with regions the first frame with its marks drawn by
+  :mod:`p4d.video.marks`), the release prompt (:func:`p4d.eval.prompt.format_prompt`; the SoM preamble
+  whenever the item names a SoM image), the release parser
+  (:func:`p4d.eval.parse.parse_release_letter`); an answer with no letter gets a uniformly random
+  letter (unseeded, as the release draws it; ``--seed`` seeds it by (seed, item id)) and is counted
+  "unparsed"; an item whose video (or SoM image) cannot be read is scored the same way and listed,
+  never dropped. STI-Bench: its official prompt and parser (:func:`p4d.eval.parse.parse_sti_letter`),
+  unparsed scores 0.
 - ``p4d`` (p4d's earlier protocol): marks drawn on frame 0, p4d's prompt and parser, unparsed
   scores 0, an unreadable video drops the item (listed).
 
-Items without options (p4d's own numeric items) are scored by MRA in both. Baselines (``random``:
-the exact expectation 1/N; ``first-option``) decode nothing.
+Every MCQ answer is scored twice (:class:`p4d.eval.scoring.Scored`): ``score`` (strict: the official
+parser) and ``score_matched`` (an answer stating an option's value counts as that option), with
+``rule`` (parser / value / random / none) saying which decided; the header pins the items file by
+``bench_sha256`` and ``bench_items``. Items without options (p4d's own numeric items) are scored by MRA
+in both. Baselines (``random``: the exact expectation 1/N; ``first-option``; ``most-frequent-letter``)
+decode nothing.
 """
 
 from __future__ import annotations
