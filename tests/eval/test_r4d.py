@@ -256,3 +256,85 @@ def test_lmms_eval_task_scores_like_p4d_eval(r4d, tmp_path, monkeypatch):
     assert task.r4d_R(records) == v6 and task.r4d_C(records) == pytest.approx(v3 / 2)
     assert task.r4d_accuracy_matched(records) == pytest.approx((5 + v4) / 7)
     assert all(0.0 <= getattr(task, name.split(".")[1])(records) <= 1.0 for name in hooks[4:])
+
+
+@pytest.fixture
+def fake_lmms_eval(monkeypatch):
+    """A stand-in for lmms-eval's documented model API (lmms-eval 0.7 would replace torch 2.13 and PyAV
+    here): ``lmms_eval.api.model.lmms``, ``lmms_eval.api.registry.register_model`` and
+    ``lmms_eval.models.registry_v2.ModelManifest``; p4d.eval.lmms_model is re-imported against it."""
+    import dataclasses
+    import importlib
+    import sys
+    import types
+
+    registry = {}
+
+    class lmms:  # noqa: N801 (lmms-eval's name)
+        def __init__(self):
+            self.task_dict = {}
+
+    def register_model(*names):
+        def wrap(cls):
+            registry.update(dict.fromkeys(names, cls))
+            return cls
+        return wrap
+
+    @dataclasses.dataclass(frozen=True)
+    class ModelManifest:
+        model_id: str
+        simple_class_path: str | None = None
+        chat_class_path: str | None = None
+
+    modules = {"lmms_eval": {}, "lmms_eval.api": {}, "lmms_eval.api.model": {"lmms": lmms},
+               "lmms_eval.api.registry": {"register_model": register_model}, "lmms_eval.models": {},
+               "lmms_eval.models.registry_v2": {"ModelManifest": ModelManifest}}
+    for name, attrs in modules.items():
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(**attrs, __name__=name))
+    import p4d.eval.lmms_model as adapter
+
+    yield importlib.reload(adapter), registry, lmms
+    monkeypatch.undo()
+    importlib.reload(adapter)
+
+
+@pytest.mark.slow
+def test_student_as_lmms_eval_model_answers_as_p4d_eval(r4d, tmp_path, monkeypatch, fake_lmms_eval):
+    """`--model p4d` on the r4d_bench task's own hooks: registered under "p4d" (decorator and entry-point
+    manifest), and the tiny exported student's raw answers equal those of `p4d eval` on the same items."""
+    import importlib
+    import types
+
+    import torch
+
+    from p4d.train.model import build_student, export_student
+    from p4d.train.model.config import TINY
+
+    adapter, registry, base = fake_lmms_eval
+    assert registry["p4d"] is adapter.P4DStudent and issubclass(adapter.P4DStudent, base)
+    manifest = adapter.model_manifest()
+    module, _, name = manifest.simple_class_path.rpartition(".")
+    assert manifest.model_id == "p4d" and getattr(importlib.import_module(module), name) is adapter.P4DStudent
+
+    torch.manual_seed(0)
+    export_student(build_student(TINY.replace(strategy="4d-sft")), tmp_path / "export")
+    run_eval(EvalConfig(bench=r4d, out=tmp_path / "s.jsonl", model_dir=tmp_path / "export", frames=4, seed=0,
+                        progress=False, batch_size=3))
+    _, records = read_predictions(tmp_path / "s.jsonl")
+
+    monkeypatch.chdir(r4d.parent)
+    monkeypatch.setenv("R4D_BENCH_ROOT", r4d.name)
+    from p4d.eval.lmms_eval_task import r4d_bench_utils
+
+    task = importlib.reload(r4d_bench_utils)
+    docs = [json.loads(line) for line in (r4d / ".cache/test_normalized.jsonl").read_text().splitlines()]
+    model = adapter.P4DStudent(pretrained=str(tmp_path / "export"), num_frames=4, device="cpu", batch_size="3")
+    model.task_dict = {"r4d_bench": {"test": docs}}
+    requests = [types.SimpleNamespace(args=(task.r4d_doc_to_text(d), {"max_new_tokens": 32, "until": []},
+                                            task.r4d_doc_to_visual, k, "r4d_bench", "test")) for k, d in enumerate(docs)]
+    answers = model.generate_until(requests)
+    assert answers[IDS.index("v4")] == ""  # its clipped video is corrupt: the empty answer, scored as unparsed
+    assert {d["id"]: a for d, a in zip(docs, answers) if d["id"] != "v4"} == {
+        k: r["raw"] for k, r in records.items() if k != "v4"}
+    with pytest.raises(NotImplementedError):
+        model.loglikelihood(requests)
