@@ -111,8 +111,8 @@ def results_text(result, name: str, frames: int) -> str:
             rows.append((f"Most frequent letter ({letter})", summarize_tasks((i.task, float(i.answer == letter)) for i in items)))
             counts.append("")
         table = format_sti_table(rows, extra=[("# Frames", [str(frames)] * len(rows)), ("Decided", counts)])
-        reports = "\n\n".join(format_sti_report(cols, f"{title} ({rule})") for (title, cols), rule in
-                              zip(rows[:2], ("strict: official parser", "matched: + option values")))
+        reports = "\n\n".join(format_sti_report(cols, f"{name}, {rule}") for (_, cols), rule in
+                                zip(rows[:2], ("strict (official parser)", "matched (+ option values)")))
         return f"{table}\n\n{sha}\n\n{reports}"
     from p4d.eval.scoring import summarize
 

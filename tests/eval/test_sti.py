@@ -139,7 +139,7 @@ def test_cli_prints_strict_and_matched_tables_and_the_official_report(sti, tmp_p
     assert "| First option (strict) | 16 | 4 parser | 25.0 | 0.0 | 0.0 | 0.0 | 100.0 |" in lines
     assert "| First option (matched) | 16 | 4 parser | 25.0 | 0.0 | 0.0 | 0.0 | 100.0 |" in lines
     assert "| Most frequent letter (A) | 16 |  | 25.0 | 0.0 | 0.0 | 0.0 | 100.0 |" in lines
-    report = res.output[res.output.index("=== First option (strict) (strict: official parser) ==="):]
+    report = res.output[res.output.index("=== First option, strict (official parser) ==="):]
     assert report.splitlines()[1:8] == ["Total samples: 4", "Overall accuracy: 25.00%", "", "Accuracy by task:",
                                         "  Trajectory Description: 100.00%", "  Dimensional Measurement: 0.00%",
                                         "  Displacement & Path Length: 0.00%"]
