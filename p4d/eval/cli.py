@@ -76,6 +76,10 @@ def run_command(
         typer.echo(f"skipped {problem.id}: {problem.reason}", err=True)
     for problem in result.unreadable:
         typer.echo(f"unreadable, scored as unparsed {problem.id}: {problem.reason}", err=True)
+    for item in result.bench.items:
+        if item.options and not item.answer:
+            typer.echo(f"no target, scored 0 (as the release scores it) {item.id}: answer {item.answer_value!r} is "
+                       f"none of the options", err=True)
     old = known_old_revision(bench, len(result.bench.items) + len(result.bench.problems))
     if old is not None:
         typer.echo(f"warning: {bench} holds {old.items} items, the superseded {old.benchmark} revision "

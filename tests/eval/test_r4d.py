@@ -184,6 +184,7 @@ def test_cli_runs_on_the_folder_as_is(r4d, tmp_path):
     # answers B, A, C, B, C, A, none: A, B, C twice each -> A (the earliest); right on s2 and v6
     assert "| Most frequent letter (A) | 16 |  | 28.6 | 50.0 | 20.0 | 0.0 | 100.0 | – | 100.0 | 0.0 | – | 0.0 | 0.0 | – |" in lines
     assert f"items file sha256: {hashlib.sha256((r4d / 'test.json').read_bytes()).hexdigest()}" in lines
+    assert "no target, scored 0 (as the release scores it) bad: answer 3 is none of the options" in lines
     assert read_predictions(out)[0]["bench_sha256"] == hashlib.sha256((r4d / "test.json").read_bytes()).hexdigest()
 
 
