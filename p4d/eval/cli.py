@@ -115,8 +115,9 @@ def results_text(result, name: str, frames: int) -> str:
             rows.append((f"Most frequent letter ({letter})", summarize_tasks((i.task, float(i.answer == letter)) for i in items)))
             counts.append("")
         table = format_sti_table(rows, extra=[("# Frames", [str(frames)] * len(rows)), ("Decided", counts)])
-        reports = "\n\n".join(format_sti_report(cols, f"{name}, {rule}") for (_, cols), rule in
-                                zip(rows[:2], ("strict (official parser)", "matched (+ option values)")))
+        scenes = [summarize_tasks((i.benchmark, s) for i, s, _ in scores), summarize_tasks((i.benchmark, m) for i, _, m in scores)]
+        reports = "\n\n".join(format_sti_report(cols, f"{name}, {rule}", scene) for (_, cols), rule, scene in
+                                zip(rows[:2], ("strict (official parser)", "matched (+ option values)"), scenes))
         return f"{table}\n\n{sha}\n\n{reports}"
     from p4d.eval.scoring import summarize
 

@@ -20,7 +20,7 @@ the times written as Python prints the parquet's values. Frames are sampled unif
 window [time_start, time_end] (the timestamps stay the video's own, so they agree with the prompt);
 the official Qwen script feeds the whole video at ≤ 30 frames instead. The official parser
 (:func:`p4d.eval.parse.parse_sti_letter`) decides the strict score; an unparsed answer scores 0.
-The per-task report is printed as the official script prints it (:func:`format_sti_report`); the
+The per-task and per-scene report is printed as the official script prints it (:func:`format_sti_report`); the
 script drops items whose video is missing or fails, p4d scores them 0 and lists them.
 """
 
@@ -168,14 +168,22 @@ def summarize_tasks(scored: Iterable[tuple[str, float]]) -> dict[str, Column]:
     return columns
 
 
-def format_sti_report(columns: dict[str, Column], title: str = "Performance Report") -> str:
-    """The official script's text report: total, overall accuracy, then each task's accuracy,
-    best first (ties by name; percent, two decimals)."""
+def format_sti_report(columns: dict[str, Column], title: str = "Performance Report",
+                      scenes: dict[str, Column] | None = None) -> str:
+    """The official script's text report: total, overall accuracy, each task's accuracy best first,
+    then each scene's (ties by name; percent, two decimals)."""
     overall = columns["Overall"]
-    tasks = sorted(((n, c) for n, c in columns.items() if n != "Overall"), key=lambda nc: (-nc[1].total / nc[1].count, nc[0]))
     lines = [f"=== {title} ===", f"Total samples: {overall.count}", f"Overall accuracy: {_pct(overall)}", "",
-             "Accuracy by task:"] + [f"  {n}: {_pct(c)}" for n, c in tasks]
+             "Accuracy by task:", *_ranked(columns)]
+    if scenes:
+        lines += ["", "Accuracy by scene:", *_ranked(scenes)]
     return "\n".join(lines)
+
+
+def _ranked(columns: dict[str, Column]) -> list[str]:
+    ranked = sorted(((n, c) for n, c in columns.items() if n != "Overall" and c.count),
+                    key=lambda nc: (-nc[1].total / nc[1].count, nc[0]))
+    return [f"  {n}: {_pct(c)}" for n, c in ranked]
 
 
 def _pct(col: Column) -> str:

@@ -143,4 +143,5 @@ def test_cli_prints_strict_and_matched_tables_and_the_official_report(sti, tmp_p
     assert report.splitlines()[1:8] == ["Total samples: 4", "Overall accuracy: 25.00%", "", "Accuracy by task:",
                                         "  Trajectory Description: 100.00%", "  Dimensional Measurement: 0.00%",
                                         "  Displacement & Path Length: 0.00%"]
+    assert report.splitlines()[9:13] == ["", "Accuracy by scene:", "  outdoor: 50.00%", "  indoor: 0.00%"]
     assert f"items file sha256: {hashlib.sha256((sti / 'qa.parquet').read_bytes()).hexdigest()}" in lines
