@@ -315,8 +315,9 @@ def _sample(item: Item, num_frames: int):
     """The item's clip: ``video`` (STI-Bench: over its time window), else (R4D-Bench) its full
     ``source`` video when that one fails."""
     try:
-        if item.window is not None:
-            return sample_window(item.video, num_frames, item.window)
+        window = getattr(item, "window", None)
+        if window is not None:
+            return sample_window(item.video, num_frames, window)
         return sample_clip(item.video, num_frames=num_frames, policy="uniform")
     except P4DError as first:
         fallback = getattr(item, "fallback_video", None)
