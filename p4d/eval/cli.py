@@ -50,37 +50,98 @@ def run_command(
     model: Optional[Path] = typer.Option(None, "--model", help="An exported student folder (loaded by p4d.train.load_exported_student)."),
     frames: int = typer.Option(16, "--frames", help="N, frames sampled uniformly over each video (with their timestamps)."),
     cache: Optional[str] = typer.Option(None, "--cache", help="F_4D cache over the benchmark videos (`p4d precompute`); required by 4d-concat / 4d-pe students."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="random (exact expectation) or first-option; instead of --model."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="random (exact expectation), first-option or most-frequent-letter (always the letter most answers have); instead of --model."),
     out: Optional[Path] = typer.Option(None, "--out", help="Predictions JSONL (default: BENCH-stem.MODEL.predictions.jsonl); an existing one is continued."),
     attn: Optional[str] = typer.Option(None, "--attn", help="Attention implementation passed to the student loader (recorded in the predictions file)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (default: bfloat16 on CUDA, float32 on the CPU) | float32 | bfloat16 | float16: the student's inference dtype (recorded in the predictions file)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available) | cpu | cuda | cuda:INDEX: where the student runs."),
     batch_size: int = typer.Option(8, "--batch-size", help="Items the student answers together (left-padded batched greedy generation; a killed eval redoes at most one batch)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    protocol: str = typer.Option("release", "--protocol", help="release (R4D-Bench's released prompt, [SoM image, video] input, letter parser, unparsed -> seeded random letter) | p4d (p4d's earlier prompt and parser, unparsed scores 0)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random letters given to unparsed answers (release protocol)."),
+    protocol: str = typer.Option("release", "--protocol", help="release (default: each benchmark as its official code runs it: R4D-Bench's released lmms-eval task, unparsed -> random letter; STI-Bench's scripts, unparsed -> 0) | p4d (p4d's earlier prompt and parser, unparsed scores 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random letters R4D-Bench gives unparsed answers (default: unseeded, as the release draws them; the letters drawn are in the predictions file)."),
 ) -> None:
-    """Evaluate a student (or a baseline) on BENCH; write per-item predictions and print the Tab. 3 table."""
+    """Evaluate a student (or a baseline) on BENCH; write per-item predictions and print the tables (strict and matched scores)."""
+    from p4d.eval.revisions import known_old_revision
     from p4d.eval.run import EvalConfig, run_eval
-    from p4d.eval.table import format_table
 
     out = out or _default_out(bench, model, baseline)
     result = run_eval(EvalConfig(bench=bench, out=out, frames=frames, model_dir=model, baseline=baseline, cache=cache,
                                  attn=attn, dtype=None if dtype == "auto" else dtype, device=device,
                                  batch_size=batch_size, progress=progress, protocol=protocol, seed=seed))
-    name = {"random": "Random", "first-option": "First option"}.get(baseline or "", model.name if model else "model")
-    table = format_table([(name, result.summary)], extra=[("# Frames", [str(frames)])])
-    out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+    name = {"random": "Random", "first-option": "First option", "most-frequent-letter": "Most frequent letter"}.get(
+        baseline or "", model.name if model else "model")
+    text = results_text(result, name, frames)
+    out.with_suffix(".md").write_text(text + "\n", encoding="utf-8")
     for problem in result.problems:
         typer.echo(f"skipped {problem.id}: {problem.reason}", err=True)
     for problem in result.unreadable:
         typer.echo(f"unreadable, scored as unparsed {problem.id}: {problem.reason}", err=True)
-    typer.echo(table)
-    if protocol == "release" and baseline is None:
-        typer.echo(f"unparsed: {result.unparsed} answers held no option letter and were scored with a random "
-                   f"letter (seed {seed}); {len(result.unreadable)} of them had an unreadable video or SoM image")
+    for item in result.bench.items:
+        if item.options and not item.answer:
+            typer.echo(f"no target, scored 0 (as the release scores it) {item.id}: answer {item.answer_value!r} is "
+                       f"none of the options", err=True)
+    old = known_old_revision(bench, len(result.bench.items) + len(result.bench.problems))
+    if old is not None:
+        typer.echo(f"warning: {bench} holds {old.items} items, the superseded {old.benchmark} revision "
+                   f"(corrected: {old.current}): {old.note}", err=True)
+    typer.echo(text)
+    if protocol == "release" and baseline is None and result.unparsed:
+        fallback = (f"scored with a random letter ({'unseeded' if seed is None else f'seed {seed}'})"
+                    if any(not i.official == "sti" for i in result.bench.items) else "scored 0")
+        typer.echo(f"unparsed: {result.unparsed} answers held no option letter for the official parser and were "
+                   f"{fallback} under the strict rule; {len(result.unreadable)} of them had an unreadable video "
+                   f"or SoM image")
     typer.echo(f"{result.predicted} items predicted now, {result.resumed} resumed, {len(result.problems)} skipped; "
                f"predictions: {result.predictions}; table: {out.with_suffix('.md')}")
+
+
+def results_text(result, name: str, frames: int) -> str:
+    """The tables ``p4d eval`` prints: strict and matched rows (with the items each rule decided), a
+    most-frequent-letter row, the items file's sha256; STI-Bench adds its official text report."""
+    from p4d.eval.scoring import most_frequent_letter
+    from p4d.eval.sti import format_sti_report, format_sti_table, summarize_tasks
+    from p4d.eval.table import format_table
+
+    items = result.bench.items
+    letter = most_frequent_letter(items)
+    decided = _decided(result.rules or {})
+    sha = f"items file sha256: {result.bench_sha256}"
+    if items and all(i.official == "sti" for i in items):
+        scores = _item_scores(result)
+        rows = [(f"{name} (strict)", summarize_tasks((i.task, s) for i, s, _ in scores)),
+                (f"{name} (matched)", summarize_tasks((i.task, m) for i, _, m in scores))]
+        counts = [decided, decided]
+        if letter is not None:
+            rows.append((f"Most frequent letter ({letter})", summarize_tasks((i.task, float(i.answer == letter)) for i in items)))
+            counts.append("")
+        table = format_sti_table(rows, extra=[("# Frames", [str(frames)] * len(rows)), ("Decided", counts)])
+        scenes = [summarize_tasks((i.benchmark, s) for i, s, _ in scores), summarize_tasks((i.benchmark, m) for i, _, m in scores)]
+        reports = "\n\n".join(format_sti_report(cols, f"{name}, {rule}", scene) for (_, cols), rule, scene in
+                                zip(rows[:2], ("strict (official parser)", "matched (+ option values)"), scenes))
+        return f"{table}\n\n{sha}\n\n{reports}"
+    from p4d.eval.scoring import summarize
+
+    rows = [(f"{name} (strict)", result.summary), (f"{name} (matched)", result.summary_matched)]
+    counts = [decided, decided]
+    if letter is not None:
+        rows.append((f"Most frequent letter ({letter})",
+                     summarize((i.category, i.split, float(not i.is_numeric and i.answer == letter)) for i in items)))
+        counts.append("")
+    table = format_table(rows, extra=[("# Frames", [str(frames)] * len(rows)), ("Decided", counts)])
+    return f"{table}\n\n{sha}"
+
+
+def _decided(rules: dict) -> str:
+    """"412 parser · 3 value · 5 random": how many items each rule decided (nonzero only)."""
+    return " · ".join(f"{n} {rule}" for rule, n in rules.items() if n) or "–"
+
+
+def _item_scores(result):
+    from p4d.eval.predictions import read_predictions
+
+    _, records = read_predictions(result.predictions)
+    return [(i, float(r["score"]), float(r.get("score_matched", r["score"]))) for i in result.bench.items
+            if (r := records.get(i.id)) is not None]
 
 
 @eval_app.command("report")

@@ -19,7 +19,8 @@ question refers to them as ``<obj_1>``, ``<obj_2>``, ...
 
 Categories (paper Tab. 3 / the published 12-column table): static VG, DM, SR; dynamic R, C, T, FP,
 SA, DP; plus ``TIME`` (elapsed-time items of the toy temporal benchmark, :mod:`p4d.eval.temporal`),
-a dynamic category outside R4D-Bench's nine.
+a dynamic category outside R4D-Bench's nine, and ``STI`` (STI-Bench items, :mod:`p4d.eval.sti`, whose
+own task names are kept in ``task``).
 
 :func:`load_bench` never raises on a bad item: it returns the good items and one
 :class:`ItemProblem` (id + reason) per malformed one, so the rest can run.
@@ -68,6 +69,7 @@ CATEGORIES: dict[str, Category] = {c.code: c for c in (
     Category("SA", "Speed & Acceleration", DYNAMIC),
     Category("DP", "Displacement & Path Length", DYNAMIC),
     Category("TIME", "Elapsed Time", DYNAMIC),
+    Category("STI", "STI-Bench", DYNAMIC),
 )}
 R4D_CATEGORIES = ("VG", "DM", "SR", "R", "C", "T", "FP", "SA", "DP")
 
@@ -123,7 +125,11 @@ class Item:
 
     R4D-Bench as shipped (:mod:`p4d.eval.r4d`) adds ``som_image`` (the SoM key frame, a separate
     first image), ``fallback_video`` (the full ``source`` video, tried when ``video`` fails),
-    ``benchmark`` (stibench / vlm4d) and ``answer_value`` (the option's value as written).
+    ``benchmark`` (stibench / vlm4d) and ``answer_value`` (the option's value as written); an answer
+    among none of the options is kept as ``answer=""`` (scored 0, as the release scores it).
+    STI-Bench (:mod:`p4d.eval.sti`) sets ``official="sti"`` (its parser), ``task`` (its task name),
+    ``prompt`` (its official prompt text) and ``window`` ((time_start, time_end) seconds, where frames
+    are sampled).
     """
 
     id: str
@@ -138,6 +144,10 @@ class Item:
     fallback_video: Path | None = None
     benchmark: str | None = None
     answer_value: object = None
+    official: str = "r4d"
+    task: str | None = None
+    prompt: str | None = None
+    window: tuple[float, float] | None = None
 
     @property
     def is_numeric(self) -> bool:

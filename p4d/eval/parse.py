@@ -152,32 +152,71 @@ def _first_number(text: str) -> float | None:
 
 # ---- the release's parsing (R4D-Bench's lmms-eval task, notes/release.md §6) -------------------
 
-#: Answer prefixes stripped (case-insensitively, longest first) before the letter is read.
-ANSWER_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The answer",
-                   "The best option is", "The correct option is", "Best answer:", "Best option:", "Answer:",
-                   "Option:")
-_PAREN_LETTER = re.compile(r"\(\s*([A-Za-z])\s*\)")
-_BARE_LETTER = re.compile(r"(?<![A-Za-z0-9])([A-Z])(?![A-Za-z0-9])")
+#: Answer prefixes the release removes, in its order, case-sensitively (``str.replace``), before
+#: reading a letter.
+ANSWER_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The best option is",
+                   "The correct option is", "Best answer:", "Best option:", "Answer:")
 
 
 def parse_release_letter(text: str | None, num_options: int) -> str | None:
-    """The release's reading of a model's answer: strip :data:`ANSWER_PREFIXES`, then the first
-    ``(X)`` whose X is an option letter, else the first bare capital letter word that is one
-    (``"B"``, ``"B."``, ``"B: 3 m"``); None when there is none (the caller draws a random letter)."""
-    if not text or not text.strip():
+    """The release's reading of a model's answer: the text stripped of surrounding white space, every
+    :data:`ANSWER_PREFIXES` occurrence removed (case-sensitive, in order), then the first ``(X)``
+    (regex ``\\(([A-X])\\)``, X an option letter, capital only), else the first ``\\b([A-X])\\b``;
+    None when neither matches (the caller draws a random letter). ``"(b)"``, ``"Option_B"`` and
+    ``"B_"`` hold no letter for it (``_`` is a word character)."""
+    if not text:
         return None
     s = text.strip()
-    for prefix in sorted(ANSWER_PREFIXES, key=len, reverse=True):
-        s = re.sub(re.escape(prefix), " ", s, flags=re.IGNORECASE)
+    for prefix in ANSWER_PREFIXES:
+        s = s.replace(prefix, "")
     letters = LETTERS[:num_options]
-    for pattern in (_PAREN_LETTER, _BARE_LETTER):
-        for match in pattern.finditer(s):
-            if match.group(1).upper() in letters:
-                return match.group(1).upper()
+    for pattern in (rf"\(([{letters}])\)", rf"\b([{letters}])\b"):
+        match = re.search(pattern, s)
+        if match:
+            return match.group(1)
     return None
 
 
-def random_letter(num_options: int, seed: int, item_id: str) -> str:
-    """A uniformly random option letter for an unparsed answer, drawn from a generator seeded by
-    (seed, item id): the same letter on every rerun and resume, whatever the item order."""
+def random_letter(num_options: int, seed: int | None, item_id: str) -> str:
+    """A uniformly random option letter for an unparsed answer. ``seed`` None: Python's global
+    generator, unseeded (the release's ``random.choice``); an int: a generator seeded by
+    (seed, item id), so the same letter on every rerun and resume, whatever the item order."""
+    if seed is None:
+        return random.choice(LETTERS[:num_options])
     return random.Random(f"r4d:{seed}:{item_id}").choice(LETTERS[:num_options])
+
+
+# ---- STI-Bench's official parsing (MINT-SJTU/STI-Bench opensource_test.py) -------------------------
+
+#: The official cascade: the first pattern that matches (case-insensitive, multi-line) gives the
+#: letter, upper-cased.
+STI_PATTERNS = (r"\(([A-E])\)", r"Ans\s*=\s*['\"]?([A-E])['\"]?", r"Answer\s*[:=]\s*([A-E])", r"Option\s+([A-E])",
+                r"\b([A-E])\s*(?:is|was)\s*correct", r"\b([A-E])[\.\)]\s*$")
+
+
+def parse_sti_letter(text: str | None) -> str | None:
+    """STI-Bench's official reading: :data:`STI_PATTERNS` in order; when none matches, the script keeps
+    the stripped answer and scores its last character, so a last character in ``ABCDE`` (capital) is
+    the letter; else None (scored 0)."""
+    if not text:
+        return None
+    for pattern in STI_PATTERNS:
+        match = re.search(pattern, text, flags=re.IGNORECASE | re.MULTILINE)
+        if match:
+            return match.group(1).upper()
+    stripped = text.strip()
+    return stripped[-1] if stripped and stripped[-1] in "ABCDE" else None
+
+
+# ---- the "matched" rule: an answer that states an option's value ---------------------------------
+
+def match_option_value(text: str | None, options: Sequence[str]) -> str | None:
+    """The option whose value the answer states: the whole answer is that option's text (case,
+    surrounding punctuation ignored), else exactly one option's text appears in it as whole words
+    (the longest when one contains another, e.g. "13 m" over "3 m"); None otherwise."""
+    if not text or not text.strip():
+        return None
+    letters = LETTERS[: len(options)]
+    raw = text.strip().strip("*`\"'")
+    norm = _norm(raw)
+    return _by_exact_text(raw, norm, options, letters) or _by_option_text(raw, norm, options, letters)

@@ -4,23 +4,27 @@
 
 Two styles:
 
-- ``release`` (default; R4D-Bench's lmms-eval task as released, notes/release.md §6): the SoM
-  preamble when a SoM image comes first, the question, ``Options:`` and one ``(A) …`` line per
-  option, then "Answer with only the letter of the correct option."::
+- ``release`` (default; R4D-Bench's lmms-eval task as released, notes/release.md §6): four parts
+  joined by a blank line (``"\n\n"``): the SoM preamble (two sentences) when the item has a SoM
+  image, the question, ``Options:`` with one ``(A) …`` line per option, then "Answer with only the
+  letter of the correct option."::
 
-      The first image is a set-of-mark annotation of a key frame from the video, with bounding boxes labeled <obj_1>, <obj_2>, etc.
+      The first image is a set-of-mark annotation of a key frame from the video, with bounding boxes labeled <obj_1>, <obj_2>, etc. References to <obj_N> in the question correspond to those labeled regions.
+
       How far did <obj_1> move?
+
       Options:
       (A) 0.5
       (B) 1
+
       Answer with only the letter of the correct option.
 
-  The notes quote the preamble's first sentence and elide the rest ("…"); p4d uses that sentence.
 - ``p4d`` (p4d's own earlier format): the question, ``A. …`` lines, "Answer with the option's
   letter from the given choices directly."
 
 Items without options (numeric, p4d's own format) end with "Answer with a single number." in
-both styles. Options are shown as ``str(value)``: R4D-Bench's options mix ints, strings and None.
+both styles. Options are shown as the release normalises them (:func:`option_text`): ``str(value)``,
+None as the empty string (so a None option reads ``"(D) "``).
 """
 
 from __future__ import annotations
@@ -33,15 +37,17 @@ from p4d.errors import ConfigError
 LETTERS = string.ascii_uppercase
 PROMPT_STYLES = ("release", "p4d")
 SOM_PREAMBLE = ("The first image is a set-of-mark annotation of a key frame from the video, with bounding boxes "
-                "labeled <obj_1>, <obj_2>, etc.")
+                "labeled <obj_1>, <obj_2>, etc. References to <obj_N> in the question correspond to those labeled "
+                "regions.")
 RELEASE_INSTRUCTION = "Answer with only the letter of the correct option."
 P4D_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 NUMERIC_INSTRUCTION = "Answer with a single number."
 
 
 def option_text(value) -> str:
-    """How an option value is shown: ``str(value)`` (0 → "0", None → "None")."""
-    return str(value).strip()
+    """How an option value is shown, as the release normalises ``test.json``: ``str(value)`` (0 → "0",
+    "2 m " kept as written), None → ""."""
+    return "" if value is None else str(value)
 
 
 def format_prompt(question: str, options: Sequence, *, style: str = "release", som: bool = False) -> str:
@@ -54,6 +60,6 @@ def format_prompt(question: str, options: Sequence, *, style: str = "release", s
         return "\n".join([*head, question, NUMERIC_INSTRUCTION])
     texts = [option_text(o) for o in options]
     if style == "release":
-        return "\n".join([*head, question, "Options:", *(f"({LETTERS[i]}) {t}" for i, t in enumerate(texts)),
-                          RELEASE_INSTRUCTION])
+        lines = "\n".join(f"({LETTERS[i]}) {t}" for i, t in enumerate(texts))
+        return "\n\n".join([*head, question, f"Options:\n{lines}", RELEASE_INSTRUCTION])
     return "\n".join([question, *(f"{LETTERS[i]}. {t}" for i, t in enumerate(texts)), P4D_INSTRUCTION])

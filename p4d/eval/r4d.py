@@ -12,9 +12,10 @@ One ``test.json`` item::
      "som_image": "images/vlm4d/17.png", "question": "... <obj_1> ...", "question_raw": "...",
      "options": [0, 1, "2", null], "answer": 0, "task": "Counting", "benchmark": "vlm4d"}
 
-``id`` may be an int or a string; ``options`` mix ints, strings and None (shown as ``str(value)``);
-``answer`` is the option's **value** (possibly the integer 0), matched to the first option equal to it
-(same value, then same text); ``task`` is the category's full name; Sta/Dyn follows the category,
+``id`` may be an int or a string; ``options`` mix ints, strings and None (shown as the release
+normalises them: ``str(value)``, None as ""); ``answer`` is the option's **value** (possibly the integer
+0), matched to the first option with the same normalised text (an answer among none of them scores 0,
+as in the release); ``question`` falls back to ``question_raw``; ``task`` is the category's full name; Sta/Dyn follows the category,
 not ``benchmark``. Paths are relative to the folder. ``video`` is used when the file exists, else
 ``source``; when decoding ``video`` fails at run time, ``source`` is tried. A missing video does not
 drop an item: it is scored at run time like an unparsable answer (a random letter) and listed.
@@ -27,7 +28,7 @@ import logging
 from pathlib import Path
 
 from p4d.errors import ConfigError
-from p4d.eval.items import CATEGORIES, LETTERS, Bench, Item, ItemProblem, parse_category, parse_items
+from p4d.eval.items import CATEGORIES, LETTERS, R4D_CATEGORIES, Bench, Item, parse_category, parse_items
 from p4d.eval.prompt import option_text
 
 log = logging.getLogger(__name__)
@@ -67,27 +68,23 @@ def load_r4d(root: str | Path) -> Bench:
     return Bench(path=root, items=tuple(items), problems=tuple(problems))
 
 
-def answer_index(options: list, answer) -> int:
-    """Index of the first option equal to ``answer``: same value (0 is not False, 1 is not "1"),
-    then the same text; ConfigError if none."""
-    for i, o in enumerate(options):
-        if type(o) is type(answer) and o == answer:
-            return i
-    for i, o in enumerate(options):
-        if (isinstance(o, (int, float)) and not isinstance(o, bool) and isinstance(answer, (int, float))
-                and not isinstance(answer, bool) and o == answer):
-            return i
+def answer_index(options: list, answer) -> int | None:
+    """Index of the answer as the release finds it: both sides normalised like ``test.json`` is
+    (:func:`~p4d.eval.prompt.option_text`: ``str(value)``, None → ""), the first option whose text
+    equals the answer's (0 matches "0"; 2 and "2" are the same); None when none does or the answer
+    is None or empty (the release then has no target and scores the item 0)."""
     text = option_text(answer)
-    for i, o in enumerate(options):
-        if option_text(o) == text:
-            return i
-    raise ConfigError(f"answer {answer!r} is not among the options {options!r}")
+    texts = [option_text(o) for o in options]
+    return texts.index(text) if text and text in texts else None
 
 
 def parse_r4d_item(record: dict, item_id: str, root: Path) -> Item:
-    question = record.get("question")
-    if not isinstance(question, str) or not question.strip():
-        raise ConfigError("missing question")
+    """One ``test.json`` record as the release reads it: ``question``, else ``question_raw``;
+    options shown as normalised text; an answer that is not among the options is kept, with no
+    answer letter, and scores 0 (logged), as in the release."""
+    question = record.get("question") or record.get("question_raw") or ""
+    if not isinstance(question, str):
+        raise ConfigError(f"question: expected a string, got {question!r:.80}")
     options = record.get("options")
     if not isinstance(options, list) or not 2 <= len(options) <= len(LETTERS):
         raise ConfigError(f"options: expected a list of 2 to 26 values, got {options!r:.80}")
@@ -96,9 +93,12 @@ def parse_r4d_item(record: dict, item_id: str, root: Path) -> Item:
     if "answer" not in record:
         raise ConfigError("missing answer")
     index = answer_index(options, record["answer"])
+    if index is None:
+        log.warning("item %s: answer %r is not among the options %r; scored 0, as the release scores it",
+                    item_id, record["answer"], options)
     task = record.get("task", record.get("category"))
     category = parse_category(task)
-    if category not in CATEGORIES or category == "TIME":
+    if category not in R4D_CATEGORIES:
         raise ConfigError(f"task {task!r} is not one of R4D-Bench's nine categories")
     video, source = (_path(root, record.get(k)) for k in ("video", "source"))
     if video is None and source is None:
@@ -106,7 +106,8 @@ def parse_r4d_item(record: dict, item_id: str, root: Path) -> Item:
     chosen = video if video is not None and video.is_file() else (source or video)
     som = _path(root, record.get("som_image"))
     return Item(id=item_id, video=chosen, question=question, options=tuple(option_text(o) for o in options),
-                answer=LETTERS[index], category=category, split=CATEGORIES[category].split, som_image=som,
+                answer=LETTERS[index] if index is not None else "", category=category,
+                split=CATEGORIES[category].split, som_image=som,
                 fallback_video=source if source is not None and source != chosen else None,
                 benchmark=str(record.get("benchmark")) if record.get("benchmark") is not None else None,
                 answer_value=record["answer"])

@@ -8,7 +8,8 @@ A table varies one key: a run enters it when that key is set and every other key
 at the default recipe (p4d, ld+ed, tpe, tune-p+llm), as in the paper's one-factor ablations. Rows
 follow the paper's order (unknown values after it); several runs with the same value are told apart
 by their file name. Baseline runs (``--baseline``) head every table; runs that fit no table are
-listed under "Other runs".
+listed under "Other runs". Under each table, the sha256 of the items file its runs were scored on
+(each run's header), or every run's when they differ.
 """
 
 from __future__ import annotations
@@ -114,4 +115,14 @@ def _describe(preset: dict) -> str:
 def _section(title: str, first_header: str, rows: list[tuple[str, Run]]) -> str:
     frames = [str(r.header.get("frames", "")) for _, r in rows]
     table = format_table([(name, r.summary) for name, r in rows], first_header=first_header, extra=[("# Frames", frames)])
-    return f"### {title}\n\n{table}"
+    return f"### {title}\n\n{table}\n\n{_items_files(rows)}"
+
+
+def _items_files(rows: list[tuple[str, Run]]) -> str:
+    """The items file's sha256 the rows were scored on: one line when they agree, else one per row
+    (rows scored on different files are not comparable)."""
+    shas = {r.header.get("bench_sha256") or "unknown" for _, r in rows}
+    if len(shas) == 1:
+        return f"items file sha256: {shas.pop()}"
+    return "items files differ (not comparable): " + "; ".join(
+        f"{name}: {r.header.get('bench_sha256') or 'unknown'}" for name, r in rows)

@@ -15,23 +15,32 @@ are refused without it. The config is the first of ``DIR/config.json``, ``DIR/me
 A model whose ``answer`` takes a ``video`` keyword gets the video path too (so it can find the clip in
 the cache).
 
-BENCH is a JSON/JSONL file of items (:mod:`p4d.eval.items`) or the R4D-Bench folder as shipped
-(:mod:`p4d.eval.r4d`). Per item: ``sample_clip(video, N, policy="uniform")`` gives (N, H, W, 3)
-frames and their timestamps (seconds, TPE input).
+BENCH is a JSON/JSONL file of items (:mod:`p4d.eval.items`), the R4D-Bench folder as shipped
+(:mod:`p4d.eval.r4d`) or STI-Bench as shipped (:mod:`p4d.eval.sti`: its folder or ``qa.parquet``). Per
+item: ``sample_clip(video, N, policy="uniform")`` gives (N, H, W, 3) frames and their timestamps
+(seconds, TPE input); STI-Bench items sample N frames over their [time_start, time_end] window.
 
 Protocols (``--protocol``):
 
-- ``release`` (default; R4D-Bench's lmms-eval task as released): visual input ``[SoM image,
-  video]`` (the shipped PNG, or for own items with regions the first frame with its marks drawn by
-  :mod:`p4d.video.marks`), the release prompt (:func:`p4d.eval.prompt.format_prompt`), the release
-  parser (:func:`p4d.eval.parse.parse_release_letter`); an answer with no letter gets a uniformly
-  random letter from a generator seeded by (``--seed``, item id) and is counted "unparsed"; an item
-  whose video (or SoM image) cannot be read is scored the same way and listed, never dropped.
+- ``release`` (default, as the public release runs R4D-Bench; each benchmark as its official code
+  runs it): R4D-Bench's released lmms-eval task: visual input ``[SoM image, video]`` (the shipped PNG
+  when the file exists, or for own items with regions the first frame with its marks drawn by
+  :mod:`p4d.video.marks`), the release prompt (:func:`p4d.eval.prompt.format_prompt`; the SoM preamble
+  whenever the item names a SoM image), the release parser
+  (:func:`p4d.eval.parse.parse_release_letter`); an answer with no letter gets a uniformly random
+  letter (unseeded, as the release draws it; ``--seed`` seeds it by (seed, item id)) and is counted
+  "unparsed"; an item whose video (or SoM image) cannot be read is scored the same way and listed,
+  never dropped. STI-Bench: its official prompt and parser (:func:`p4d.eval.parse.parse_sti_letter`),
+  unparsed scores 0.
 - ``p4d`` (p4d's earlier protocol): marks drawn on frame 0, p4d's prompt and parser, unparsed
   scores 0, an unreadable video drops the item (listed).
 
-Items without options (p4d's own numeric items) are scored by MRA in both. Baselines (``random``:
-the exact expectation 1/N; ``first-option``) decode nothing.
+Every MCQ answer is scored twice (:class:`p4d.eval.scoring.Scored`): ``score`` (strict: the official
+parser) and ``score_matched`` (an answer stating an option's value counts as that option), with
+``rule`` (parser / value / random / none) saying which decided; the header pins the items file by
+``bench_sha256`` and ``bench_items``. Items without options (p4d's own numeric items) are scored by MRA
+in both. Baselines (``random``: the exact expectation 1/N; ``first-option``; ``most-frequent-letter``)
+decode nothing.
 """
 
 from __future__ import annotations
@@ -51,7 +60,10 @@ from p4d.eval.items import Bench, Item, ItemProblem, load_bench
 from p4d.eval.predictions import PredictionsWriter, file_sha256
 from p4d.eval.prompt import PROMPT_STYLES, format_prompt
 from p4d.eval.r4d import bench_file, is_r4d_folder, load_r4d
-from p4d.eval.scoring import BASELINES, Summary, first_option_answer, random_expectation, score_item, summarize
+from p4d.eval.revisions import check_revision
+from p4d.eval.scoring import (BASELINES, Summary, first_option_answer, most_frequent_letter, random_expectation,
+                              rule_counts, score_item, summarize)
+from p4d.eval.sti import is_sti_bench, load_sti, qa_file, sample_window
 from p4d.video import sample_clip
 from p4d.video.marks import draw_marks
 
@@ -103,7 +115,7 @@ class EvalConfig:
     batch_size: int = 8          # items answered together by a model with answer_batch
     progress: bool = True
     protocol: str = "release"
-    seed: int = 0
+    seed: int | None = None      # None: unseeded random letters, as the release draws them
 
     def __post_init__(self) -> None:
         if (self.model_dir is None) == (self.baseline is None):
@@ -127,6 +139,10 @@ class EvalResult:
     resumed: int  # items already in the predictions file
     unparsed: int = 0  # scored items whose answer held no letter (release protocol: a random letter)
     unreadable: tuple[ItemProblem, ...] = ()  # scored items whose video/SoM image could not be read
+    summary_matched: Summary | None = None  # the same items scored by the matched rule
+    rules: dict | None = None  # rule -> items it decided (scoring.RULES)
+    bench: Bench | None = None
+    bench_sha256: str = ""
 
 
 def read_student_config(model_dir: str | Path) -> dict:
@@ -174,7 +190,7 @@ def load_student(model_dir: str | Path, *, cache: str | None = None, attn: str |
 
 def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalResult:
     """Run (or continue) an eval as configured; ``model`` overrides loading ``config.model_dir``."""
-    bench = load_r4d(config.bench) if is_r4d_folder(config.bench) else load_bench(config.bench)
+    bench = load_benchmark(config.bench)
     preset: dict = {}
     device = dtype = None
     if config.model_dir is not None:
@@ -185,7 +201,8 @@ def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalRe
 
         device, dtype = resolve_placement(config.device, config.dtype)  # refused before anything is written
     header = {
-        "bench": str(config.bench), "bench_sha256": file_sha256(bench_file(config.bench)),
+        "bench": str(config.bench), "bench_sha256": file_sha256(items_file(config.bench)),
+        "bench_items": len(bench.items) + len(bench.problems),
         "protocol": config.protocol, "seed": config.seed,
         "model": str(config.model_dir) if config.model_dir is not None else None,
         "baseline": config.baseline, "frames": config.frames, "cache": config.cache,
@@ -199,22 +216,43 @@ def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalRe
         model = load_student(config.model_dir, cache=config.cache, attn=config.attn, dtype=dtype, device=device)
     failures = evaluate(todo, writer, model=model, baseline=config.baseline, frames=config.frames,
                         progress=config.progress, protocol=config.protocol, seed=config.seed,
-                        batch_size=config.batch_size)
+                        batch_size=config.batch_size, letter=most_frequent_letter(bench.items))
     summary = summarize_predictions(bench, writer.done)
     records = [r for item in bench.items if (r := writer.done.get(item.id)) is not None]
     unreadable = tuple(ItemProblem(str(r["id"]), r["error"]) for r in records if r.get("error"))
     dropped = tuple(f for f in failures if f.id not in writer.done)
     return EvalResult(summary=summary, problems=bench.problems + dropped, predictions=writer.path,
                       predicted=len(todo) - len(dropped), resumed=resumed,
-                      unparsed=sum(bool(r.get("unparsed")) for r in records), unreadable=unreadable)
+                      unparsed=sum(bool(r.get("unparsed")) for r in records), unreadable=unreadable,
+                      summary_matched=summarize_predictions(bench, writer.done, key="score_matched"),
+                      rules=rule_counts(records), bench=bench, bench_sha256=writer.header.get("bench_sha256", ""))
+
+
+def load_benchmark(path: str | Path) -> Bench:
+    """R4D-Bench's folder, STI-Bench (folder or ``qa.parquet``), or a JSON/JSONL file of items;
+    warns when the items file is a known superseded revision (:mod:`p4d.eval.revisions`)."""
+    if is_r4d_folder(path):
+        bench = load_r4d(path)
+    elif is_sti_bench(path):
+        bench = load_sti(path)
+    else:
+        bench = load_bench(path)
+    check_revision(path, len(bench.items) + len(bench.problems))
+    return bench
+
+
+def items_file(path: str | Path) -> Path:
+    """The file whose sha256 pins the benchmark: ``test.json``, ``qa.parquet`` or the items file."""
+    return qa_file(path) if is_sti_bench(path) else bench_file(path)
 
 
 def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQAModel | None,
              baseline: str | None, frames: int = 16, progress: bool = True, protocol: str = "release",
-             seed: int = 0, batch_size: int = 1) -> list[ItemProblem]:
+             seed: int | None = None, batch_size: int = 1, letter: str | None = None) -> list[ItemProblem]:
     """Predict, score and append every item; returns the items whose video/SoM image could not be
     read (``release``: scored as unparsed and appended; ``p4d``: left out), never raises on them.
-    A model with ``answer_batch`` answers up to ``batch_size`` items per call."""
+    A model with ``answer_batch`` answers up to ``batch_size`` items per call. ``letter``: the
+    ``most-frequent-letter`` baseline's answer."""
     from tqdm.auto import tqdm
 
     failures: list[ItemProblem] = []
@@ -232,18 +270,17 @@ def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQA
             raws = [model.answer(*(r[k] for k in REQUEST_KEYS), **{k: v for k, v in r.items() if k not in REQUEST_KEYS})
                     for r in requests]
         for (item, record, _), raw in zip(pending, raws, strict=True):
-            parsed, score, unparsed = score_item(item, raw, protocol=protocol, seed=seed)
-            writer.append({**record, "raw": raw, "parsed": parsed, "score": score, "unparsed": unparsed})
+            writer.append({**record, "raw": raw, **score_item(item, raw, protocol=protocol, seed=seed).record()})
         pending.clear()
 
     for item in tqdm(items, desc="p4d eval", unit="item", disable=not progress):
         record = {"id": item.id, "category": item.category, "split": item.split, "answer": item.answer}
         if baseline == "random":
-            record.update(raw=None, parsed=None, score=random_expectation(item))
-        elif baseline == "first-option":
-            raw = first_option_answer(item)
-            parsed, score, unparsed = score_item(item, raw, protocol=protocol, seed=seed)
-            record.update(raw=raw, parsed=parsed, score=score, unparsed=unparsed)
+            score = random_expectation(item)
+            record.update(raw=None, parsed=None, score=score, score_matched=score, rule="expectation")
+        elif baseline in ("first-option", "most-frequent-letter"):
+            raw = first_option_answer(item) if baseline == "first-option" or item.is_numeric else (letter or "")
+            record.update(raw=raw, **score_item(item, raw, protocol=protocol, seed=seed).record())
         else:
             try:
                 clip_frames, timestamps, index, images = item_visuals(item, frames, protocol,
@@ -253,8 +290,7 @@ def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQA
                 failures.append(ItemProblem(item.id, str(exc)))
                 if protocol != "release":
                     continue
-                parsed, score, unparsed = score_item(item, None, protocol=protocol, seed=seed)
-                record.update(raw=None, parsed=parsed, score=score, unparsed=unparsed, error=str(exc))
+                record.update(raw=None, **score_item(item, None, protocol=protocol, seed=seed).record(), error=str(exc))
                 writer.append(record)
                 continue
             request = {"frames": clip_frames, "timestamps": timestamps, "question_text": item.question,
@@ -262,7 +298,7 @@ def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQA
             if takes["video"]:
                 request["video"] = str(item.video)
             if takes["prompt"]:
-                request["prompt"] = format_prompt(item.question, item.options, style=protocol, som=bool(images))
+                request["prompt"] = item_prompt(item, protocol, som=item.som_image is not None or bool(images))
             if takes["images"]:
                 request["images"] = images
             record.update(frame_index=index.tolist(), timestamps=[round(float(t), 6) for t in timestamps])
@@ -276,8 +312,12 @@ def evaluate(items: Sequence[Item], writer: PredictionsWriter, *, model: VideoQA
 
 
 def _sample(item: Item, num_frames: int):
-    """The item's clip: ``video``, else (R4D-Bench) its full ``source`` video when that one fails."""
+    """The item's clip: ``video`` (STI-Bench: over its time window), else (R4D-Bench) its full
+    ``source`` video when that one fails."""
     try:
+        window = getattr(item, "window", None)
+        if window is not None:
+            return sample_window(item.video, num_frames, window)
         return sample_clip(item.video, num_frames=num_frames, policy="uniform")
     except P4DError as first:
         fallback = getattr(item, "fallback_video", None)
@@ -310,7 +350,8 @@ def item_visuals(item: Item, num_frames: int, protocol: str = "release", *, imag
     frames, images = clip.frames, []
     som_image = getattr(item, "som_image", None)
     if som_image is not None:
-        images = [_read_image(som_image)] if images_separate else []
+        # the release attaches the SoM image only when the file exists (its preamble stays either way)
+        images = [_read_image(som_image)] if images_separate and som_image.is_file() else []
     elif item.regions:
         marked = _marked_first_frame(item, frames)
         if protocol == "release" and images_separate:
@@ -338,9 +379,18 @@ def _read_image(path: Path) -> np.ndarray:
         raise P4DError(f"SoM image {path}: cannot be read ({type(exc).__name__}: {exc})") from None
 
 
-def summarize_predictions(bench: Bench, records: dict[str, dict]) -> Summary:
-    """Summary over the benchmark's valid items that have a prediction record."""
-    return summarize((item.category, item.split, float(r["score"])) for item in bench.items
+def item_prompt(item: Item, protocol: str, *, som: bool) -> str:
+    """The item's own official prompt (STI-Bench) under ``release``, else :func:`format_prompt`."""
+    if item.prompt is not None and protocol == "release":
+        return item.prompt
+    return format_prompt(item.question, item.options, style=protocol, som=som)
+
+
+def summarize_predictions(bench: Bench, records: dict[str, dict], key: str = "score") -> Summary:
+    """Summary over the benchmark's valid items that have a prediction record (``key``: ``score``,
+    strict, or ``score_matched``; a record without it, written before matched scoring, counts its
+    strict score)."""
+    return summarize((item.category, item.split, float(r.get(key, r["score"]))) for item in bench.items
                      if (r := records.get(item.id)) is not None)
 
 

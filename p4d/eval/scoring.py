@@ -1,13 +1,18 @@
 """Scores per item and their averages: MCQ accuracy, MRA for numeric answers, per split and category.
 
 - MCQ item: 1 if the parsed letter is the answer, else 0. Unparsed: under the ``release`` protocol
-  a seeded uniformly random letter (1/N in expectation, as the release scores it); under ``p4d`` 0.
+  on R4D-Bench a uniformly random letter (1/N in expectation, as the release scores it); on
+  STI-Bench and under ``p4d`` 0.
 - Numeric item: mean relative accuracy, MRA = mean over θ ∈ {0.50, 0.55, ..., 0.95} of
   1[|ŷ − y| / |y| < 1 − θ] (VSI-Bench's metric); y = 0 scores 1 only for ŷ = 0.
 - Averages are micro over items: Avg over all, Sta/Dyn over each split's items, one column per
   category; each column also carries its item count.
+- Every MCQ answer is scored twice (:class:`Scored`): **strict**, the benchmark's official parser
+  alone, and **matched**, where an answer that states an option's value (the whole answer, or exactly
+  one option's text as whole words) counts as that option; ``rule`` records which decided.
 - Baselines: ``random`` is the exact expectation, 1/(number of options) per MCQ item (0 for a numeric
-  item: there is nothing to draw from); ``first-option`` always answers "A" (numeric items: no answer, 0).
+  item: there is nothing to draw from); ``first-option`` always answers "A" (numeric items: no answer, 0);
+  ``most-frequent-letter`` always answers the letter most items' answers have (the letter-bias check).
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from p4d.eval.items import CATEGORIES, DYNAMIC, R4D_CATEGORIES, STATIC, Item
-from p4d.eval.parse import parse_choice, parse_number, parse_release_letter, random_letter
+from p4d.eval.parse import (match_option_value, parse_choice, parse_number, parse_release_letter, parse_sti_letter,
+                            random_letter)
 
 #: θ = 0.50, 0.55, ..., 0.95 written as (10 + k) / 20, so 1 − θ = (10 − k) / 20 exactly.
 MRA_TOLERANCES = tuple((10 - k) / 20 for k in range(10))
 SPLIT_COLUMNS = ("Avg", "Sta", "Dyn")
-BASELINES = ("random", "first-option")
+BASELINES = ("random", "first-option", "most-frequent-letter")
 
 
 def mra(prediction: float | None, truth: float) -> float:
@@ -44,24 +50,82 @@ def score_answer(item: Item, raw: str | None) -> tuple[str | float | None, float
     return letter, float(letter == item.answer)
 
 
-def score_item(item: Item, raw: str | None, *, protocol: str = "release", seed: int = 0
-               ) -> tuple[str | float | None, float, bool]:
-    """(parsed answer, score, unparsed) under a protocol. ``release``: the release's letter parser;
-    no letter → a uniformly random letter seeded by (seed, item id), scored like any answer and
-    flagged unparsed. ``p4d``: :func:`score_answer` (unparsed scores 0). Numeric items: MRA."""
+#: How an item's answer was decided (``rule`` in the predictions file): the benchmark's official
+#: parser found a letter; only the matched rule did (the answer states an option's value); neither,
+#: and the release drew a random letter; neither, and the item scores 0.
+RULES = ("parser", "value", "random", "none")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One answer scored twice: **strict** (the benchmark's official parser) and **matched** (strict,
+    else an answer stating an option's value counts as that option); ``rule`` says which decided."""
+
+    parsed: str | float | None
+    score: float
+    matched: str | float | None
+    score_matched: float
+    rule: str
+
+    @property
+    def unparsed(self) -> bool:
+        """The official parser found no answer (a random letter or 0 under the strict rule)."""
+        return self.rule != "parser"
+
+    def record(self) -> dict:
+        return {"parsed": self.parsed, "score": self.score, "matched": self.matched,
+                "score_matched": self.score_matched, "rule": self.rule, "unparsed": self.unparsed}
+
+
+def score_item(item: Item, raw: str | None, *, protocol: str = "release", seed: int | None = 0) -> Scored:
+    """Score ``raw`` on ``item`` under a protocol, strict and matched.
+
+    ``release``: the item's official parser (``item.official``): ``r4d``, the release's letter parser,
+    no letter → a uniformly random letter (seeded by (seed, item id); ``seed`` None: unseeded, as the
+    release) drawn once and used by both rules where neither decides; ``sti``, STI-Bench's cascade,
+    unparsed scores 0. ``p4d``: :func:`score_answer` (p4d's parser already reads option values, so
+    matched = strict). Numeric items: MRA."""
     if item.is_numeric or protocol != "release":
         parsed, score = score_answer(item, raw)
-        return parsed, score, parsed is None
-    letter = parse_release_letter(raw, len(item.options))
-    unparsed = letter is None
-    if unparsed:
-        letter = random_letter(len(item.options), seed, item.id)
-    return letter, float(letter == item.answer), unparsed
+        return Scored(parsed, score, parsed, score, "parser" if parsed is not None else "none")
+    if item.official == "sti":
+        letter = parse_sti_letter(raw)
+    else:
+        letter = parse_release_letter(raw, len(item.options))
+    if letter is not None:
+        score = float(letter == item.answer)
+        return Scored(letter, score, letter, score, "parser")
+    value = match_option_value(raw, item.options)
+    strict = None if item.official == "sti" else random_letter(len(item.options), seed, item.id)
+    matched = value if value is not None else strict
+    rule = "value" if value is not None else ("none" if strict is None else "random")
+    return Scored(strict, float(strict is not None and strict == item.answer), matched,
+                  float(matched is not None and matched == item.answer), rule)
+
+
+def rule_counts(records) -> dict[str, int]:
+    """How many prediction records each rule decided (records without ``rule``: by ``unparsed``)."""
+    counts = dict.fromkeys(RULES, 0)
+    for r in records:
+        rule = r.get("rule") or ("none" if r.get("unparsed") else "parser")
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
 
 
 def random_expectation(item: Item) -> float:
-    """Expected score of a uniform random choice: 1 / number of options (0 for numeric items)."""
-    return 1.0 / len(item.options) if item.options else 0.0
+    """Expected score of a uniform random choice: 1 / number of options (0 for numeric items and
+    for items whose answer is none of the options)."""
+    return 1.0 / len(item.options) if item.options and item.answer else 0.0
+
+
+def most_frequent_letter(items: Iterable[Item]) -> str | None:
+    """The answer letter most MCQ items have (ties: the earliest letter); None without MCQ items.
+    Always answering it is the letter-bias baseline: above 1/N, the answers' positions are unbalanced."""
+    counts: dict[str, int] = {}
+    for item in items:
+        if not item.is_numeric and item.answer:
+            counts[item.answer] = counts.get(item.answer, 0) + 1
+    return min(counts, key=lambda letter: (-counts[letter], letter)) if counts else None
 
 
 def first_option_answer(item: Item) -> str:

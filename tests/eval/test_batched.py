@@ -44,7 +44,7 @@ def test_batched_answers_equal_one_at_a_time(exported, mcq, write_bench, tmp_pat
     for size in (1, 3):
         calls.clear()
         run_eval(EvalConfig(bench=bench, out=tmp_path / f"p{size}.jsonl", model_dir=exported, frames=4,
-                            batch_size=size, device="cpu", progress=False))
+                            batch_size=size, device="cpu", progress=False, seed=0))
         header, records = read_predictions(tmp_path / f"p{size}.jsonl")
         assert header["placement"] == {"device": "cpu", "dtype": "float32", "batch_size": size}
         raws[size] = {k: (r["raw"], r["parsed"], r["score"]) for k, r in records.items()}

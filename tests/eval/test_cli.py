@@ -36,8 +36,8 @@ def test_bench_is_the_default_command_and_report_reads_the_runs(tmp_path, video,
 
     res = cli(bench, "--baseline", "random", "--out", tmp_path / "rand.jsonl", "--no-progress")
     assert res.exit_code == 0, res.output
-    assert "| Random | 16 | 25.0 | – | 25.0 |" in res.output
-    assert (tmp_path / "rand.md").read_text().startswith("| Method | # Frames | Avg | Sta | Dyn |")
+    assert "| Random (strict) | 16 | 1 expectation | 25.0 | – | 25.0 |" in res.output
+    assert (tmp_path / "rand.md").read_text().startswith("| Method | # Frames | Decided | Avg | Sta | Dyn |")
     res = cli("run", bench, "--baseline", "first-option", "--out", tmp_path / "first.jsonl", "--no-progress")
     assert res.exit_code == 0, res.output
     header = json.loads((tmp_path / "first.jsonl").read_text().splitlines()[0])

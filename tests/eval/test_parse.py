@@ -72,26 +72,63 @@ def test_parse_number(text, expected):
     assert parse_number(text) == expected
 
 
+# The release's parser (R4D-Bench's lmms-eval task): answer prefixes removed case-sensitively, then the
+# first "(X)" (capital X among the options' letters), else the first r"\b([A-X])\b"; None -> random letter.
+# Expected letters worked out by hand from those rules, four options (A-D).
 RELEASE = [
     ("B", "B"),
     ("(C)", "C"),
     ("The best answer is (D).", "D"),
     ("The answer is B", "B"),
     ("Answer: A", "A"),
-    ("answer: c", None),         # only (x) is read case-insensitively; a bare word must be a capital
-    ("(b) because it turns", "B"),
+    ("answer: c", None),                      # no capital letter anywhere
+    ("(b) because it turns", None),           # "(b)" is not "(B)": the release reads capitals only
     ("B: 13 m", "B"),
-    ("It is (E), no wait, B", "B"),  # (E) is no option letter of four: the bare B is read
-    ("I think 2", None),          # "I" is a capital word but not an option letter
+    ("It is (E), no wait, B", "B"),           # (E) is no option letter of four: the bare B
+    ("I think 2", None),                      # "I" is a capital word but not an option letter
     ("two", None),
     ("", None),
     (None, None),
+    ("the answer is (b)", None),              # prefix strip is case-sensitive; (b) is lower case
+    ("(b)", None),
+    ("Option_B", None),                       # "_" is a word character: no \b before B
+    ("B_", None),                             # ... nor after it
+    ("Answer: (C)", "C"),
+    ("The correct answer is A.", "A"),
+    ("Best option: D", "D"),
+    ("A car is moving left", "A"),            # the article reads as option A
+    ("The answer is A car", "A"),
+    ("C) 3 m", "C"),                          # no "(C)": the bare C
+    ("[B]", "B"),
+    ("Answer:B", "B"),                        # "Answer:" removed, then "B"
+    ("The answer is (A) or (B)", "A"),        # the first bracketed letter
+    ("D, and then (B)", "B"),                 # any "(X)" before a bare letter, wherever it is
+    ("E", None),                              # not among four options
+    ("ABCD", None),                           # no one-letter word
+    ("The best answer is: C", "C"),
+    ("THE ANSWER IS D", "D"),
+    ("Answer: The best answer is B", "B"),    # both prefixes removed
 ]
 
 
 @pytest.mark.parametrize("text, expected", RELEASE)
 def test_release_letter_parser(text, expected):
     assert parse_release_letter(text, 4) == expected
+
+
+def test_release_letter_parser_reads_only_the_options_letters():
+    assert parse_release_letter("C", 2) is None and parse_release_letter("(C) or B", 2) == "B"
+    assert parse_release_letter("Z", 26) == "Z"
+
+
+def test_unseeded_random_letter_is_the_global_generator():
+    """Unseeded (the release's behaviour): random.choice on Python's global generator."""
+    import random
+
+    random.seed(11)
+    drawn = [random_letter(4, None, f"q{k}") for k in range(20)]
+    reference = random.Random(11)
+    assert drawn == [reference.choice("ABCD") for _ in range(20)]
 
 
 def test_random_letter_is_seeded_per_item_and_uniform():

@@ -36,13 +36,14 @@ def test_report_tables_follow_the_presets(tmp_path):
                              "Tab. 7: trainable parts", "Other runs"}
     tab4 = sections["### Tab. 4: training strategy"].splitlines()
     # baseline first, then the paper's order: 4d-sft before p4d
-    assert [line.split(" | ")[0] for line in tab4[4:]] == ["| Random", "| 4d-sft", "| p4d", "| # items"]
+    assert [line.split(" | ")[0] for line in tab4[4:-2]] == ["| Random", "| 4d-sft", "| p4d", "| # items"]
+    assert tab4[-2:] == ["", "items file sha256: x"]  # every run's header has sha256 "x"
     assert tab4[5] == "| 4d-sft | 16 | 50.0 | 50.0 | 50.0 | 50.0 | – | – | – | 50.0 | – | – | – | – |"
     assert tab4[4].startswith("| Random | 16 | 22.5 | 20.0 | 25.0 |")
     tab5 = sections["Tab. 5: distillation losses"].splitlines()
-    assert [line.split(" | ")[0] for line in tab5[4:]] == ["| Random", "| ld-only", "| ld+ed", "| # items"]
+    assert [line.split(" | ")[0] for line in tab5[4:-2]] == ["| Random", "| ld-only", "| ld+ed", "| # items"]
     assert "| none |" in sections["Tab. 6: time cues"]
-    assert [line.split(" | ")[0] for line in sections["Tab. 7: trainable parts"].splitlines()[4:]] == \
+    assert [line.split(" | ")[0] for line in sections["Tab. 7: trainable parts"].splitlines()[4:-2]] == \
         ["| Random", "| tune-p+llm", "| # items"]
     assert "| odd (strategy=p4d, loss=ld-only, time_cue=none, trainable=tune-p+llm) |" in sections["Other runs"]
 
@@ -56,3 +57,17 @@ def test_report_reads_folders_and_refuses_missing_runs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="holds no \\*.jsonl"):
         load_runs([tmp_path / "empty"])
+
+
+def test_report_names_the_items_files(tmp_path):
+    """Each table states the sha256 of the items file its runs were scored on; differing files are flagged."""
+    from p4d.eval.predictions import PredictionsWriter
+    from p4d.eval.report import format_report, load_runs
+
+    for name, sha in (("a", "1" * 64), ("b", "2" * 64)):
+        writer = PredictionsWriter(tmp_path / f"{name}.jsonl", {"bench_sha256": sha, "baseline": "random", "frames": 16})
+        writer.append({"id": "q", "category": "VG", "split": "static", "score": 0.5})
+    one = format_report(load_runs([tmp_path / "a.jsonl"]))
+    assert f"items file sha256: {'1' * 64}" in one
+    both = format_report(load_runs([tmp_path / "a.jsonl", tmp_path / "b.jsonl"]))
+    assert f"items files differ (not comparable): Random: {'1' * 64}; Random: {'2' * 64}" in both

@@ -10,7 +10,7 @@ import pytest
 from p4d.errors import ConfigError
 from p4d.eval.items import load_bench
 from p4d.eval.run import EvalConfig, run_eval
-from p4d.eval.temporal import QUESTION, make_temporal
+from p4d.eval.temporal import QUESTION, answer_positions, make_temporal
 from p4d.video import write_synthetic_video
 
 
@@ -66,3 +66,27 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no video files found"):
         make_temporal(tmp_path / "empty", tmp_path / "t.jsonl", progress=False)
+
+
+def test_answer_positions_are_balanced_over_the_letters(tmp_path, videos):
+    """Eight videos, four options: each letter is the answer twice, so always answering the most
+    frequent letter scores chance (25 %); p4d eval prints that baseline row."""
+    folder = tmp_path / "eight"
+    folder.mkdir()
+    for k in range(8):
+        (folder / f"v{k}.mp4").symlink_to(videos / "a.mp4")
+    out = tmp_path / "t.jsonl"
+    made = make_temporal(folder, out, num_options=4, progress=False)
+    assert sorted(i.answer for i in made.items) == list("AABBCCDD")
+    for item in made.items:  # the true duration (2.0 s) sits at the answer's letter
+        assert item.options[item.letters.index(item.answer)] == "2.0 seconds"
+    result = run_eval(EvalConfig(bench=out, out=tmp_path / "m.jsonl", baseline="most-frequent-letter", progress=False))
+    assert result.summary.column("TIME").accuracy == 25.0
+
+
+def test_answer_position_counts():
+    rng = np.random.default_rng(0)
+    counts = np.bincount(answer_positions(14, 5, rng), minlength=5)
+    assert counts.max() - counts.min() <= 1 and counts.sum() == 14
+    assert set(answer_positions(6, 9, rng)) == {4}            # nine options: four below, four above
+    assert set(answer_positions(40, 7, rng)) == {2, 3, 4}      # at most four distractors on either side
