@@ -7,7 +7,9 @@ still to do -> record results as they complete.
 
 Resumable and idempotent: a rerun skips shards whose clips are all terminal (done or failed) and
 redoes every other shard from scratch; ``--retry-failed`` also redoes shards holding failed clips;
-``--force`` redoes all. A store made with another teacher, config or sampling policy is refused.
+``--force`` redoes all. A store made with another teacher, config or sampling policy is refused,
+and so is one computed with another teacher dtype or device class (cpu/cuda) as the workers
+resolve them, unless ``--allow-mixed-precision`` (:mod:`p4d.precompute.runtime`).
 A shard whose task keeps failing (its worker died, dask gave up after ``--retries``) is recorded
 failed with the reason. Ctrl-C stops cleanly: shards already written stay done, nothing is
 half-marked done (a clip turns done only after its whole shard is written).
@@ -34,6 +36,7 @@ from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
+from p4d.precompute.runtime import MixedRuntimeError, check_runtime, record_runtimes, recorded_runtimes, runtime_of
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
 from p4d.precompute.worker import TeacherJob, process_shard, save_heads_to_store, store_identity, teacher_identity
@@ -212,6 +215,11 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
     store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights, client=client)
+    # --- the resolved runtime (device class + dtype) is part of what the store was made with ---
+    resolved = runtime_of(identity)
+    check_runtime(cfg.store, recorded_runtimes(store), resolved, allow_mixed=cfg.allow_mixed_precision)
+    record_runtimes(store, [resolved])  # before any shard is written
+    job = dataclasses.replace(job, runtime=resolved, allow_mixed=cfg.allow_mixed_precision)
     wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
     todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
     if cfg.shards is not None:
@@ -233,6 +241,9 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
             shard = futures[fut]
             try:
                 res = fut.result()
+            except MixedRuntimeError:  # a worker resolved another runtime: refused, nothing of it written
+                client.cancel(list(futures))
+                raise
             except Exception as exc:  # noqa: BLE001 - a lost shard is recorded, the job goes on
                 reason = f"shard task failed after {cfg.retries} retries: {type(exc).__name__}: {exc}"
                 log.error("shard %d: %s", shard, reason)
@@ -253,6 +264,8 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
         raise
     finally:
         bar.close()
+    if cfg.allow_mixed_precision:  # every runtime a shard ran on, in the store's record
+        record_runtimes(store, list(report.shard_runs.values()))
     if cfg.scheduler is None:
         report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
 
