@@ -93,33 +93,44 @@ class PrecomputeReport:
                 f"{'; shards ' + where if where else ''}{stop}")
 
 
+def _requested_spec(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *, random_weights: bool):
+    """The CacheSpec this run asks for."""
+    return build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
+                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
+                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
+                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
+
+
+def _refuse_other_settings(cfg: PrecomputeConfig, store: CacheStore, spec) -> None:
+    """One line naming only the differing keys, unless the only differences are the teacher weights a
+    store planned by ``p4d cache init`` has not been bound to yet."""
+    diffs = store.spec.compatible_with(spec)
+    if not store.spec.teacher.get("weights_hash"):  # bound later (bind_teacher): not a difference
+        diffs = [d for d in diffs if not d.startswith(("teacher.weights_hash:", f"teacher.{RANDOM_WEIGHTS_KEY}:"))]
+    if diffs:
+        raise CacheSchemaError(
+            f"store {cfg.store} was made with other settings ({'; '.join(diffs)}); "
+            f"use a new STORE path, or rerun with the store's own settings"
+        )
+
+
 def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *,
                   random_weights: bool, client=None) -> CacheStore:
     """The store to fill: opened, or planned and created (atomically; of several runs creating the
     same new store one creates, the others join it), then checked against this run. Planning probes
     the videos as tasks on ``client``'s cluster, journaled, so a killed plan resumes. A store
     planned by ``p4d cache init`` (no weights hash yet) is bound to this run's teacher weights."""
-    spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
-                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
-                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
-                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
+    spec = _requested_spec(cfg, preset, weights_hash, random_weights=random_weights)
     try:
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:  # none, or its creation was killed: (re)create it
         store = plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
                            progress=cfg.progress, join=True, client=client, retries=cfg.retries)
-    unbound = dataclasses.replace(spec, teacher={**{k: v for k, v in spec.teacher.items() if k != RANDOM_WEIGHTS_KEY},
-                                                 "weights_hash": ""})
-    diffs = store.spec.compatible_with(spec)
-    if diffs and not store.spec.teacher.get("weights_hash") and not store.spec.compatible_with(unbound):
+    _refuse_other_settings(cfg, store, spec)
+    if store.spec.compatible_with(spec):  # only the weights of a `p4d cache init` store differ
         log.warning("%s was planned without teacher weights (`p4d cache init`); binding it to weights %s",
                     cfg.store, weights_hash)
         return bind_teacher(store, weights_hash, random_weights=random_weights)
-    if diffs:
-        raise CacheSchemaError(
-            f"store {cfg.store} was made with another teacher, config or sampling policy ({'; '.join(diffs)}); "
-            f"use a new STORE path, or rerun with the store's own settings"
-        )
     return store
 
 
@@ -163,9 +174,12 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
                      batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate,
                      fidelity=cfg.fidelity_policy())
     try:
-        open_store(cfg.store)
+        existing = open_store(cfg.store)
     except CacheNotFoundError:
         list_videos(cfg.videos, video_root=cfg.video_root)  # a bad VIDEOS fails here, before a cluster starts
+    else:  # everything but the weights hash (only a worker loads the teacher) is checked before a cluster starts
+        _refuse_other_settings(cfg, existing, _requested_spec(cfg, preset, existing.spec.teacher.get("weights_hash", ""),
+                                                              random_weights=cfg.weights is None))
     report = PrecomputeReport()
     t0 = time.perf_counter()
     report.phase = "starting the dask cluster"

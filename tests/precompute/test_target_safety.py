@@ -107,3 +107,26 @@ def test_a_resume_with_another_dtype_is_refused_unless_allowed(videos, tmp_path,
     runs = store.shard_runs()
     assert (runs[0]["dtype"], runs[1]["dtype"]) == ("fp32", "bf16")
     assert json.loads(store.read_side_file("runs/shard-1.json"))["gpu_index"] is None
+
+
+def test_a_store_with_other_settings_is_refused_before_a_cluster_starts(videos, tmp_path, monkeypatch):
+    """issue 27: refused on the driver from the store's attrs, naming only the differing keys (the
+    teacher config's differing entries, not both configs whole)."""
+    import p4d.precompute.job as job
+    from p4d.errors import CacheSchemaError
+    from p4d.precompute.plan import plan_cache
+
+    url = str(tmp_path / "c.zarr")
+    plan_cache(videos, url, teacher="tiny", policy="stride", clips_per_shard=2)
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(job, "connect", no_cluster)
+    with pytest.raises(CacheSchemaError) as refused:
+        run_precompute(_cfg(videos, url, taps=(0, 1, 2, 4)))
+    message = str(refused.value)
+    assert "\n" not in message and len(message) < 400, message
+    assert "taps: store has" in message and "teacher.config.taps: store has" in message
+    assert "teacher.config.depth" not in message and "teacher.weights_hash" not in message
+
