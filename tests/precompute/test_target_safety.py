@@ -130,3 +130,23 @@ def test_a_store_with_other_settings_is_refused_before_a_cluster_starts(videos, 
     assert "taps: store has" in message and "teacher.config.taps: store has" in message
     assert "teacher.config.depth" not in message and "teacher.weights_hash" not in message
 
+
+
+@pytest.mark.slow
+def test_workers_resolving_different_dtypes_write_nothing_mixed(videos, tmp_path):
+    """Two workers, one resolving --dtype auto to fp32 and one to bf16: the worker that differs from
+    the one the driver asked refuses its shards before computing, so the store holds one dtype."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    workers = {i: {"cls": Nanny, "options": {"nthreads": 1, "env": {"P4D_DEVICE": "cpu", "P4D_DTYPE": dtype}}}
+               for i, dtype in enumerate(("fp32", "bf16"))}
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
+    url = str(tmp_path / "c.zarr")
+    with SpecCluster(workers=workers, scheduler=scheduler) as cluster:
+        cfg = _cfg(videos, url, workers=None, scheduler=cluster.scheduler_address, clips_per_shard=1, device="auto",
+                   dtype="auto", retries=0)
+        with pytest.raises(MixedRuntimeError, match="--allow-mixed-precision"):
+            run_precompute(cfg)
+    store = open_store(url)
+    written = {run["dtype"] for run in store.shard_runs().values()}
+    assert len(recorded_runtimes(store)) == 1 and written <= {recorded_runtimes(store)[0]["dtype"]}, written
