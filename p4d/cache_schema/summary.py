@@ -171,6 +171,10 @@ def format_summary(store: CacheStore) -> str:
         for (device, dtype, gpu), shards in _largest_first(by_place):
             lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {_first_ids(shards)})")
         lines += _clamp_lines(store, runs)
+    runtimes = store.attrs.get("teacher_runtime") or []
+    if len(runtimes) > 1:  # p4d precompute --allow-mixed-precision (p4d.precompute.runtime)
+        mixed = ", ".join(f"{r.get('dtype')} on {r.get('device')}" for r in runtimes if isinstance(r, dict))
+        lines.append(f"    MIXED teacher runtimes (--allow-mixed-precision): {mixed}; runs/shard-*.json say which shard")
     lines += _fidelity_lines(store, runs)
     warned = [v for v in store.videos if v.note and v.num_frames > 0]
     if warned:

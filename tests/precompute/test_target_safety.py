@@ -104,6 +104,7 @@ def test_a_resume_with_another_dtype_is_refused_unless_allowed(videos, tmp_path,
     store = open_store(url)
     assert store.status()["done"] == 4
     assert recorded_runtimes(store) == [{"device": "cpu", "dtype": "fp32"}, {"device": "cpu", "dtype": "bf16"}]
+    assert "MIXED teacher runtimes (--allow-mixed-precision): fp32 on cpu, bf16 on cpu" in format_summary(store)
     runs = store.shard_runs()
     assert (runs[0]["dtype"], runs[1]["dtype"]) == ("fp32", "bf16")
     assert json.loads(store.read_side_file("runs/shard-1.json"))["gpu_index"] is None
