@@ -82,6 +82,14 @@ def test_float16_overflow_is_clamped_and_recorded_and_nan_fails_the_clip(videos,
     assert verify(store).problems == []
     assert repair(store).before.ok  # nothing for repair to turn pending, so nothing to loop on
     assert "2 values clamped to the float16 range in 1 clips (depth 2;" in format_summary(store)
+    # a store written before the fix (inf in a done clip): repair turns it pending, the recompute
+    # clamps again and the clip is done; a second repair finds nothing (no loop)
+    store.array("maps/depth")[0, 2, 5, 7, 0] = np.inf
+    assert repair(store).pending_shards == [0]
+    again = run_precompute(_cfg(videos, url, shards=(0, 1)), shard_fn=_huge_depth_and_nan)
+    assert (again.shards_written, again.clips_done) == (1, 1)
+    store = open_store(url, mode="r+")
+    assert read_clip(store, 0)["depth"][2, 5, 7, 0] == 65504.0 and repair(store).before.ok
 
 
 @pytest.mark.slow
