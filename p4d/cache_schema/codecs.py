@@ -14,10 +14,19 @@ Codecs, measured on paper-shape ViT-like latents (``p4d.bench.latents``, 4 taps 
                      depending on the outlier channels (below 0.999 on some clips), and channels
                      far below the outliers' scale lose most of their information.
 * ``int8-channel``   symmetric int8, float16 absmax scale per channel, zstd(1).  0.225, cos 0.99996
-* ``dpcm-channel``   (default) per-channel step = 0.13 x the channel's RMS (3.8 % relative error in
-                     every channel, cosine ~0.9993 whatever the data), integer DPCM along the token
-                     grid (prediction = floor((left + up) / 2)), residual mod 256 as int8, zstd(1);
-                     scale and offset per channel as float32.  0.134, cos 0.99935
+* ``dpcm-channel``   (default) per-channel step = max(0.13 x the channel's RMS, absmax / 127),
+                     integer DPCM along the token grid (prediction = floor((left + up) / 2)),
+                     residual mod 256 as int8, zstd(1); scale and offset per channel as float32.
+                     0.134, cos 0.99935.
+
+What the dpcm step gives depends on the data (measured, ``vit_like_latents`` 4 taps x 8x16x16x1408,
+seeds 0 and 1): where a channel's absmax < 16.5 x its RMS the step is 0.13 x RMS, relative error
+~3.4 % and mean token cosine 0.9993 (worst 0.996-0.998). A channel with outlier tokens (a few
+tokens 30-60x its RMS, as attention-sink tokens are) gets step absmax / 127 instead: relative
+error 5.8 %, mean cosine 0.993-0.994, worst 0.96-0.98, below the self-check's 0.999 / 0.995.
+Tokens far smaller than their channels' range (``crushed_tokens``) lose their direction
+whatever the step (mean cosine ~0.75). The self-check (:mod:`p4d.cache_schema.fidelity`) measures
+each clip and falls back.
 """
 
 from __future__ import annotations
@@ -208,7 +217,9 @@ def _int8_channel_decode(parts: dict[str, np.ndarray]) -> np.ndarray:
 
 # dpcm-channel -------------------------------------------------------------------------------
 
-DPCM_STEP_RMS = 0.13  # step / channel RMS: relative error ~ 0.13 / sqrt(12) = 3.8 %, cosine ~ 1 - 0.13**2 / 24
+#: step / channel RMS where absmax / 127 is smaller (absmax < 16.5 RMS): relative error ~ 0.13 / sqrt(12)
+#: = 3.8 % of the RMS, cosine ~ 1 - 0.13**2 / 24; a channel with outlier tokens gets absmax / 127 instead
+DPCM_STEP_RMS = 0.13
 
 
 def _wrap_int8(v: np.ndarray) -> np.ndarray:
@@ -249,6 +260,8 @@ def dpcm_encode(x: np.ndarray, step_over_rms: float = DPCM_STEP_RMS) -> dict[str
     """dpcm-channel parts of ``x`` (..., N', h', w', c'); step per channel = max(``step_over_rms``
     x RMS, absmax / 127), so ``step_over_rms=0`` gives the finest step int8 allows (the
     self-check's first fallback, :mod:`p4d.cache_schema.fidelity`); the decoder is the same.
+    That step is finer than the default only on channels whose absmax is below 16.5 x RMS
+    (~4x finer on ViT-like latents); on a channel with outlier tokens both are absmax / 127.
 
     Encoded clip-tap by clip-tap (each leading index on its own), so the float64 statistics and
     int16 temporaries never exceed one (N', h', w', c') block, whatever the number of clips."""
@@ -347,7 +360,8 @@ LATENT_CODECS: dict[str, LatentCodec] = {
         ),
         LatentCodec(
             name="dpcm-channel",
-            description=(f"per-channel step {DPCM_STEP_RMS} x RMS (~3.8% rel. err, cosine ~0.9993) + DPCM over the "
+            description=(f"per-channel step max({DPCM_STEP_RMS} x RMS, absmax/127) (~3.4% rel. err, cosine ~0.9993 "
+                         "without outlier tokens; absmax/127 and less on channels with them) + DPCM over the "
                          "token grid (int8 residuals mod 256) + zstd(1); ~0.13 of raw"),
             parts=(LatentPart("f4d", "int8", "full", _zstd_fast, 0,
                               "DPCM residuals mod 256 of q = rint((x - offset) / scale), prediction "

@@ -132,18 +132,27 @@ class CacheSpec:
         """Human-readable differences between this spec (the store's) and ``other`` (requested).
 
         An empty list means a precompute run with ``other`` may fill a store created with ``self``.
+        Nested dicts (e.g. ``teacher.config``) are compared key by key, so each entry names one
+        differing leaf (``teacher.config.depth: store has 12, requested 4``) with short values.
         """
         diffs: list[str] = []
-        a, b = self.to_dict(), other.to_dict()
-        for key in a:
-            if isinstance(a[key], dict):
-                for sub in sorted(set(a[key]) | set(b[key])):
-                    va, vb = a[key].get(sub, "<absent>"), b[key].get(sub, "<absent>")
-                    if va != vb:
-                        diffs.append(f"{key}.{sub}: store has {va!r}, requested {vb!r}")
-            elif a[key] != b[key]:
-                diffs.append(f"{key}: store has {a[key]!r}, requested {b[key]!r}")
+        _diff_into(diffs, "", self.to_dict(), other.to_dict())
         return diffs
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _diff_into(diffs: list[str], prefix: str, a: Any, b: Any) -> None:
+    """Append ``prefix.key: store has A, requested B`` for every differing leaf of ``a`` vs ``b``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            _diff_into(diffs, f"{prefix}.{key}" if prefix else str(key), a.get(key, "<absent>"),
+                       b.get(key, "<absent>"))
+    elif a != b:
+        diffs.append(f"{prefix}: store has {_short(a)}, requested {_short(b)}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -86,6 +86,23 @@ def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     return lines
 
 
+def _clamp_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
+    """How many values precompute clamped to the stored dtype's finite range (``clamped`` of the run
+    records: clip -> target -> count; a float16 map past 65504 is stored as 65504, never inf)."""
+    per_target: dict[str, int] = defaultdict(int)
+    clips = 0
+    for run in runs.values():
+        for counts in (run.get("clamped") or {}).values():
+            clips += 1
+            for target, n in counts.items():
+                per_target[target] += int(n)
+    if not per_target:
+        return []
+    detail = ", ".join(f"{t} {n}" for t, n in sorted(per_target.items()))
+    return [f"    {sum(per_target.values())} values clamped to the {store.spec.map_dtype} range in {clips} clips "
+            f"({detail}; runs/shard-*.json, field clamped)"]
+
+
 def format_summary(store: CacheStore) -> str:
     """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
     disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
@@ -153,6 +170,11 @@ def format_summary(store: CacheStore) -> str:
             by_place[(run.get("device", "?"), run.get("dtype", "?"), run.get("gpu", "?"))].append(shard)
         for (device, dtype, gpu), shards in _largest_first(by_place):
             lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {_first_ids(shards)})")
+        lines += _clamp_lines(store, runs)
+    runtimes = store.attrs.get("teacher_runtime") or []
+    if len(runtimes) > 1:  # p4d precompute --allow-mixed-precision (p4d.precompute.runtime)
+        mixed = ", ".join(f"{r.get('dtype')} on {r.get('device')}" for r in runtimes if isinstance(r, dict))
+        lines.append(f"    MIXED teacher runtimes (--allow-mixed-precision): {mixed}; runs/shard-*.json say which shard")
     lines += _fidelity_lines(store, runs)
     warned = [v for v in store.videos if v.note and v.num_frames > 0]
     if warned:

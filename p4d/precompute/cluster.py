@@ -20,21 +20,42 @@ log = logging.getLogger(__name__)
 
 
 class PinDevice(WorkerPlugin):
-    """Pins each local worker to one GPU (by its index in the cluster) and sets its torch threads."""
+    """Pins each local worker to one GPU (by its index in the cluster) and sets its torch threads.
+
+    The GPU index is kept on the plugin instance in the worker (``worker.plugins[PinDevice.name]``,
+    read by :func:`pinned_gpu`), not only as torch's current device: that is per host thread, and
+    ``setup`` runs on the worker's event-loop thread while tasks run on its ``Dask-Default-Threads``
+    (which would all see cuda:0). Tasks enter ``torch.cuda.device(index)`` themselves
+    (:func:`p4d.precompute.worker.on_device`)."""
 
     name = "p4d-pin-device"
 
     def __init__(self, gpus: int, threads: int):
         self.gpus, self.threads = gpus, threads
+        self.index: int | None = None  # set in the worker by setup: this worker's GPU
 
     def setup(self, worker) -> None:
         import torch
 
         torch.set_num_threads(self.threads)
         if self.gpus:
-            index = int(worker.name) % self.gpus if str(worker.name).isdigit() else 0
-            torch.cuda.set_device(index)
-            log.info("worker %s pinned to cuda:%d", worker.name, index)
+            self.index = int(worker.name) % self.gpus if str(worker.name).isdigit() else 0
+            torch.cuda.set_device(self.index)  # this thread's only; tasks pin their own (see the class docstring)
+            log.info("worker %s pinned to cuda:%d", worker.name, self.index)
+
+
+def pinned_gpu() -> int | None:
+    """The GPU index :class:`PinDevice` gave the dask worker running this task, from the worker's
+    plugin (whatever thread asks); None outside a worker or on a worker without that plugin (an
+    external cluster: its worker sees the GPUs its launcher gave it, e.g. CUDA_VISIBLE_DEVICES)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    plugin = worker.plugins.get(PinDevice.name)
+    return getattr(plugin, "index", None)
 
 
 def local_cluster_size(workers: int | None, device: str) -> tuple[int, int]:

@@ -34,6 +34,7 @@ class PrecomputeConfig:
     batch_size: int = 2                  # --batch-size: clips per teacher forward
     dtype: str = "auto"                  # --dtype: bf16 | fp16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
     device: str = "auto"                 # --device
+    allow_mixed_precision: bool = False  # --allow-mixed-precision: resume a store computed with another dtype/device class
     scheduler: str | None = None         # --scheduler ADDRESS of an existing dask cluster
     workers: int | None = None           # --workers (local cluster; default: one per GPU, else 1)
     threads_per_worker: int = 2          # --threads-per-worker: shards in flight per worker

@@ -26,7 +26,7 @@ import torch
 from p4d.cache_schema.codecs import DPCM_STEP_RMS, LATENT_CODECS
 from p4d.errors import CacheSchemaError
 
-__all__ = ["DEVICE_CODECS", "all_finite", "encode_checked", "encode_latents", "dpcm_encode", "token_fidelity"]
+__all__ = ["DEVICE_CODECS", "all_finite", "cast_clamped", "encode_checked", "encode_latents", "dpcm_encode", "token_fidelity"]
 
 _GRID = (-4, -3, -2)  # N', h', w'
 
@@ -187,3 +187,16 @@ def all_finite(x: torch.Tensor) -> torch.Tensor:
     a tenth of ``isfinite(x).all()`` on CPU."""
     rows = x.reshape(x.shape[0], -1)
     return torch.isfinite(rows.amin(dim=1)) & torch.isfinite(rows.amax(dim=1))
+
+
+def cast_clamped(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (B, ...) finite, cast to ``dtype`` first, then every value that overflowed to +-inf
+    clamped to +-the largest finite value of ``dtype`` (float16: 65504); returns (the cast tensor,
+    (B,) int64 count of clamped values per row). Cast, then check: a float16 map of a finite
+    float32 one holds inf exactly where the float32 value rounds past 65504."""
+    y = x.to(dtype)
+    over = torch.isinf(y).reshape(y.shape[0], -1).sum(dim=1)
+    if bool(over.any()):
+        big = torch.finfo(dtype).max
+        y = y.clamp(-big, big)
+    return y, over

@@ -7,7 +7,9 @@ still to do -> record results as they complete.
 
 Resumable and idempotent: a rerun skips shards whose clips are all terminal (done or failed) and
 redoes every other shard from scratch; ``--retry-failed`` also redoes shards holding failed clips;
-``--force`` redoes all. A store made with another teacher, config or sampling policy is refused.
+``--force`` redoes all. A store made with another teacher, config or sampling policy is refused,
+and so is one computed with another teacher dtype or device class (cpu/cuda) as the workers
+resolve them, unless ``--allow-mixed-precision`` (:mod:`p4d.precompute.runtime`).
 A shard whose task keeps failing (its worker died, dask gave up after ``--retries``) is recorded
 failed with the reason. Ctrl-C stops cleanly: shards already written stay done, nothing is
 half-marked done (a clip turns done only after its whole shard is written).
@@ -34,6 +36,7 @@ from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
+from p4d.precompute.runtime import MixedRuntimeError, check_runtime, record_runtimes, recorded_runtimes, runtime_of
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
 from p4d.precompute.worker import TeacherJob, process_shard, save_heads_to_store, store_identity, teacher_identity
@@ -90,33 +93,44 @@ class PrecomputeReport:
                 f"{'; shards ' + where if where else ''}{stop}")
 
 
+def _requested_spec(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *, random_weights: bool):
+    """The CacheSpec this run asks for."""
+    return build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
+                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
+                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
+                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
+
+
+def _refuse_other_settings(cfg: PrecomputeConfig, store: CacheStore, spec) -> None:
+    """One line naming only the differing keys, unless the only differences are the teacher weights a
+    store planned by ``p4d cache init`` has not been bound to yet."""
+    diffs = store.spec.compatible_with(spec)
+    if not store.spec.teacher.get("weights_hash"):  # bound later (bind_teacher): not a difference
+        diffs = [d for d in diffs if not d.startswith(("teacher.weights_hash:", f"teacher.{RANDOM_WEIGHTS_KEY}:"))]
+    if diffs:
+        raise CacheSchemaError(
+            f"store {cfg.store} was made with other settings ({'; '.join(diffs)}); "
+            f"use a new STORE path, or rerun with the store's own settings"
+        )
+
+
 def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *,
                   random_weights: bool, client=None) -> CacheStore:
     """The store to fill: opened, or planned and created (atomically; of several runs creating the
     same new store one creates, the others join it), then checked against this run. Planning probes
     the videos as tasks on ``client``'s cluster, journaled, so a killed plan resumes. A store
     planned by ``p4d cache init`` (no weights hash yet) is bound to this run's teacher weights."""
-    spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
-                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
-                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
-                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
+    spec = _requested_spec(cfg, preset, weights_hash, random_weights=random_weights)
     try:
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:  # none, or its creation was killed: (re)create it
         store = plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
                            progress=cfg.progress, join=True, client=client, retries=cfg.retries)
-    unbound = dataclasses.replace(spec, teacher={**{k: v for k, v in spec.teacher.items() if k != RANDOM_WEIGHTS_KEY},
-                                                 "weights_hash": ""})
-    diffs = store.spec.compatible_with(spec)
-    if diffs and not store.spec.teacher.get("weights_hash") and not store.spec.compatible_with(unbound):
+    _refuse_other_settings(cfg, store, spec)
+    if store.spec.compatible_with(spec):  # only the weights of a `p4d cache init` store differ
         log.warning("%s was planned without teacher weights (`p4d cache init`); binding it to weights %s",
                     cfg.store, weights_hash)
         return bind_teacher(store, weights_hash, random_weights=random_weights)
-    if diffs:
-        raise CacheSchemaError(
-            f"store {cfg.store} was made with another teacher, config or sampling policy ({'; '.join(diffs)}); "
-            f"use a new STORE path, or rerun with the store's own settings"
-        )
     return store
 
 
@@ -160,9 +174,12 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
                      batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate,
                      fidelity=cfg.fidelity_policy())
     try:
-        open_store(cfg.store)
+        existing = open_store(cfg.store)
     except CacheNotFoundError:
         list_videos(cfg.videos, video_root=cfg.video_root)  # a bad VIDEOS fails here, before a cluster starts
+    else:  # everything but the weights hash (only a worker loads the teacher) is checked before a cluster starts
+        _refuse_other_settings(cfg, existing, _requested_spec(cfg, preset, existing.spec.teacher.get("weights_hash", ""),
+                                                              random_weights=cfg.weights is None))
     report = PrecomputeReport()
     t0 = time.perf_counter()
     report.phase = "starting the dask cluster"
@@ -212,6 +229,11 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
     store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights, client=client)
+    # --- the resolved runtime (device class + dtype) is part of what the store was made with ---
+    resolved = runtime_of(identity)
+    check_runtime(cfg.store, recorded_runtimes(store), resolved, allow_mixed=cfg.allow_mixed_precision)
+    record_runtimes(store, [resolved])  # before any shard is written
+    job = dataclasses.replace(job, runtime=resolved, allow_mixed=cfg.allow_mixed_precision)
     wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
     todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
     if cfg.shards is not None:
@@ -233,6 +255,9 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
             shard = futures[fut]
             try:
                 res = fut.result()
+            except MixedRuntimeError:  # a worker resolved another runtime: refused, nothing of it written
+                client.cancel(list(futures))
+                raise
             except Exception as exc:  # noqa: BLE001 - a lost shard is recorded, the job goes on
                 reason = f"shard task failed after {cfg.retries} retries: {type(exc).__name__}: {exc}"
                 log.error("shard %d: %s", shard, reason)
@@ -253,6 +278,8 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
         raise
     finally:
         bar.close()
+    if cfg.allow_mixed_precision:  # every runtime a shard ran on, in the store's record
+        record_runtimes(store, list(report.shard_runs.values()))
     if cfg.scheduler is None:
         report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
 

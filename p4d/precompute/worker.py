@@ -46,6 +46,7 @@ from p4d.cache_schema.store import RUNS_DIR
 from p4d.errors import ConfigError, P4DError, VideoDecodeError
 from p4d.precompute.malloc import tune_malloc
 from p4d.precompute.plan import plan_video
+from p4d.precompute.runtime import check_shard_runtime
 from p4d.teacher.presets import TeacherPreset
 from p4d.video import DecodeStats, decode_clips, decode_size, plan_clips, teacher_input
 
@@ -75,18 +76,32 @@ class TeacherJob:
     max_pixels: int | None
     stand_in_rate: float | None = None  # benchmarks only: p4d.precompute.standin at this many clips/s
     fidelity: FidelityPolicy = FidelityPolicy()  # --min-cosine: the codec self-check's thresholds
+    runtime: dict | None = None  # {"device": cpu|cuda, "dtype"} the driver resolved on a worker (p4d.precompute.runtime)
+    allow_mixed: bool = False    # --allow-mixed-precision: shards may run on another runtime than ``runtime``
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where this worker process runs the teacher: device (``cuda:i`` resolved), dtype, GPU name."""
+    """Where this worker process runs the teacher: device (``cuda:i`` resolved), dtype, and the
+    physical GPU (name, index, UUID when torch reports one; "none" / None on CPU)."""
 
     device: str
     dtype: str
     gpu: str  # torch.cuda.get_device_name, or "none" on CPU
+    gpu_uuid: str | None = None  # torch.cuda.get_device_properties(i).uuid: the physical card
+
+    @property
+    def index(self) -> int | None:
+        return int(self.device.split(":", 1)[1]) if self.device.startswith("cuda:") else None
+
+    @property
+    def device_class(self) -> str:
+        """``cpu`` or ``cuda``: what the store's resolved spec compares (:func:`runtime_of`), not the index."""
+        return self.device.split(":", 1)[0]
 
     def to_dict(self) -> dict:
-        return {"device": self.device, "dtype": self.dtype, "gpu": self.gpu}
+        return {"device": self.device, "dtype": self.dtype, "gpu": self.gpu, "gpu_index": self.index,
+                "gpu_uuid": self.gpu_uuid}
 
 
 def resolve_device(device: str, env=None) -> str:
@@ -112,16 +127,40 @@ def resolve_dtype(dtype: str, device: str, env=None) -> str:
 
 
 def worker_placement(job: TeacherJob) -> Placement:
-    """The device, dtype and GPU name this process runs ``job`` on, from its own environment."""
+    """The device, dtype and GPU this process runs ``job`` on, from its own environment.
+
+    ``cuda`` without an index is the GPU the local cluster's :class:`~p4d.precompute.cluster.PinDevice`
+    gave this worker (read from the worker's plugin, so any task thread gets it), else this thread's
+    current device (a worker of an external cluster, or no dask)."""
     import torch
+
+    from p4d.precompute.cluster import pinned_gpu
 
     device = resolve_device(job.device)
     dtype = resolve_dtype(job.dtype, device)
     if device.startswith("cuda"):
         index = torch.device(device).index
+        if index is None:
+            index = pinned_gpu()
         index = torch.cuda.current_device() if index is None else index
-        return Placement(f"cuda:{index}", dtype, torch.cuda.get_device_name(index))
+        return Placement(f"cuda:{index}", dtype, torch.cuda.get_device_name(index), _gpu_uuid(index))
     return Placement("cpu", dtype, "none")
+
+
+def _gpu_uuid(index: int) -> str | None:
+    import torch
+
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    return None if uuid is None else str(uuid)
+
+
+def on_device(place: Placement):
+    """Context in which this thread's CUDA current device is ``place``'s GPU (a no-op on CPU):
+    the current device is per host thread, so each task sets it before building or running the
+    teacher (ops that allocate on plain ``cuda`` land on the worker's GPU, not cuda:0)."""
+    import torch
+
+    return torch.cuda.device(place.index) if place.index is not None else contextlib.nullcontext()
 
 
 def get_teacher(job: TeacherJob):
@@ -134,12 +173,13 @@ def get_teacher(job: TeacherJob):
         if key not in _TEACHERS:
             from p4d.teacher import build_teacher
 
-            if job.stand_in_rate:
-                from p4d.precompute.standin import StandInTeacher
+            with on_device(place):
+                if job.stand_in_rate:
+                    from p4d.precompute.standin import StandInTeacher
 
-                teacher = StandInTeacher(job.preset, job.stand_in_rate, place.device)
-            else:
-                teacher = build_teacher(job.preset, weights=job.weights, device=place.device, seed=job.seed)
+                    teacher = StandInTeacher(job.preset, job.stand_in_rate, place.device)
+                else:
+                    teacher = build_teacher(job.preset, weights=job.weights, device=place.device, seed=job.seed)
             _TEACHERS[key] = (teacher, threading.Lock())
             log.info("loaded teacher %s (taps %s) on %s (%s, %s)", job.preset.name, list(job.preset.taps),
                      place.device, place.gpu, place.dtype)
@@ -322,7 +362,7 @@ def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob,
     x = torch.as_tensor(frames).to(place.device, non_blocking=True)
     autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[place.dtype]) if place.dtype in dtypes
                 else contextlib.nullcontext())
-    with lock, torch.no_grad(), autocast:  # no_grad, not inference_mode: fault-injecting wrappers edit outputs
+    with on_device(place), lock, torch.no_grad(), autocast:  # no_grad: fault-injecting wrappers edit outputs
         out = teacher(x)
     return {k: out[k] for k in ("f4d", *modalities)}
 
@@ -355,10 +395,21 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     ``forward(teacher, lock, frames, clip_ids, job, modalities)`` runs the teacher on one batch
     (:func:`teacher_forward`; tests and the benchmark's stand-in teacher replace it).
     ``identity``: the driver's :func:`store_identity`, so the worker's cached handle is checked.
+    A worker resolving another runtime than ``job.runtime`` refuses the shard before computing
+    anything (:mod:`p4d.precompute.runtime`). Maps (and float16-zstd latents) are cast to their
+    stored dtype, then values that overflowed it are clamped to its largest finite value and
+    counted per clip and target in the run record (``clamped``): a done clip never holds inf.
     """
+    place = worker_placement(job)
+    check_shard_runtime(url, shard_id, job.runtime, place.to_dict(), allow_mixed=job.allow_mixed)  # before any work
+    with on_device(place):  # this task thread's CUDA device: the worker's GPU
+        return _process_shard(url, shard_id, job, forward, identity)
+
+
+def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, identity: str | None) -> dict:
     import torch
 
-    from p4d.precompute.encode import all_finite, encode_checked
+    from p4d.precompute.encode import all_finite, cast_clamped, encode_checked
 
     store, first_clip = worker_store(url, identity)
     clips = list(store.shard_clips(shard_id))
@@ -368,6 +419,7 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     teacher, lock, place = get_teacher(job)
     first = clips[0]
     failures: dict[int, str] = {}
+    clamped: dict[int, dict[str, int]] = {}  # clip -> target -> values clamped to the stored dtype's range
     buf = _ShardBuffers(len(clips))
     frame_index = np.full((len(clips), store.spec.num_frames), -1, np.int32)
     timestamp = np.full((len(clips), store.spec.num_frames), np.nan, np.float32)
@@ -387,13 +439,25 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
             for b, (i, _) in enumerate(batch):
                 bad = [k for k in out if not finite[k][b]]
                 if bad:
-                    failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
+                    kinds = [f"{'NaN' if bool(torch.isnan(out[k][b]).any()) else 'Inf'} in {k}" for k in bad]
+                    failures[i] = f"non-finite teacher output ({', '.join(kinds)})"
             if good:
                 rows = torch.tensor(good, device=out["f4d"].device)
                 pick = (lambda t: t) if len(good) == len(batch) else (lambda t: t.index_select(0, rows))  # no copy
-                parts = encode_checked(codec, pick(out["f4d"]).float(), job.fidelity)
+                f4d, counts = pick(out["f4d"]).float(), {}
+                if codec == "float16-zstd":  # stored as float16: clamped like the maps
+                    f4d16, counts["f4d"] = cast_clamped(f4d, torch.float16)
+                    f4d = f4d16.float()
+                parts = encode_checked(codec, f4d, job.fidelity)
                 figures = parts.pop("fidelity")
-                maps = {m: pick(out[m]).to(getattr(torch, map_dtype)).cpu().numpy() for m in modalities}
+                maps = {}
+                for m in modalities:  # cast, then check: what overflowed the stored dtype is clamped and counted
+                    value, counts[m] = cast_clamped(pick(out[m]), getattr(torch, map_dtype))
+                    maps[m] = value.cpu().numpy()
+                for name, n in counts.items():
+                    for j, c in enumerate(n.tolist()):
+                        if c:
+                            clamped.setdefault(batch[good[j]][0], {})[name] = int(c)
                 for j, b in enumerate(good):
                     i, clip = batch[b]
                     for name, value in parts.items():
@@ -425,6 +489,7 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
         write_shard(store, shard_id, arrays, failures, fidelity=job.fidelity)
     run = {"shard": shard_id, **place.to_dict(), "host": socket.gethostname(), "pid": os.getpid(),
            "min_cosine": [job.fidelity.min_mean_cosine, job.fidelity.min_worst_cosine],
+           "clamped": {str(i): c for i, c in sorted(clamped.items()) if i not in failures},
            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     store.write_side_file(f"{RUNS_DIR}/shard-{int(shard_id)}.json", json.dumps(run).encode())
     cpu["write_cpu_s"] = time.thread_time() - t

@@ -262,3 +262,31 @@ def test_default_codec_meets_the_storage_goal_in_a_real_store(tmp_path):
     for name in ("float16-zstd", "bfloat16", "int8-channel"):  # the codecs that keep every channel
         assert results[name][0] > ratio and results[name][1] >= 0.999, (name, results)
     assert results["float16-zstd"][0] > 0.4
+
+
+def _with_outlier_tokens(x: np.ndarray, rng: np.random.Generator, k: int = 3) -> np.ndarray:
+    """``x`` (taps, N', h', w', c') with ``k`` tokens per tap pushed 30-60x the channel's SD away in every channel."""
+    out = x.copy()
+    for t in range(x.shape[0]):
+        flat = out[t].reshape(-1, x.shape[-1])
+        sd = flat.std(axis=0)
+        for tok in rng.choice(len(flat), k, replace=False):
+            flat[tok] += sd * rng.uniform(30, 60, size=sd.shape) * rng.choice([-1, 1], size=sd.shape)
+    return out
+
+
+def test_dpcm_finest_step_is_finer_only_without_outlier_tokens():
+    """What the codec docstrings state (issue 22 #7): level 1 (step absmax / 127) is ~4x finer than
+    level 0 where a channel's absmax < 16.5 x RMS, and the very same step on channels with outlier tokens."""
+    from p4d.cache_schema.codecs import dpcm_encode
+    from p4d.cache_schema.fidelity import token_fidelity
+
+    x = vit_like_latents(2, 8, 16, 16, 64, seed=3).astype(np.float32)
+    decode = LATENT_CODECS["dpcm-channel"].decode
+    rel = {}
+    for name, data in (("plain", x), ("outliers", _with_outlier_tokens(x, np.random.default_rng(3)))):
+        p0, p1 = dpcm_encode(data[None]), dpcm_encode(data[None], step_over_rms=0.0)
+        rel[name] = [np.mean(token_fidelity(data, decode(p)[0])["rel_error_per_tap"]) for p in (p0, p1)]
+        rel[name + " equal steps"] = float(np.mean(p0["f4d_scale"] == p1["f4d_scale"]))
+    assert rel["plain"][0] / rel["plain"][1] > 3.5 and rel["plain equal steps"] == 0.0
+    assert rel["outliers equal steps"] == 1.0 and rel["outliers"][0] == rel["outliers"][1]
