@@ -189,9 +189,10 @@ def teacher_status(job: TeacherJob, random_weights: bool) -> str:
     """One line saying what the workers are about to build: preset, parameters, weights, device, dtype."""
     from p4d.teacher.info import teacher_stats
 
-    params = sum(teacher_stats(job.preset)["params"].values())
+    params = teacher_stats(job.preset)["params"]["total"]  # the dict also holds each part: count once
     weights = f"RANDOM weights (seed {job.seed})" if random_weights else f"weights {job.weights}"
-    return (f"building the {job.preset.name} teacher in each worker: {params / 1e6:.1f} M parameters, {weights}, "
+    return (f"building the {job.preset.name} teacher in each worker: {params:,d} parameters ({params / 1e6:.1f} M), "
+            f"{weights}, "
             f"device {job.device}, dtype {job.dtype} as each worker resolves them (the l4p preset takes 1-4 min on a CPU)")
 
 
