@@ -128,8 +128,10 @@ def cache_verify(store: str = typer.Argument(..., help="Path or fsspec URL of a 
     typer.echo(report.headline())
     if report.problems:
         if report.damaged_shards or not report.video_table_ok:
-            typer.echo(f"repair: `p4d cache repair {store}`, then rerun `p4d precompute VIDEOS {store}` with the "
-                       "store's settings")
+            from p4d.cache_schema.repair import precompute_command
+
+            typer.echo(f"repair: `p4d cache repair {store}`, then recompute with:\n  "
+                       f"{precompute_command(open_store(store, check=False))}")
         raise typer.Exit(code=1)
 
 
