@@ -74,6 +74,7 @@ def train_command(
         return
     result = run_from_flags(config, overrides, recipe, overwrite=overwrite)
     typer.echo(summary_line(result))
+    return result  # what a caller of train_app(...)(standalone_mode=False) gets (the demo)
 
 
 def _resumed_config(resume: str) -> tuple[Path, Path | None, dict]:
@@ -133,12 +134,18 @@ def summary_line(result) -> str:
     return text
 
 
+def train_app() -> typer.Typer:
+    """``p4d train`` alone as a typer app (``python -m p4d.train``, and the demo runs the command it prints)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    app.command(context_settings=CONTEXT, help=HELP, epilog=train_epilog())(train_command)
+    return app
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m p4d.train ...`` (torchrun entry): the same flags as ``p4d train``."""
     from p4d.errors import run_cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-    app.command(context_settings=CONTEXT, help=HELP, epilog=train_epilog())(train_command)
+    app = train_app()
     run_cli(lambda: app(args=sys.argv[1:] if argv is None else argv, prog_name="p4d train", standalone_mode=True),
             ctrl_c="p4d train: stopped by Ctrl-C before training started; nothing was written")

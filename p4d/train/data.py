@@ -122,9 +122,9 @@ class DataReport:
                 "examples": self.examples}
 
     def cache_headline(self) -> str | None:
-        """"cache N/M clips done (...)" when the cache is partial (some clip not done), else None."""
+        """"cache N/M clips done (...)" when the cache is partial (some clip pending), else None."""
         c = self.cache
-        if not c or c["done"] == c["clips"]:
+        if not c or not c["pending"]:
             return None
         line = f"cache {c['done']}/{c['clips']} clips done ({c['pending']} pending, {c['failed']} failed)"
         waiting = self.skipped.get("pending_clip", 0)
