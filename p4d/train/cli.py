@@ -3,7 +3,8 @@
 Every setting of :class:`~p4d.train.config.TrainConfig` is a flag ``--SECTION.FIELD VALUE``
 (e.g. ``--optim.lr-llm 1e-5``, ``--augment.hflip 0.5``, ``--checkpoint.every 500``); the common ones
 below have short names. ``--resume DIR`` without ``--config`` continues with the checkpoint's own
-config (flags still override, e.g. a larger ``--steps``).
+config (flags still override, e.g. a larger ``--steps``). ``p4d train plot RUN [OUT.png]`` draws
+the loss curves of a run (``RUN/loss.png``) from its ``log.jsonl``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Optional
 
 import typer
 
-HELP = "Train the student from conversations + a cache, never loading the teacher."
+HELP = ("Train the student from conversations + a cache, never loading the teacher. "
+        "`p4d train plot RUN [OUT.png]` draws a run's loss curves (RUN/loss.png) from RUN/log.jsonl.")
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -52,6 +54,13 @@ def train_command(
     """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
     from p4d.train.config import merge, parse_overrides, set_path
 
+    if ctx.args[:1] == ["plot"]:  # `p4d train plot RUN [PNG]`: the loss curves of a run
+        from p4d.train.plot import plot_run
+
+        if len(ctx.args) not in (2, 3):
+            raise typer.BadParameter("expected `p4d train plot RUN [OUT.png]`")
+        typer.echo(f"wrote {plot_run(*ctx.args[1:])}")
+        return None
     short = {"data.conversations": data, "data.cache": cache, "out": out, "resume": resume,
              "recipe.strategy": strategy, "recipe.loss": loss, "recipe.time_cue": time_cue, "recipe.tune": tune,
              "model.preset": student, "optim.max_steps": steps, "data.batch_size": batch_size,
