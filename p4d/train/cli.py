@@ -48,7 +48,7 @@ def train_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of init, data order and augmentation."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out (refused without it)."),
-    print_config: bool = typer.Option(False, "--print-config", help="Print every setting (resolved value and default) and exit without training."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print every setting as YAML (resolved value; flag, default and meaning as comments) that --config reads back, and exit without training."),
     allow_teacher_change: bool = typer.Option(False, "--allow-teacher-change", help="With --resume: continue on a cache of another teacher or schema than the checkpoint's (refused otherwise)."),
 ) -> None:
     """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
@@ -75,7 +75,7 @@ def train_command(
     if recipe is not None:
         from p4d.train.recipes import describe_recipe
 
-        typer.echo(describe_recipe(recipe))
+        typer.echo(describe_recipe(recipe), err=print_config)  # --print-config: stdout is only the YAML
     if print_config:
         from p4d.train.settings import format_settings
 
