@@ -27,8 +27,9 @@ status decides the sample's kind: ``video`` (done: targets from the cache), or, 
 pending, out-of-range clips and videos not in the cache (a record without ``"clip"``: a video
 without any done clip), skipped and counted (``video-sft``, SFT only, with
 ``allow_missing_targets``). On a partial cache one headline says "cache N/M clips done" and how
-many records wait on pending clips; the records themselves are listed in ``data_report.json``. Image records are ``image`` samples: SFT only, no cache
-lookup, time cue off. Nothing here raises for one bad record; the :class:`DataReport` counts them.
+many records wait on pending clips; the records themselves are in ``data_report.json``. Image
+records are ``image`` samples: SFT only, no cache lookup, time cue off. Nothing here raises for
+one bad record; the :class:`DataReport` counts them.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class DataReport:
 
     def summary(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items())) or "none"
-        line = f"{self.records} records: {kinds}"
+        line = f"{self.records} records, {sum(self.kinds.values())} samples: {kinds}"
         if self.skipped:
             line += "; skipped " + ", ".join(f"{n} {k}" for k, n in sorted(self.skipped.items()))
         if self.degraded:
