@@ -10,6 +10,7 @@ Examples::
     p4d cache summary cache.zarr
     p4d cache verify cache.zarr
     p4d teacher info --preset l4p
+    p4d doctor cache.zarr                      # versions, devices, extras, chromium, dask, the store's schema
 """
 
 from __future__ import annotations
@@ -128,8 +129,10 @@ def cache_verify(store: str = typer.Argument(..., help="Path or fsspec URL of a 
     typer.echo(report.headline())
     if report.problems:
         if report.damaged_shards or not report.video_table_ok:
-            typer.echo(f"repair: `p4d cache repair {store}`, then rerun `p4d precompute VIDEOS {store}` with the "
-                       "store's settings")
+            from p4d.cache_schema.repair import precompute_command
+
+            typer.echo(f"repair: `p4d cache repair {store}`, then recompute with:\n  "
+                       f"{precompute_command(open_store(store, check=False))}")
         raise typer.Exit(code=1)
 
 
@@ -283,6 +286,14 @@ def demo(
     from p4d.demo import run_demo
 
     run_demo(out, num_videos=videos)
+
+
+@app.command()
+def doctor(store: Optional[str] = typer.Argument(None, help="A cache store to report the schema of (optional).")) -> None:
+    """The environment on one screen for a bug report: versions, devices, extras, chromium, dask, and a STORE's schema."""
+    from p4d.doctor import doctor_report
+
+    typer.echo(doctor_report(store))
 
 
 def _refuse_memory_urls(args: list[str]) -> None:

@@ -9,12 +9,13 @@ from collections import defaultdict
 import numpy as np
 
 from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.cache_schema.fidelity import CODEC_LEVELS
 from p4d.cache_schema.labels import teacher_label
 from p4d.cache_schema.layout import GROUPS, STATUS_DONE
 from p4d.cache_schema.store import FIDELITY_DIR, CacheStore, _fs
 
-__all__ = ["format_summary", "disk_usage", "fidelity_records"]
+__all__ = ["format_summary", "disk_usage", "fidelity_records", "store_bytes"]
 
 
 def _human(n: float) -> str:
@@ -57,6 +58,16 @@ def disk_usage(store: CacheStore) -> dict[str, int]:
         full = posixpath.join(root, path)
         out[path] = int(fs.du(full, total=True)) if fs.exists(full) else 0
     return out
+
+
+def store_bytes(url: str) -> tuple[int, int]:
+    """(bytes of the whole store on disk, bytes of its ``heads.safetensors``): the heads file holds
+    the D_m weights once per store (1.3 GB at l4p), apart from the per-clip arrays."""
+    fs, root = _fs(url)
+    if not fs.exists(root):
+        return 0, 0
+    heads = posixpath.join(root, HEADS_FILE)
+    return int(fs.du(root, total=True)), int(fs.size(heads)) if fs.exists(heads) else 0
 
 
 def fidelity_records(store: CacheStore) -> dict[int, dict]:
@@ -159,8 +170,12 @@ def format_summary(store: CacheStore) -> str:
         per = f", {_human(d / written)}/clip" if written and g != "clips" else ""
         lines.append(f"    {g:8s} {_human(d):>10s} on disk vs {_human(r):>10s} raw  ratio "
                      f"{(d / r if r else float('nan')):.3f}{per}")
-    lines.append(f"    {'total':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
+    lines.append(f"    {'arrays':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
                  f"{(tot_disk / tot_raw if tot_raw else float('nan')):.3f}")
+    whole, heads = store_bytes(store.url)
+    lines.append(f"    {'heads':8s} {_human(heads):>10s} on disk ({HEADS_FILE}: the D_m weights, once per store)"
+                 if heads else f"    {'heads':8s} {'none':>10s} ({HEADS_FILE} not written yet)")
+    lines.append(f"    {'store':8s} {_human(whole):>10s} on disk in all (arrays, heads, videos.json, side files)")
     runs = store.shard_runs()
     if runs:
         lines.append("")

@@ -177,19 +177,36 @@ def check_cache_requirement(model_dir: Path, config: dict, cache: str | None) ->
         raise CacheNotFoundError(f"--cache {cache}: no such store")
 
 
+def check_model_dir(model_dir: str | Path) -> Path:
+    """``--model DIR`` as a user may give it: a missing folder, or a ``p4d train`` run folder
+    (RUN, whose export is RUN/export), is refused in one line saying what to pass instead."""
+    from p4d.train.runfolder import is_run_folder
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ConfigError(f"--model {model_dir}: no such folder; expected a student export (RUN/export of `p4d train`)")
+    if is_run_folder(model_dir):  # config.yaml, checkpoints/, log.jsonl: an export holds none of them
+        export = model_dir / "export"
+        hint = (f"pass --model {export}" if export.is_dir() else
+                f"its export {export} is not written yet (the run is unfinished, or ran with --checkpoint.export "
+                f"false): finish it with `p4d train --resume {model_dir}`")
+        raise ConfigError(f"--model {model_dir}: a `p4d train` run folder, not an export; {hint}")
+    return model_dir
+
+
 def load_student(model_dir: str | Path, *, cache: str | None = None, attn: str | None = None,
                  dtype: str | None = None, device: str | None = None) -> VideoQAModel:
     """Load an exported student (a ``p4d train`` export) through ``p4d.train.load_exported_student``."""
     import p4d.train
 
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ConfigError(f"--model {model_dir}: no such directory; expected an exported student (`p4d train` export)")
+    model_dir = check_model_dir(model_dir)
     return p4d.train.load_exported_student(model_dir, cache=cache, attn=attn, dtype=dtype, device=device)
 
 
 def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalResult:
     """Run (or continue) an eval as configured; ``model`` overrides loading ``config.model_dir``."""
+    if config.model_dir is not None and model is None:
+        check_model_dir(config.model_dir)  # before the benchmark is read
     bench = load_benchmark(config.bench)
     preset: dict = {}
     device = dtype = None

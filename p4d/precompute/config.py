@@ -56,6 +56,9 @@ class PrecomputeConfig:
         def bad(flag: str, expected: str, got) -> ConfigError:
             return ConfigError(f"--{flag}: expected {expected}, got {got!r}")
 
+        from p4d.teacher.presets import get_preset
+
+        get_preset(self.teacher, flag="--teacher")  # a misspelt name first, before the weights it would need
         if self.policy not in SAMPLING_POLICIES:
             raise bad("policy", " | ".join(SAMPLING_POLICIES), self.policy)
         if str(self.store).startswith("memory://"):

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
-from p4d.cache_schema.urls import url_to_fs
+from p4d.cache_schema.summary import store_bytes
 from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
@@ -56,6 +56,7 @@ class PrecomputeReport:
     phase: str = ""                   # what the job was doing (named when it is interrupted)
     wall_s: float = 0.0
     store_bytes: int = 0
+    heads_bytes: int = 0    # of store_bytes: heads.safetensors (the D_m weights, once per store)
     completions: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, clips) per shard
     worker_peak_rss_mib: float = 0.0  # the largest worker's peak RSS (sampled every 0.5 s)
     shard_runs: dict[int, dict] = field(default_factory=dict)  # shard -> its task's result: device, dtype, gpu, stage CPU-s
@@ -89,7 +90,9 @@ class PrecomputeReport:
                           for (d, t, g), n in self.placements().items())
         return (f"{self.shards_written} shards written ({self.clips_done} clips done, {self.clips_failed} failed), "
                 f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}; "
-                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB"
+                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB "
+                f"(heads file {self.heads_bytes / 2**20:.1f} MiB, arrays and side files "
+                f"{(self.store_bytes - self.heads_bytes) / 2**20:.1f} MiB)"
                 f"{'; shards ' + where if where else ''}{stop}")
 
 
@@ -197,8 +200,7 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     if report.interrupted:
         log.info("interrupted while %s; completed shards are kept, rerun the same command to resume", report.phase)
     report.wall_s = time.perf_counter() - t0
-    fs, root = url_to_fs(cfg.store)
-    report.store_bytes = int(fs.du(root, total=True)) if fs.exists(root) else 0
+    report.store_bytes, report.heads_bytes = store_bytes(cfg.store)
     return report
 
 
@@ -206,9 +208,10 @@ def teacher_status(job: TeacherJob, random_weights: bool) -> str:
     """One line saying what the workers are about to build: preset, parameters, weights, device, dtype."""
     from p4d.teacher.info import teacher_stats
 
-    params = sum(teacher_stats(job.preset)["params"].values())
+    params = teacher_stats(job.preset)["params"]["total"]  # the dict also holds each part: count once
     weights = f"RANDOM weights (seed {job.seed})" if random_weights else f"weights {job.weights}"
-    return (f"building the {job.preset.name} teacher in each worker: {params / 1e6:.1f} M parameters, {weights}, "
+    return (f"building the {job.preset.name} teacher in each worker: {params:,d} parameters ({params / 1e6:.1f} M), "
+            f"{weights}, "
             f"device {job.device}, dtype {job.dtype} as each worker resolves them (the l4p preset takes 1-4 min on a CPU)")
 
 

@@ -157,5 +157,5 @@ def get_preset(name: str | TeacherPreset, *, flag: str = "--teacher") -> Teacher
         return PRESETS[name]
     except (KeyError, TypeError):
         raise ConfigError(
-            f"{flag}: unknown teacher preset {name!r}; choose one of: {', '.join(PRESETS)}"
+            f"{flag} {name!r}: unknown preset (known: {', '.join(PRESETS)})"
         ) from None

@@ -201,6 +201,10 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Check every field and cross-field rule; raise ConfigError naming the flag to fix."""
         _check_types(self, "")
+        from p4d.train.model.config import ATTN_IMPLEMENTATIONS, STUDENT_PRESETS
+
+        if self.model.config_file is None and self.model.preset is not None and self.model.preset not in STUDENT_PRESETS:
+            raise ConfigError(f"--student {self.model.preset!r}: unknown preset (known: {', '.join(STUDENT_PRESETS)})")
         if not self.data.conversations:
             raise ConfigError("--data: expected a conversation .json/.jsonl file, found nothing")
         if not self.data.cache:
@@ -219,15 +223,11 @@ class TrainConfig:
             _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
         if self.model.d4dp_time is not None:
             _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
-        from p4d.train.model.config import ATTN_IMPLEMENTATIONS, STUDENT_PRESETS
-
         if self.model.config_file is None and self.model.preset is None and not self.model.init_from:
             raise ConfigError(
                 "--student: no student given; pass --student nvila-lite-2b|nvila-lite-8b (weights with "
                 "--model.init-from NVILA_LITE_FOLDER, random otherwise), --model.init-from alone, "
                 "or --student tiny for a smoke run")
-        if self.model.config_file is None and self.model.preset is not None:
-            _choice("student", self.model.preset, tuple(STUDENT_PRESETS))  # --student is --model.preset
         if self.model.attn is not None:
             _choice("model.attn", self.model.attn, ATTN_IMPLEMENTATIONS)
         _choice("runtime.device", self.runtime.device, DEVICES)

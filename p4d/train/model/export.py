@@ -69,7 +69,7 @@ def read_exported_config(path: str | os.PathLike) -> StudentConfig:
     """The StudentConfig of an export."""
     file = Path(path) / STUDENT_FILE
     if not file.is_file():
-        raise CheckpointNotFoundError(f"{file}: not found; expected a directory written by export_student")
+        raise CheckpointNotFoundError(f"{file}: not found; expected a student export folder (RUN/export of `p4d train`)")
     try:
         record = json.loads(file.read_text())
     except json.JSONDecodeError as exc:
