@@ -59,6 +59,7 @@ def run_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     protocol: str = typer.Option("release", "--protocol", help="release (default: each benchmark as its official code runs it: R4D-Bench's released lmms-eval task, unparsed -> random letter; STI-Bench's scripts, unparsed -> 0) | p4d (p4d's earlier prompt and parser, unparsed scores 0)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random letters R4D-Bench gives unparsed answers (default: unseeded, as the release draws them; the letters drawn are in the predictions file)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items of BENCH, in file order (a quick check; a later run with a larger N continues the same predictions file)."),
 ) -> None:
     """Evaluate a student (or a baseline) on BENCH; write per-item predictions and print the tables (strict and matched scores)."""
     from p4d.eval.revisions import known_old_revision
@@ -67,7 +68,8 @@ def run_command(
     out = out or _default_out(bench, model, baseline)
     result = run_eval(EvalConfig(bench=bench, out=out, frames=frames, model_dir=model, baseline=baseline, cache=cache,
                                  attn=attn, dtype=None if dtype == "auto" else dtype, device=device,
-                                 batch_size=batch_size, progress=progress, protocol=protocol, seed=seed))
+                                 batch_size=batch_size, progress=progress, protocol=protocol, seed=seed,
+                                 limit=limit))
     name = {"random": "Random", "first-option": "First option", "most-frequent-letter": "Most frequent letter"}.get(
         baseline or "", model.name if model else "model")
     text = results_text(result, name, frames)
@@ -85,6 +87,10 @@ def run_command(
         typer.echo(f"warning: {bench} holds {old.items} items, the superseded {old.benchmark} revision "
                    f"(corrected: {old.current}): {old.note}", err=True)
     typer.echo(text)
+    if limit is not None:
+        typer.echo(f"--limit {limit}: scored the first {len(result.bench.items)} of {result.total_items} items; "
+                   f"the table is not "
+                   f"the benchmark's score")
     if protocol == "release" and baseline is None and result.unparsed:
         fallback = (f"scored with a random letter ({'unseeded' if seed is None else f'seed {seed}'})"
                     if any(not i.official == "sti" for i in result.bench.items) else "scored 0")
