@@ -15,7 +15,7 @@ from p4d.cache_schema.labels import teacher_label
 from p4d.cache_schema.layout import GROUPS, STATUS_DONE
 from p4d.cache_schema.store import FIDELITY_DIR, CacheStore, _fs
 
-__all__ = ["format_summary", "disk_usage", "fidelity_records", "store_bytes"]
+__all__ = ["format_summary", "disk_usage", "fidelity_records", "padded_line", "padded_videos", "store_bytes"]
 
 
 def _human(n: float) -> str:
@@ -114,6 +114,23 @@ def _clamp_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
             f"({detail}; runs/shard-*.json, field clamped)"]
 
 
+def padded_videos(store: CacheStore) -> list:
+    """The usable videos with fewer frames than a clip's N: their one clip repeats frames
+    (``numpy.round(linspace(0, n - 1, N))`` has a repeat exactly when n < N; p4d.video.sampling)."""
+    n = store.spec.num_frames
+    return [v for v in store.videos if 0 < v.num_frames < n]
+
+
+def padded_line(store: CacheStore) -> str:
+    """One line about :func:`padded_videos`, '' when there are none."""
+    short = padded_videos(store)
+    if not short:
+        return ""
+    examples = ", ".join(f"{v.path} ({v.num_frames})" for v in short[:3]) + (", ..." if len(short) > 3 else "")
+    return (f"{len(short)} videos have fewer than N={store.spec.num_frames} frames: their one clip repeats frames "
+            f"to fill N (done, not failed): {examples}")
+
+
 def format_summary(store: CacheStore) -> str:
     """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
     disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
@@ -191,6 +208,9 @@ def format_summary(store: CacheStore) -> str:
         mixed = ", ".join(f"{r.get('dtype')} on {r.get('device')}" for r in runtimes if isinstance(r, dict))
         lines.append(f"    MIXED teacher runtimes (--allow-mixed-precision): {mixed}; runs/shard-*.json say which shard")
     lines += _fidelity_lines(store, runs)
+    padded = padded_line(store)
+    if padded:
+        lines += ["", f"  padded clips: {padded}"]
     warned = [v for v in store.videos if v.note and v.num_frames > 0]
     if warned:
         lines.append("")

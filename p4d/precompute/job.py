@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
-from p4d.cache_schema.summary import store_bytes
+from p4d.cache_schema.summary import padded_line, store_bytes
 from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
@@ -236,6 +236,8 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     resolved = runtime_of(identity)
     check_runtime(cfg.store, recorded_runtimes(store), resolved, allow_mixed=cfg.allow_mixed_precision)
     record_runtimes(store, [resolved])  # before any shard is written
+    if padded_line(store):
+        log.warning("%s", padded_line(store))
     job = dataclasses.replace(job, runtime=resolved, allow_mixed=cfg.allow_mixed_precision)
     wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
     todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
