@@ -151,9 +151,9 @@
     views.forEach(function (v) {
       var c = canvas("view-" + v[0], gw, gh);
       c.addEventListener("mousemove", function (e) {
-        var r = c.getBoundingClientRect();
-        var gx = Math.min(gw - 1, Math.max(0, Math.floor((e.clientX - r.left) * gw / r.width)));
-        var gy = Math.min(gh - 1, Math.max(0, Math.floor((e.clientY - r.top) * gh / r.height)));
+        var r = c.getBoundingClientRect();  // border box: take the border off, as the content is drawn inside it
+        var gx = Math.min(gw - 1, Math.max(0, Math.floor((e.clientX - r.left - c.clientLeft) * gw / c.clientWidth)));
+        var gy = Math.min(gh - 1, Math.max(0, Math.floor((e.clientY - r.top - c.clientTop) * gh / c.clientHeight)));
         state.hover = [gy, gx]; readout();
       });
       panels.appendChild(el("figure", {}, [el("figcaption", { text: v[1] }), c, v[0] === "frames" ? null : legend(v[0])]));
