@@ -29,7 +29,7 @@ def inspect_command(
     per_clip: int = typer.Option(4, "--per-clip", help=".html: evenly spaced frames shown per clip when --frames is not given."),
     max_clips: int = typer.Option(50, "--max-clips", help=".html: render at most this many done clips (all are listed in the status table)."),
     video_root: Optional[str] = typer.Option(None, "--video-root", help="Folder to find source videos in when their recorded path is missing (e.g. a store read from a URL)."),
-    compare: Optional[str] = typer.Option(None, "--compare", help="A `p4d train` output folder (its newest checkpoint) or one checkpoints/step-K folder: teacher maps vs the student's P̂_m = D_m(F̂_4D) with per-modality errors (.png/.mp4)."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="A `p4d train` output folder (its newest checkpoint) or one checkpoints/step-K folder: teacher maps vs the student's P̂_m = D_m(F̂_4D) with per-modality errors scaled to each clip's 99th percentile (.png/.mp4/.html)."),
     steps: Optional[str] = typer.Option(None, "--steps", help="With --compare: 'all' or steps such as 1000,2000: P̂_depth of every saved checkpoint beside the teacher's (.png)."),
     device: Optional[str] = typer.Option(None, "--device", help="With --compare: where the student runs, auto (default: CUDA when available) | cpu | cuda."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="With --compare: the student's dtype, auto (default: bfloat16 on CUDA, float32 on the CPU) | float32 | bfloat16."),

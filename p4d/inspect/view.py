@@ -155,11 +155,11 @@ def _error_layer(teacher: dict[str, np.ndarray], student: dict[str, np.ndarray],
     return images, legends
 
 
-def clip_payload(data: ClipData, *, student: dict[str, np.ndarray] | None = None, stride: int = 1) -> dict:
+def clip_payload(data: ClipData, *, student: dict[str, np.ndarray] | None = None, stride: int = 1,
+                 fixed: dict | None = None) -> dict:
     """Everything the page needs for one clip, every ``stride``-th pixel of the dense maps
-    (see the module docstring); ``student``: P̂_m in the cache layout, for the toggles."""
-    from p4d.inspect.pca import pca_rgb
-
+    (see the module docstring); ``student``: P̂_m in the cache layout, for the toggles; ``fixed``:
+    the parts that do not depend on the stride (:func:`stride_free_parts`), when already made."""
     s = int(stride)
     maps = data.maps
     frames = data.frames[:, ::s, ::s]
@@ -185,16 +185,26 @@ def clip_payload(data: ClipData, *, student: dict[str, np.ndarray] | None = None
     if student is not None:
         layers["student"] = _layer(student, frames, s, scale)
         layers["error"], legends["error"] = _error_layer(maps, student, s)
-    pca = pca_rgb(data.f4d)  # (taps, N', h', w', 3)
     h, w = frames.shape[1:3]
     return {
         "clip": data.clip, "video": data.video, "video_path": data.video_path, "fps": data.fps,
         "title": data.title_lines(), "frame_index": [int(i) for i in data.frame_index],
         "timestamp": [float(t) for t in data.timestamp], "size": list(data.size), "stride": s, "grid": [h, w],
         "frames": sprite(frames, "JPEG"), "layers": layers, "legends": legends,
+        **(fixed if fixed is not None else stride_free_parts(data, student)),
+    }
+
+
+def stride_free_parts(data: ClipData, student: dict[str, np.ndarray] | None = None) -> dict:
+    """F_4D PCA per tap (:func:`pca.pca_rgb`, sprites of N' latent frames) and the cameras of the
+    teacher's (and student's) rays."""
+    from p4d.inspect.pca import pca_rgb
+
+    pca = pca_rgb(data.f4d)  # (taps, N', h', w', 3)
+    return {
         "pca": [{"tap": int(tap), "img": sprite(pca[k]), "latent_frames": int(pca.shape[1]),
                  "grid": list(pca.shape[2:4])} for k, tap in enumerate(data.taps)],
-        "camera": {"teacher": _camera(maps.get("camray")),
+        "camera": {"teacher": _camera(data.maps.get("camray")),
                    **({"student": _camera(student.get("camray"))} if student is not None else {})},
     }
 
@@ -208,8 +218,9 @@ def budgeted_payload(data: ClipData, *, student=None, budget_mb: float = DEFAULT
     per_pixel = 2 * (4 if student is None else 8) * 4 / 3  # float16 values (depth, flow 2, motion) in base64
     n, (h, w) = data.num_frames, data.size
     stride = max(1, int(np.floor(np.sqrt(n * h * w * per_pixel / limit))))  # the values alone need this much
+    fixed = stride_free_parts(data, student)
     while stride <= MAX_STRIDE:
-        payload = clip_payload(data, student=student, stride=stride)
+        payload = clip_payload(data, student=student, stride=stride, fixed=fixed)
         size = len(json.dumps(payload))
         log.info("clip %d at stride %d: %.2f MB (budget %.1f MB)", data.clip, stride, size / 1e6, budget_mb)
         if size <= limit:
