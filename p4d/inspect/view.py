@@ -37,7 +37,7 @@ from PIL import Image
 
 from p4d.cache_schema import STATUS_DONE, STATUS_FAILED, CacheStore, open_store
 from p4d.errors import ClipNotAvailableError, ConfigError
-from p4d.inspect.clipdata import ClipData, done_clips, load_clip, parse_clip_spec
+from p4d.inspect.clipdata import ClipData, done_clips, load_clip, parse_clip_spec, random_teacher_note
 from p4d.inspect.colors import (
     DEPTH_CMAP,
     colorbar,
@@ -261,7 +261,7 @@ def store_overview(store: CacheStore) -> dict:
             codec[key] = [float(q) for q in np.quantile([r[key] for r in records.values()], [0.0, 0.5, 1.0])]
     spec = store.spec
     return {"url": store.url, "num_clips": store.num_clips, "status": store.status(), "videos": videos,
-            "codec_check": codec,
+            "codec_check": codec, "random_teacher": random_teacher_note(spec),
             "spec": f"N={spec.num_frames}, H×W={spec.height}×{spec.width}, taps {list(spec.taps)}, "
                     f"codec {spec.latent_codec}, maps {', '.join(spec.modalities)}"}
 

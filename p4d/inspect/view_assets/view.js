@@ -38,6 +38,7 @@
     DATA.clips.forEach(function (c, i) { embedded[c.clip] = i; });
     var st = ov.status, box = el("section", { id: "overview" });
     box.appendChild(el("h1", { text: "p4d view" }));
+    if (ov.random_teacher) box.appendChild(el("p", { "class": "random", text: ov.random_teacher }));
     box.appendChild(el("p", { text: "store " + ov.url + ": " + ov.num_clips + " clips — " + st.done + " done, " +
       st.failed + " failed, " + st.pending + " pending. " + ov.spec }));
     var cc = ov.codec_check, codec = "F_4D codec " + cc.codec + " self-check: " + cc.checked + " clips checked";
