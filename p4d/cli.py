@@ -22,7 +22,7 @@ import typer
 
 from p4d.errors import ConfigError, run_cli
 from p4d.eval.cli import eval_app
-from p4d.inspect.cli import inspect_command
+from p4d.inspect.cli import inspect_command, view_command
 from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command, train_epilog
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(eval_app, name="eval")
 app.command("inspect")(inspect_command)
+app.command("view")(view_command)
 app.command("train", context_settings=TRAIN_CONTEXT, help=TRAIN_HELP, epilog=train_epilog())(train_command)
 
 
