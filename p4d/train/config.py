@@ -148,6 +148,7 @@ class RuntimeConfig:
     precision: str = "auto"              # auto (bf16-mixed on CUDA, fp32 on CPU) | fp32 | bf16-mixed | bf16-pure
     parallel: str = "auto"               # auto (fsdp for full-LLM tunes on >1 process, else ddp; none for 1) | none | ddp | fsdp
     backend: str | None = None           # process-group backend (default: nccl on CUDA, gloo on CPU)
+    dist_timeout: float = 60.0           # minutes a collective may wait (rank 0's host build of an 8B student takes many)
     dump_grads_at: int | None = None     # debug: write OUT/grads-step-K.safetensors after step K's backward
 
 
@@ -292,6 +293,8 @@ class TrainConfig:
                 require_package("tensorboard", "tensorboard")
             except ImportError as exc:
                 raise ConfigError(f"--log.tensorboard true: {exc}") from None
+        if not (math.isfinite(self.runtime.dist_timeout) and self.runtime.dist_timeout > 0):
+            raise ConfigError(f"--runtime.dist-timeout: expected minutes > 0 (default 60), found {self.runtime.dist_timeout}")
         if self.runtime.backend not in (None, "gloo", "nccl"):
             raise ConfigError(f"--runtime.backend: expected gloo or nccl, found {self.runtime.backend!r}")
         return self

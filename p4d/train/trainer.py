@@ -33,7 +33,8 @@ from p4d.train import checkpoint as ckpt
 from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
-from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across, world_size
+from p4d.train.distributed import (Dist, barrier, close_distributed, heartbeat, init_distributed, mean_across,
+                                   sum_across, world_size)
 from p4d.train.export import export_trained
 from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
@@ -119,11 +120,17 @@ def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, c
 class BatchStream:
     """Micro-batches across epochs from a loader over a :class:`ShardBatchSampler`; tracks the
     resumable position (epoch, next batch) and the samples that failed to load. With an
-    ``endless`` sampler one loader iterator serves every epoch."""
+    ``endless`` sampler one loader iterator serves every epoch.
 
-    def __init__(self, loader, sampler: ShardBatchSampler):
-        self.loader, self.sampler = loader, sampler
-        self.dropped = 0
+    Ranks stay in step: after each micro-batch the ranks all-reduce (its good samples, whether it
+    came back empty). A micro-batch that failed entirely on any rank is skipped by every rank
+    together, so each rank's sampler advances by the same global batches and the position rank 0
+    saves is every rank's; ``batch["global_size"]`` is the good samples over all ranks."""
+
+    def __init__(self, loader, sampler: ShardBatchSampler, dist: Dist | None = None):
+        self.loader, self.sampler, self.dist = loader, sampler, dist
+        self.dropped = 0   # samples that failed to load (this rank)
+        self.skipped = 0   # global batches every rank skipped because one rank's micro-batch failed entirely
         self._it = None
         if len(sampler.epoch_batches(sampler.epoch)) == 0:
             raise ConfigError(f"--data.batch-size: {len(sampler.samples)} usable samples make no global batch of "
@@ -142,8 +149,14 @@ class BatchStream:
             for message in batch["errors"]:
                 log.warning("dropped a sample that failed to load: %s", message)
             self.dropped += len(batch["errors"])
-            if batch["size"]:
+            good, empty_ranks = sum_across((batch["size"], int(batch["size"] == 0)), self.dist)
+            if empty_ranks == 0:
+                batch["global_size"] = good
                 return batch
+            self.skipped += 1
+            if batch["size"]:
+                log.warning("skipped a micro-batch of %d good samples: every sample of %d rank(s) failed to load, "
+                            "and every rank skips that global batch together", batch["size"], empty_ranks)
 
     def state_dict(self) -> dict[str, int]:
         return self.sampler.state_dict()
@@ -173,7 +186,7 @@ def main(cfg: TrainConfig) -> TrainResult:
             check_same_cache(cfg, meta, store, resume_from)
 
     # --- engine & topology ---------------------------------------------------------------------
-    dist = init_distributed(cfg.runtime.device, cfg.runtime.backend, group=fsdp)
+    dist = init_distributed(cfg.runtime.device, cfg.runtime.backend, group=fsdp, timeout_min=cfg.runtime.dist_timeout)
     cfg.runtime.precision = resolve_precision(cfg.runtime.precision, dist.device)  # config.yaml records the policy
     runlog = None
     try:
@@ -195,8 +208,10 @@ def main(cfg: TrainConfig) -> TrainResult:
             log.info("run length: %s", ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in resolved.items()))
 
         # --- student, optimizer, schedule -------------------------------------------------------
-        if fsdp:  # sharded before the optimizer sees its parameters
-            model, counts = build_sharded_model(cfg, store, dist)
+        if fsdp:  # sharded before the optimizer sees its parameters; rank 0 builds on the host, the others wait
+            with heartbeat("rank 0: building the student on the host and broadcasting its shards",
+                           timeout_min=cfg.runtime.dist_timeout, enabled=dist.is_main and dist.world_size > 1):
+                model, counts = build_sharded_model(cfg, store, dist)
         else:
             model, counts = build_model(cfg, store, device=dist.device)
         lora = cfg.recipe.tune.endswith("-lora")
@@ -226,7 +241,7 @@ def main(cfg: TrainConfig) -> TrainResult:
             wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
         loader = make_loader(dataset, sampler, pad_id=model.ids.pad, num_workers=cfg.data.num_workers,
                              pin_memory=dist.device.type == "cuda", prefetch_factor=cfg.data.prefetch_factor)
-        stream = BatchStream(loader, sampler)
+        stream = BatchStream(loader, sampler, dist)
         meta = {"config": cfg.to_dict(), "student": model.cfg.to_dict(), "world_size": dist.world_size,
                 "parallel": cfg.runtime.parallel,
                 "trainable": counts, "cache": {"url": store.url, "schema_version": store.attrs.get("schema_version"),
@@ -248,24 +263,25 @@ def main(cfg: TrainConfig) -> TrainResult:
         try:  # Ctrl-C: save the last completed step (unless just saved), say how to resume
             while step < cfg.optim.max_steps:
                 t0 = time.perf_counter()
-                dropped0 = stream.dropped
+                dropped0, skipped0 = stream.dropped, stream.skipped
                 batches = [stream.next() for _ in range(cfg.optim.grad_accum)]
                 wait = time.perf_counter() - t0
                 dump = out / f"grads-step-{step + 1}.safetensors" if cfg.runtime.dump_grads_at == step + 1 else None
                 terms = train_step(wrapped, batches, optimizer=optimizer, scheduler=scheduler, cfg=cfg, dist=dist,
                                    dump_grads=dump)
                 step += 1
-                n = sum(b["size"] for b in batches)
-                seen += n * dist.world_size
+                n = sum(b["global_size"] for b in batches)  # good samples over every rank
+                seen += n
                 done = {"step": step, "samples": seen, "epoch": sampler.epoch, "position": stream.state_dict()}
                 elapsed = time.perf_counter() - t0
                 if step % cfg.log.every == 0 or step == cfg.optim.max_steps:
                     terms = mean_across(terms, dist)
+                    dropped, = sum_across((stream.dropped - dropped0,), dist)   # failed samples over every rank
                     last = {"step": step, "epoch": sampler.epoch, **terms,
                             "step_time": elapsed, "data_wait": wait, "data_wait_frac": wait / elapsed if elapsed else 0.0,
-                            "samples_per_s": n * dist.world_size / elapsed if elapsed else 0.0,
+                            "samples_per_s": n / elapsed if elapsed else 0.0,
                             "peak_mem_mb": peak_memory_mb(dist.device), "samples": seen,
-                            "dropped": stream.dropped - dropped0}
+                            "dropped": dropped, "skipped_batches": stream.skipped - skipped0}
                     runlog.write(last)
                 runlog.step()
                 if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or step == cfg.optim.max_steps:
