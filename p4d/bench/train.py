@@ -120,7 +120,8 @@ class Paths:
 
     def fresh(self):
         """(model, optimizer, scheduler, dataset, collate) from the same seed."""
-        from p4d.train.build import build_model, build_optimizer, build_scheduler
+        from p4d.train.build import build_model
+        from p4d.train.optim import build_optimizer, build_scheduler
         from p4d.train.loader import ClipDataset, Collate
         from p4d.train.trainer import needed_targets
 

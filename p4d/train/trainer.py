@@ -30,7 +30,7 @@ from p4d.cache_schema import open_store
 from p4d.errors import CheckpointError, ConfigError
 from p4d.train.runfolder import TrainInterrupted
 from p4d.train import checkpoint as ckpt
-from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
+from p4d.train.build import build_model, check_store
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
 from p4d.train.distributed import (Dist, barrier, close_distributed, heartbeat, init_distributed, mean_across,
@@ -38,6 +38,7 @@ from p4d.train.distributed import (Dist, barrier, close_distributed, heartbeat, 
 from p4d.train.export import export_trained
 from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
+from p4d.train.optim import build_optimizer, build_scheduler
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
 from p4d.train.precision import autocast, resolve_precision
 from p4d.train.recipes import resolve_run_length
