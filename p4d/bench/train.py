@@ -84,6 +84,7 @@ def _student_cfg(overrides: dict):
 def _setup(tmp: Path, videos: int):
     from p4d.precompute.config import PrecomputeConfig
     from p4d.precompute.job import run_precompute
+    from p4d.train.model import student_preset
     from p4d.train.demo import make_demo_conversations
     from p4d.video import write_synthetic_video
 
@@ -92,7 +93,8 @@ def _setup(tmp: Path, videos: int):
         write_synthetic_video(vdir / f"v{i}.mp4", num_frames=24, fps=12, size=(128, 96), seed=i)
     store = tmp / "cache.zarr"
     run_precompute(PrecomputeConfig(videos=str(vdir), store=str(store), teacher="tiny", policy="uniform",
-                                    clips_per_shard=4, workers=1, device="cpu", progress=False))
+                                    clips_per_shard=4, workers=1, device="cpu", progress=False,
+                                    student_size=student_preset("tiny").image_size))  # the trainer checks it
     return make_demo_conversations(vdir, tmp / "conv.jsonl"), str(store)
 
 

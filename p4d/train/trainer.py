@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from p4d.cache_schema import open_store
-from p4d.errors import CheckpointError, ConfigError
+from p4d.errors import CacheSchemaError, CheckpointError, ConfigError
 from p4d.train.runfolder import TrainInterrupted
 from p4d.train import checkpoint as ckpt
-from p4d.train.build import build_model, check_store
+from p4d.train.build import build_model, check_store, student_config
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
 from p4d.train.distributed import (Dist, barrier, close_distributed, heartbeat, init_distributed, mean_across,
@@ -172,6 +172,8 @@ def main(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     store = open_store(cfg.data.cache)
     check_store(cfg, store)
+    if not cfg.model.init_from:  # the checkpoint's size is known once built (checked again below)
+        check_student_size(store, student_config(cfg).image_size)
     resume_from = None
     if cfg.resume:
         run_dir, resume_from = ckpt.find_resume(cfg.resume)
@@ -215,6 +217,7 @@ def main(cfg: TrainConfig) -> TrainResult:
                 model, counts = build_sharded_model(cfg, store, dist)
         else:
             model, counts = build_model(cfg, store, device=dist.device)
+        check_student_size(store, model.cfg.image_size)  # every rank the same verdict: no rank waits alone
         lora = cfg.recipe.tune.endswith("-lora")
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg)
@@ -306,7 +309,8 @@ def main(cfg: TrainConfig) -> TrainResult:
         if cfg.checkpoint.export:
             plain = gather_student(model, dist.is_main) if fsdp else model  # sharded: every rank gathers
             if dist.is_main:
-                exported = export_trained(plain, out / "export", cfg.preset_record, lora=lora)
+                exported = export_trained(plain, out / "export", cfg.preset_record, lora=lora,
+                                          dtype=cfg.checkpoint.export_dtype)
         barrier(dist)
         return TrainResult(out=out, steps=step, last=last, checkpoint=saved, export=exported, data=report.to_dict())
     finally:
@@ -315,12 +319,22 @@ def main(cfg: TrainConfig) -> TrainResult:
         close_distributed(dist)
 
 
+#: --optim settings a resumed run may change: the run length (the cosine is then recomputed over the
+#: new length from the restored step) and the micro-steps per step (the data position counts
+#: micro-batches); every other optim setting (learning rates, betas, weight decay, clipping, warmup,
+#: floor) would change the optimizer's trajectory mid-run and is refused like the recipe.
+RESUMABLE_OPTIM_CHANGES = ("max_steps", "epochs", "grad_accum", "global_batch")
+
+
 def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
-    """Refuse to resume with a recipe, model or batch layout that differs from the checkpoint's."""
+    """Refuse to resume with a recipe, model, optimizer setting (but the run length,
+    :data:`RESUMABLE_OPTIM_CHANGES`) or batch layout that differs from the checkpoint's."""
     saved = meta.get("config", {})
     now = cfg.to_dict()
-    for section in ("model", "recipe", "loss", "lora"):
+    for section in ("model", "recipe", "loss", "lora", "optim"):
         for key, value in now.get(section, {}).items():
+            if section == "optim" and key in RESUMABLE_OPTIM_CHANGES:
+                continue
             before = saved.get(section, {}).get(key)
             if before != value:
                 raise CheckpointError(f"--{section}.{key.replace('_', '-')}: the checkpoint was trained with {before!r}, "
@@ -353,13 +367,23 @@ def check_same_cache(cfg: TrainConfig, meta: dict[str, Any], store, checkpoint: 
                 f"{before!r}; resume with the cache it trained on, or pass --allow-teacher-change to continue anyway")
 
 
+def check_student_size(store, image_size: int) -> None:
+    """Refuse a cache whose teacher input was made (``teacher_input release``) from frames squashed
+    to another S×S than the student's: the teacher would have seen other pixels than the student."""
+    cached = store.spec.spatial.get("student_size")
+    if cached is not None and int(cached) != int(image_size):
+        raise CacheSchemaError(
+            f"--cache {store.url}: its teacher input was made from frames squashed to {cached}×{cached} "
+            f"(`p4d precompute --student-size {cached}`), but the student's image size is {image_size}; precompute "
+            f"the cache with --student-size {image_size}, or train a student of image size {cached}")
+
+
 def check_first_sample(dataset: ClipDataset, samples) -> None:
     """Before the first step: the frames decoded at a cached clip's stored indices must carry the
     stored timestamps (else the video changed since precompute and frames and targets disagree)."""
     import numpy as np
 
     from p4d.cache_schema import read_clip
-    from p4d.errors import CacheSchemaError
     from p4d.video import decode_frames
 
     first = next((s for s in samples if s.kind == "video"), None)

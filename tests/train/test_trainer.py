@@ -198,6 +198,8 @@ def test_export_loads_for_eval(train_cache, conversations, tmp_path):
         keys = list(f.keys())
     assert keys and all("lora_" in k or k.startswith(("mm_projector.", "d4dp.")) for k in keys)
     assert any(k.startswith("mm_projector.") for k in keys) and any("lora_A" in k for k in keys)
+    with __import__("safetensors").safe_open(str(result.export / "llm" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}   # --export-dtype bf16 by default
     model = load_student(result.export)                       # through p4d eval's own loader
     clip = sample_clip(str(train_cache.videos / "v0.mp4"), num_frames=16)
     text = model.answer(clip.frames, clip.timestamp, "Which way?", ["left", "right"])
