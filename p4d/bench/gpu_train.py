@@ -104,7 +104,7 @@ def run(size: str, *, device: str = "auto", repeats: int = STEPS) -> BenchResult
     import torch
     from torch.distributed.tensor import DTensor
 
-    from p4d.train.build import build_optimizer, build_scheduler
+    from p4d.train.optim import build_optimizer, build_scheduler
     from p4d.train.config import TrainConfig
     from p4d.train.distributed import close_distributed, init_distributed
     from p4d.train.model import apply_trainability, build_student, student_preset

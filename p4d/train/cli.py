@@ -47,6 +47,7 @@ def train_command(
     allow_missing_targets: bool = typer.Option(False, "--allow-missing-targets", help="Train records whose clip failed or is missing SFT-only instead of skipping them."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of init, data order and augmentation."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    export_dtype: Optional[str] = typer.Option(None, "--export-dtype", help="bf16 (default) | fp32: the weights of OUT/export (--checkpoint.export-dtype; NVILA-Lite-8B ≈16 vs ≈32 GB); `p4d eval` loads either."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out (refused without it)."),
     print_config: bool = typer.Option(False, "--print-config", help="Print every setting as YAML (resolved value; flag, default and meaning as comments) that --config reads back, and exit without training."),
     allow_teacher_change: bool = typer.Option(False, "--allow-teacher-change", help="With --resume: continue on a cache of another teacher or schema than the checkpoint's (refused otherwise)."),
@@ -65,6 +66,7 @@ def train_command(
              "recipe.strategy": strategy, "recipe.loss": loss, "recipe.time_cue": time_cue, "recipe.tune": tune,
              "model.preset": student, "optim.max_steps": steps, "data.batch_size": batch_size,
              "data.num_workers": workers, "runtime.seed": seed, "runtime.device": device,
+             "checkpoint.export_dtype": export_dtype,
              "data.allow_missing_targets": True if allow_missing_targets else None,
              "allow_teacher_change": True if allow_teacher_change else None}
     overrides: dict = {}
@@ -89,11 +91,11 @@ def train_command(
 def _resumed_config(resume: str) -> tuple[Path, Path | None, dict]:
     """(run folder to write into, its newest checkpoint or None, the run's saved config) for ``--resume``."""
     from p4d.train.checkpoint import find_resume, read_meta
-    from p4d.train.config import load_yaml
+    from p4d.train.config import drop_retired, load_yaml
     from p4d.train.trainer import CONFIG_FILE
 
     run_dir, found = find_resume(resume)
-    saved = read_meta(found)["config"] if found is not None else load_yaml(run_dir / CONFIG_FILE)
+    saved = drop_retired(read_meta(found)["config"] if found is not None else load_yaml(run_dir / CONFIG_FILE))
     saved.pop("resume", None)
     saved["out"] = str(run_dir)  # the folder it resumes, even when copied from another run's folder
     return run_dir, found, saved

@@ -27,16 +27,18 @@ import torch
 from torch import nn
 
 from p4d.cache_schema import open_store
-from p4d.errors import CheckpointError, ConfigError
+from p4d.errors import CacheSchemaError, CheckpointError, ConfigError
 from p4d.train.runfolder import TrainInterrupted
 from p4d.train import checkpoint as ckpt
-from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
+from p4d.train.build import build_model, check_store, student_config
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
-from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across, world_size
+from p4d.train.distributed import (Dist, barrier, close_distributed, heartbeat, init_distributed, mean_across,
+                                   sum_across, world_size)
 from p4d.train.export import export_trained
 from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
+from p4d.train.optim import build_optimizer, build_scheduler
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
 from p4d.train.precision import autocast, resolve_precision
 from p4d.train.recipes import resolve_run_length
@@ -119,11 +121,17 @@ def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, c
 class BatchStream:
     """Micro-batches across epochs from a loader over a :class:`ShardBatchSampler`; tracks the
     resumable position (epoch, next batch) and the samples that failed to load. With an
-    ``endless`` sampler one loader iterator serves every epoch."""
+    ``endless`` sampler one loader iterator serves every epoch.
 
-    def __init__(self, loader, sampler: ShardBatchSampler):
-        self.loader, self.sampler = loader, sampler
-        self.dropped = 0
+    Ranks stay in step: after each micro-batch the ranks all-reduce (its good samples, whether it
+    came back empty). A micro-batch that failed entirely on any rank is skipped by every rank
+    together, so each rank's sampler advances by the same global batches and the position rank 0
+    saves is every rank's; ``batch["global_size"]`` is the good samples over all ranks."""
+
+    def __init__(self, loader, sampler: ShardBatchSampler, dist: Dist | None = None):
+        self.loader, self.sampler, self.dist = loader, sampler, dist
+        self.dropped = 0   # samples that failed to load (this rank)
+        self.skipped = 0   # global batches every rank skipped because one rank's micro-batch failed entirely
         self._it = None
         if len(sampler.epoch_batches(sampler.epoch)) == 0:
             raise ConfigError(f"--data.batch-size: {len(sampler.samples)} usable samples make no global batch of "
@@ -142,8 +150,14 @@ class BatchStream:
             for message in batch["errors"]:
                 log.warning("dropped a sample that failed to load: %s", message)
             self.dropped += len(batch["errors"])
-            if batch["size"]:
+            good, empty_ranks = sum_across((batch["size"], int(batch["size"] == 0)), self.dist)
+            if empty_ranks == 0:
+                batch["global_size"] = good
                 return batch
+            self.skipped += 1
+            if batch["size"]:
+                log.warning("skipped a micro-batch of %d good samples: every sample of %d rank(s) failed to load, "
+                            "and every rank skips that global batch together", batch["size"], empty_ranks)
 
     def state_dict(self) -> dict[str, int]:
         return self.sampler.state_dict()
@@ -158,6 +172,8 @@ def main(cfg: TrainConfig) -> TrainResult:
     out = Path(cfg.out)
     store = open_store(cfg.data.cache)
     check_store(cfg, store)
+    if not cfg.model.init_from:  # the checkpoint's size is known once built (checked again below)
+        check_student_size(store, student_config(cfg).image_size)
     resume_from = None
     if cfg.resume:
         run_dir, resume_from = ckpt.find_resume(cfg.resume)
@@ -173,7 +189,7 @@ def main(cfg: TrainConfig) -> TrainResult:
             check_same_cache(cfg, meta, store, resume_from)
 
     # --- engine & topology ---------------------------------------------------------------------
-    dist = init_distributed(cfg.runtime.device, cfg.runtime.backend, group=fsdp)
+    dist = init_distributed(cfg.runtime.device, cfg.runtime.backend, group=fsdp, timeout_min=cfg.runtime.dist_timeout)
     cfg.runtime.precision = resolve_precision(cfg.runtime.precision, dist.device)  # config.yaml records the policy
     runlog = None
     try:
@@ -195,10 +211,13 @@ def main(cfg: TrainConfig) -> TrainResult:
             log.info("run length: %s", ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in resolved.items()))
 
         # --- student, optimizer, schedule -------------------------------------------------------
-        if fsdp:  # sharded before the optimizer sees its parameters
-            model, counts = build_sharded_model(cfg, store, dist)
+        if fsdp:  # sharded before the optimizer sees its parameters; rank 0 builds on the host, the others wait
+            with heartbeat("rank 0: building the student on the host and broadcasting its shards",
+                           timeout_min=cfg.runtime.dist_timeout, enabled=dist.is_main and dist.world_size > 1):
+                model, counts = build_sharded_model(cfg, store, dist)
         else:
             model, counts = build_model(cfg, store, device=dist.device)
+        check_student_size(store, model.cfg.image_size)  # every rank the same verdict: no rank waits alone
         lora = cfg.recipe.tune.endswith("-lora")
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg)
@@ -226,7 +245,7 @@ def main(cfg: TrainConfig) -> TrainResult:
             wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
         loader = make_loader(dataset, sampler, pad_id=model.ids.pad, num_workers=cfg.data.num_workers,
                              pin_memory=dist.device.type == "cuda", prefetch_factor=cfg.data.prefetch_factor)
-        stream = BatchStream(loader, sampler)
+        stream = BatchStream(loader, sampler, dist)
         meta = {"config": cfg.to_dict(), "student": model.cfg.to_dict(), "world_size": dist.world_size,
                 "parallel": cfg.runtime.parallel,
                 "trainable": counts, "cache": {"url": store.url, "schema_version": store.attrs.get("schema_version"),
@@ -248,24 +267,25 @@ def main(cfg: TrainConfig) -> TrainResult:
         try:  # Ctrl-C: save the last completed step (unless just saved), say how to resume
             while step < cfg.optim.max_steps:
                 t0 = time.perf_counter()
-                dropped0 = stream.dropped
+                dropped0, skipped0 = stream.dropped, stream.skipped
                 batches = [stream.next() for _ in range(cfg.optim.grad_accum)]
                 wait = time.perf_counter() - t0
                 dump = out / f"grads-step-{step + 1}.safetensors" if cfg.runtime.dump_grads_at == step + 1 else None
                 terms = train_step(wrapped, batches, optimizer=optimizer, scheduler=scheduler, cfg=cfg, dist=dist,
                                    dump_grads=dump)
                 step += 1
-                n = sum(b["size"] for b in batches)
-                seen += n * dist.world_size
+                n = sum(b["global_size"] for b in batches)  # good samples over every rank
+                seen += n
                 done = {"step": step, "samples": seen, "epoch": sampler.epoch, "position": stream.state_dict()}
                 elapsed = time.perf_counter() - t0
                 if step % cfg.log.every == 0 or step == cfg.optim.max_steps:
                     terms = mean_across(terms, dist)
+                    dropped, = sum_across((stream.dropped - dropped0,), dist)   # failed samples over every rank
                     last = {"step": step, "epoch": sampler.epoch, **terms,
                             "step_time": elapsed, "data_wait": wait, "data_wait_frac": wait / elapsed if elapsed else 0.0,
-                            "samples_per_s": n * dist.world_size / elapsed if elapsed else 0.0,
+                            "samples_per_s": n / elapsed if elapsed else 0.0,
                             "peak_mem_mb": peak_memory_mb(dist.device), "samples": seen,
-                            "dropped": stream.dropped - dropped0}
+                            "dropped": dropped, "skipped_batches": stream.skipped - skipped0}
                     runlog.write(last)
                 runlog.step()
                 if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or step == cfg.optim.max_steps:
@@ -289,7 +309,8 @@ def main(cfg: TrainConfig) -> TrainResult:
         if cfg.checkpoint.export:
             plain = gather_student(model, dist.is_main) if fsdp else model  # sharded: every rank gathers
             if dist.is_main:
-                exported = export_trained(plain, out / "export", cfg.preset_record, lora=lora)
+                exported = export_trained(plain, out / "export", cfg.preset_record, lora=lora,
+                                          dtype=cfg.checkpoint.export_dtype)
         barrier(dist)
         return TrainResult(out=out, steps=step, last=last, checkpoint=saved, export=exported, data=report.to_dict())
     finally:
@@ -298,12 +319,22 @@ def main(cfg: TrainConfig) -> TrainResult:
         close_distributed(dist)
 
 
+#: --optim settings a resumed run may change: the run length (the cosine is then recomputed over the
+#: new length from the restored step) and the micro-steps per step (the data position counts
+#: micro-batches); every other optim setting (learning rates, betas, weight decay, clipping, warmup,
+#: floor) would change the optimizer's trajectory mid-run and is refused like the recipe.
+RESUMABLE_OPTIM_CHANGES = ("max_steps", "epochs", "grad_accum", "global_batch")
+
+
 def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
-    """Refuse to resume with a recipe, model or batch layout that differs from the checkpoint's."""
+    """Refuse to resume with a recipe, model, optimizer setting (but the run length,
+    :data:`RESUMABLE_OPTIM_CHANGES`) or batch layout that differs from the checkpoint's."""
     saved = meta.get("config", {})
     now = cfg.to_dict()
-    for section in ("model", "recipe", "loss", "lora"):
+    for section in ("model", "recipe", "loss", "lora", "optim"):
         for key, value in now.get(section, {}).items():
+            if section == "optim" and key in RESUMABLE_OPTIM_CHANGES:
+                continue
             before = saved.get(section, {}).get(key)
             if before != value:
                 raise CheckpointError(f"--{section}.{key.replace('_', '-')}: the checkpoint was trained with {before!r}, "
@@ -336,13 +367,23 @@ def check_same_cache(cfg: TrainConfig, meta: dict[str, Any], store, checkpoint: 
                 f"{before!r}; resume with the cache it trained on, or pass --allow-teacher-change to continue anyway")
 
 
+def check_student_size(store, image_size: int) -> None:
+    """Refuse a cache whose teacher input was made (``teacher_input release``) from frames squashed
+    to another S×S than the student's: the teacher would have seen other pixels than the student."""
+    cached = store.spec.spatial.get("student_size")
+    if cached is not None and int(cached) != int(image_size):
+        raise CacheSchemaError(
+            f"--cache {store.url}: its teacher input was made from frames squashed to {cached}×{cached} "
+            f"(`p4d precompute --student-size {cached}`), but the student's image size is {image_size}; precompute "
+            f"the cache with --student-size {image_size}, or train a student of image size {cached}")
+
+
 def check_first_sample(dataset: ClipDataset, samples) -> None:
     """Before the first step: the frames decoded at a cached clip's stored indices must carry the
     stored timestamps (else the video changed since precompute and frames and targets disagree)."""
     import numpy as np
 
     from p4d.cache_schema import read_clip
-    from p4d.errors import CacheSchemaError
     from p4d.video import decode_frames
 
     first = next((s for s in samples if s.kind == "video"), None)

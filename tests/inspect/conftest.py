@@ -31,7 +31,8 @@ def store_path(video_dir, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("inspect_cache") / "cache.zarr"
     run_precompute(PrecomputeConfig(videos=str(video_dir), store=str(path), teacher="tiny", policy="stride",
-                                    clips_per_shard=2, batch_size=2, workers=1, device="cpu", progress=False))
+                                    clips_per_shard=2, batch_size=2, workers=1, device="cpu", progress=False,
+                                    student_size=56))  # the tiny student's S (test_compare trains it on this cache)
     return path
 
 

@@ -11,15 +11,16 @@ import torch
 
 from p4d.cache_schema import open_store
 from p4d.errors import CacheSchemaError, ConfigError
-from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store, lr_factor
+from p4d.train.build import build_model, check_store
+from p4d.train.optim import build_optimizer, build_scheduler, lr_factor
 from p4d.train.trainer import main
 from tests.train.conftest import small_config
 
 
 def test_lr_factor_hand_values():
-    # warmup 2 of 10 steps: 1/2, 1, then cosine over the remaining 8 steps to 0
+    # warmup 2 of 10 steps: 0, 1/2 (HF: the first step runs at lr 0), then cosine from 1 over 8 steps to 0
     got = [lr_factor(s, warmup=2, total=10) for s in range(11)]
-    want = [0.5, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 8)) for k in range(9)]
+    want = [0.0, 0.5] + [0.5 * (1 + math.cos(math.pi * k / 8)) for k in range(9)]
     assert got == pytest.approx(want)
     assert got[6] == pytest.approx(0.5) and got[10] == pytest.approx(0.0)
     assert lr_factor(10, warmup=0, total=10, floor=0.1) == pytest.approx(0.1)
@@ -38,7 +39,9 @@ def test_per_part_learning_rates_and_schedule(train_cache, conversations, tmp_pa
     counted = sum(p.numel() for g in opt.param_groups for p in g["params"])
     assert counted == sum(p.numel() for p in model.parameters() if p.requires_grad)
     sched = build_scheduler(opt, cfg)
-    assert groups["llm"]["lr"] == pytest.approx(0.5e-4)          # warmup step 1 of 2
+    assert groups["llm"]["lr"] == 0.0                            # warmup step 1 of 2 (HF: lr 0)
+    opt.step(), sched.step()
+    assert groups["llm"]["lr"] == pytest.approx(0.5e-4)
     opt.step(), sched.step()
     assert groups["llm"]["lr"] == pytest.approx(1e-4)
 
