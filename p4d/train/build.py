@@ -19,6 +19,7 @@ from p4d.cache_schema import READABLE_SCHEMA_VERSIONS, CacheStore
 from p4d.cache_schema.contract import HEADS_FILE
 from p4d.errors import CacheSchemaError, ConfigError
 from p4d.train.config import TIME_CUES, TrainConfig
+from p4d.train.meta_device import parameters_on_meta
 from p4d.train.model import (
     LoraSettings,
     LossConfig,
@@ -127,9 +128,8 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
     {part: trainable parameter count}). Random init is seeded by ``--runtime.seed``. ``base``
     replaces the ``--model.preset`` architecture (benchmarks). ``empty``: every parameter but the
     D_m heads' on the meta device, no weights read and nothing moved to ``device`` (the FSDP ranks
-    that receive their shards from rank 0, :mod:`p4d.train.sharding`)."""
+    that receive their shards from rank 0, :func:`build_sharded_model`)."""
     from p4d.train.precision import apply_precision, resolve_precision
-    from p4d.train.sharding import parameters_on_meta
 
     scfg = student_config(cfg, base)
     heads = load_cache_heads(store) if needs_heads(cfg) else None
@@ -144,10 +144,24 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
                                                                            dropout=cfg.lora.dropout))
     apply_precision(model, resolve_precision(cfg.runtime.precision, device))
     if empty:
-        return model, counts  # sharding.build_sharded_model places it (and its attention) on the device
+        return model, counts  # sharding.place_sharded places it (and its attention) on the device
     model = model.to(device)
     model.place_attention(device)  # attn auto: flash-attention 2 on CUDA when installed, else sdpa
     return model, counts
+
+
+def build_sharded_model(cfg: TrainConfig, store: CacheStore, dist) -> tuple[nn.Module, dict]:
+    """The FSDP2-sharded student of the recipe on ``dist.device`` (every rank calls it): rank 0
+    builds it for real on the host (the device receives shards only: 8B has 31 GB of fp32
+    masters), the other ranks on the meta device; :func:`p4d.train.sharding.place_sharded` shards
+    it and broadcasts rank 0's weights."""
+    from p4d.train.sharding import place_sharded
+
+    if dist.is_main:
+        model, counts = build_model(cfg, store, device=torch.device("cpu"))
+    else:
+        model, counts = build_model(cfg, store, device=dist.device, empty=True)
+    return place_sharded(model, precision=cfg.runtime.precision, device=dist.device), counts
 
 
 def _checkpoint_overrides(scfg: StudentConfig) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from p4d.cache_schema import open_store
 from p4d.errors import CheckpointError, ConfigError
 from p4d.train.runfolder import TrainInterrupted
 from p4d.train import checkpoint as ckpt
-from p4d.train.build import build_model, build_optimizer, build_scheduler, check_store
+from p4d.train.build import build_model, build_optimizer, build_scheduler, build_sharded_model, check_store
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
 from p4d.train.distributed import Dist, barrier, close_distributed, init_distributed, mean_across, world_size
@@ -40,7 +40,7 @@ from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
 from p4d.train.precision import autocast, resolve_precision
 from p4d.train.recipes import resolve_run_length
-from p4d.train.sharding import build_sharded_model, full_tensor, gather_student, is_sharded, resolve_parallel
+from p4d.train.sharding import full_tensor, gather_student, is_sharded, resolve_parallel
 
 log = logging.getLogger(__name__)
 
