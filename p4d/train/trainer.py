@@ -211,11 +211,10 @@ def main(cfg: TrainConfig) -> TrainResult:
         check_first_sample(dataset, samples)
 
         # --- resume -----------------------------------------------------------------------------
+        checkpointer = ckpt.Checkpointer(model, optimizer, scheduler, lora=lora)  # every rank saves and loads
         step, seen = 0, 0
         if resume_from is not None:
-            ckpt.load_model_state(resume_from, model, lora)
-            state = ckpt.load_training_state(resume_from, optimizer=optimizer, scheduler=scheduler, rank=dist.rank,
-                                             device=dist.device, model=model)
+            state = checkpointer.load(resume_from)
             sampler.load_state_dict(state["data"])
             step, seen = int(state["train"]["step"]), int(state["train"]["samples"])
             log.info("resumed from %s at step %d (epoch %d, batch %d)", resume_from, step, sampler.epoch,
@@ -269,19 +268,16 @@ def main(cfg: TrainConfig) -> TrainResult:
                     runlog.write(last)
                 runlog.step()
                 if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or step == cfg.optim.max_steps:
-                    saved = ckpt.save_checkpoint(
-                        out, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                        sampler_state=stream.state_dict(), train_state={"step": step, "samples": seen,
-                                                                         "epoch": sampler.epoch},
-                        meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
-                        barrier=lambda: barrier(dist), sharded=fsdp)
+                    saved = checkpointer.save(
+                        out, step=step, sampler_state=stream.state_dict(),
+                        train_state={"step": step, "samples": seen, "epoch": sampler.epoch}, meta=meta,
+                        keep=cfg.checkpoint.keep)
         except KeyboardInterrupt:
             if done["step"] > 0 and saved != ckpt.step_dir(out, done["step"]):
-                saved = ckpt.save_checkpoint(
-                    out, step=done["step"], model=model, optimizer=optimizer, scheduler=scheduler,
-                    sampler_state=done["position"], train_state={k: done[k] for k in ("step", "samples", "epoch")},
-                    meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
-                    barrier=lambda: barrier(dist), sharded=fsdp)
+                saved = checkpointer.save(
+                    out, step=done["step"], sampler_state=done["position"],
+                    train_state={k: done[k] for k in ("step", "samples", "epoch")}, meta=meta,
+                    keep=cfg.checkpoint.keep)
             raise TrainInterrupted(out, done["step"], saved) from None
 
         # --- export -----------------------------------------------------------------------------
