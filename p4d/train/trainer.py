@@ -294,16 +294,36 @@ def main(cfg: TrainConfig) -> TrainResult:
         close_distributed(dist)
 
 
+#: ``--optim.*`` a resume refuses to change. The restored optimizer state carries the checkpoint's
+#: learning rates, betas and weight decay in its param groups (and the scheduler its base lrs), so a
+#: new value would be silently ignored; the micro-batches per optimizer step are the batch layout.
+RESUME_RESTORED_OPTIM = ("lr_projector", "lr_llm", "lr_d4dp", "lr_vision", "weight_decay", "betas")
+RESUME_BATCH_OPTIM = ("grad_accum", "global_batch")
+#: ``--optim.*`` a resume may change (logged): the warmup + cosine schedule is rebuilt from the config
+#: on resume, from the checkpoint's step on, and clipping is applied per step.
+RESUME_MAY_CHANGE_OPTIM = ("max_steps", "warmup_steps", "warmup_ratio", "min_lr_ratio", "epochs", "grad_clip")
+
+
 def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
-    """Refuse to resume with a recipe, model or batch layout that differs from the checkpoint's."""
+    """Refuse to resume with a recipe, model, optimizer or batch layout that differs from the
+    checkpoint's; allow (and log) a change of the LR schedule's length and shape or of clipping."""
     saved = meta.get("config", {})
     now = cfg.to_dict()
-    for section in ("model", "recipe", "loss", "lora"):
+    for section in ("model", "recipe", "loss", "lora", "optim"):
         for key, value in now.get(section, {}).items():
             before = saved.get(section, {}).get(key)
-            if before != value:
-                raise CheckpointError(f"--{section}.{key.replace('_', '-')}: the checkpoint was trained with {before!r}, "
-                                      f"this run asks for {value!r}; resume with the same setting")
+            flag = f"--{section}.{key.replace('_', '-')}"
+            if before == value or (section == "optim" and key == "grad_accum" and cfg.optim.global_batch is not None):
+                continue  # grad_accum follows --optim.global-batch (compared itself) when that is set
+            if section == "optim" and key in RESUME_MAY_CHANGE_OPTIM:
+                log.warning("%s: the checkpoint's run used %r, this run %r; the LR schedule (or clipping) follows "
+                            "the new value from the checkpoint's step on", flag, before, value)
+                continue
+            why = (" (the checkpoint's optimizer state restores it: a new value would be ignored)"
+                   if section == "optim" and key in RESUME_RESTORED_OPTIM else
+                   " (the samples per optimizer step would change)" if section == "optim" else "")
+            raise CheckpointError(f"{flag}: the checkpoint was trained with {before!r}, this run asks for {value!r}"
+                                  f"{why}; resume with the same setting")
     # the global batch (per process × processes) must stay; another world size resumes with the
     # per-process batch that keeps it (DCP reshards a sharded checkpoint to the new world size)
     before, world = saved.get("data", {}).get("batch_size"), int(meta.get("world_size", 1))

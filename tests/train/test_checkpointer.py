@@ -152,3 +152,16 @@ def test_a_torn_folder_and_another_shape_are_refused_before_loading(tmp_path):
         ckpt.Checkpointer(model, lora=False).load(folder)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # nothing half-loaded
     assert "scheduler.json" in json.loads((folder / ckpt.META).read_text())["parts"]
+
+
+def test_a_resumed_optimizer_keeps_the_checkpoints_learning_rate(tmp_path):
+    """Why ``check_resumable`` refuses another ``--optim.lr-*`` (tests/train/test_resume_optim.py):
+    the restored param groups and scheduler carry the saved lr, whatever the new optimizer was built with."""
+    folder = _trained_checkpoint(tmp_path / "run")                     # lr 1e-2, one step of 1/(1+s)
+    model, _, _ = _student()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.5)           # a "new" --optim.lr
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 / (1 + s))
+    ckpt.Checkpointer(model, optimizer, scheduler).load(folder)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 / 2) and scheduler.base_lrs == [pytest.approx(1e-2)]
+    scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 / 3)
