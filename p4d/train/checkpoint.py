@@ -344,7 +344,8 @@ class Checkpointer:
             flat = [n for g in names for n in g]
             saved = {"state": {flat[int(i)]: v for i, v in saved["state"].items()},
                      "param_groups": [{**g, "params": [flat[int(i)] for i in g["params"]]} for g in saved["param_groups"]]}
-        unknown = sorted({n for g in saved["param_groups"] for n in g["params"]} - set(by_id.values()))
+        known = {n for n, _ in self.model.named_parameters(remove_duplicate=False)}  # a tied weight has two names
+        unknown = sorted({n for g in saved["param_groups"] for n in g["params"]} - known)
         if unknown:
             raise CheckpointError(f"{file}: optimizer state of parameters this student lacks: {unknown[:6]}")
         return saved
