@@ -342,8 +342,8 @@ class Checkpointer:
                                   f"{[len(g) for g in names]}")
         if all(isinstance(i, int) for g in saved["param_groups"] for i in g["params"]):
             flat = [n for g in names for n in g]
-            saved = {"state": {flat[int(i)]: v for i, v in saved["state"].items()},
-                     "param_groups": [{**g, "params": [flat[int(i)] for i in g["params"]]} for g in saved["param_groups"]]}
+            groups = [{**g, "params": [flat[int(i)] for i in g["params"]]} for g in saved["param_groups"]]
+            saved = {"state": {flat[int(i)]: v for i, v in saved["state"].items()}, "param_groups": groups}
         known = {n for n, _ in self.model.named_parameters(remove_duplicate=False)}  # a tied weight has two names
         unknown = sorted({n for g in saved["param_groups"] for n in g["params"]} - known)
         if unknown:

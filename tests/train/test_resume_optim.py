@@ -29,7 +29,8 @@ def test_every_optim_setting_has_a_resume_rule():
     assert sorted(rules) == sorted(f.name for f in dataclasses.fields(OptimConfig))   # each once, none left out
 
 
-@pytest.mark.parametrize("change, flag", [({"lr_llm": 1e-5}, "--optim.lr-llm"), ({"betas": (0.9, 0.95)}, "--optim.betas"),
+@pytest.mark.parametrize("change, flag", [({"lr_llm": 1e-5}, "--optim.lr-llm"),
+                                          ({"betas": (0.9, 0.95)}, "--optim.betas"),
                                           ({"weight_decay": 0.1}, "--optim.weight-decay")])
 def test_a_setting_the_optimizer_state_restores_is_refused(tmp_path, change, flag):
     meta = _meta(_config(tmp_path))
@@ -39,8 +40,8 @@ def test_a_setting_the_optimizer_state_restores_is_refused(tmp_path, change, fla
 
 def test_another_number_of_micro_batches_per_step_is_refused(tmp_path):
     meta = _meta(_config(tmp_path))
-    with pytest.raises(CheckpointError, match="--optim.grad-accum: the checkpoint was trained with 1, this run asks for "
-                                              "2 .the samples per optimizer step would change"):
+    with pytest.raises(CheckpointError, match="--optim.grad-accum: the checkpoint was trained with 1, this run asks "
+                                              "for 2 .the samples per optimizer step would change"):
         check_resumable(_config(tmp_path, grad_accum=2), meta)
 
 
