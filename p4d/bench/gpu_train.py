@@ -107,9 +107,10 @@ def run(size: str, *, device: str = "auto", repeats: int = STEPS) -> BenchResult
     from p4d.train.optim import build_optimizer, build_scheduler
     from p4d.train.config import TrainConfig
     from p4d.train.distributed import close_distributed, init_distributed
+    from p4d.train.meta_device import materialize, parameters_on_meta
     from p4d.train.model import apply_trainability, build_student, student_preset
     from p4d.train.precision import apply_precision
-    from p4d.train.sharding import local_parameter_bytes, materialize, parameters_on_meta, shard_student
+    from p4d.train.sharding import local_parameter_bytes, shard_student
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "none"

@@ -76,7 +76,9 @@ Trainer API (issue #7; ``from p4d.train import ...``, loaded lazily)
 
 Modules: config (YAML + flags), data (records joined with the cache), loader (dataset, shard-then-clip
 sampler, spawn DataLoader), augment (flip replay), build (student/optimizer/schedule factories, cache
-checks), checkpoint (named parts + meta.json), logs (JSONL/tqdm/TensorBoard), distributed, trainer, export.
+checks, the sharded build), checkpoint (named parts + meta.json; ``Checkpointer(model, optimizer, scheduler,
+lora=).save(out, step=, ...)`` / ``.load(folder)`` for whole and sharded students), rng_state, sharding (FSDP2
+placement of a built student), meta_device, logs (JSONL/tqdm/TensorBoard), distributed, trainer, export.
 """
 
 from p4d import lazy_exports

@@ -1,6 +1,6 @@
 """The trainer's AdamW and its warmup + cosine schedule.
 
-- :func:`build_optimizer`: one AdamW group per (part, decay) (:func:`p4d.train.build.param_groups`),
+- :func:`build_optimizer`: one AdamW group per (part, decay) (:func:`param_groups`),
   with the fused kernel (one launch for the whole update) when every trainable parameter is a CUDA
   floating tensor (FSDP2's sharded DTensors included); torch's default elsewhere (the for-loop on
   the CPU).
@@ -17,12 +17,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
-from p4d.train.build import param_groups
+from p4d.errors import ConfigError
 from p4d.train.config import TrainConfig
+
+#: Student part → optimizer group (and the OptimConfig field with its lr).
+PARAM_GROUPS = {"vision_tower": "lr_vision", "mm_projector": "lr_projector", "f4d_embed": "lr_projector",
+                "llm": "lr_llm", "d4dp": "lr_d4dp"}
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """One AdamW group per (part, decay): lr from ``--optim.lr-*``; biases and norms get no decay."""
+    groups: dict[tuple[str, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = name.split(".", 1)[0]
+        if part not in PARAM_GROUPS:
+            raise ConfigError(f"trainable parameter {name!r} belongs to no optimizer group ({', '.join(PARAM_GROUPS)})")
+        groups.setdefault((part, p.ndim >= 2), []).append(p)
+    out = []
+    for (part, decay), params in sorted(groups.items()):
+        lr = getattr(cfg.optim, PARAM_GROUPS[part])
+        out.append({"params": params, "lr": lr, "weight_decay": cfg.optim.weight_decay if decay else 0.0,
+                    "name": f"{part}{'' if decay else '.no_decay'}"})
+    if not out:
+        raise ConfigError(f"--tune {cfg.recipe.tune}: no parameter is trainable")
+    return out
 
 
 def adamw_options(params: Iterable[torch.Tensor]) -> dict[str, bool]:

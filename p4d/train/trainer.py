@@ -30,7 +30,7 @@ from p4d.cache_schema import open_store
 from p4d.errors import CacheSchemaError, CheckpointError, ConfigError
 from p4d.train.runfolder import TrainInterrupted
 from p4d.train import checkpoint as ckpt
-from p4d.train.build import build_model, check_store, student_config
+from p4d.train.build import build_model, build_sharded_model, check_store, student_config
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
 from p4d.train.distributed import (Dist, barrier, close_distributed, heartbeat, init_distributed, mean_across,
@@ -42,7 +42,7 @@ from p4d.train.optim import build_optimizer, build_scheduler
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
 from p4d.train.precision import autocast, resolve_precision
 from p4d.train.recipes import resolve_run_length
-from p4d.train.sharding import build_sharded_model, full_tensor, gather_student, is_sharded, resolve_parallel
+from p4d.train.sharding import full_tensor, gather_student, is_sharded, resolve_parallel
 
 log = logging.getLogger(__name__)
 
@@ -230,11 +230,10 @@ def main(cfg: TrainConfig) -> TrainResult:
         check_first_sample(dataset, samples)
 
         # --- resume -----------------------------------------------------------------------------
+        checkpointer = ckpt.Checkpointer(model, optimizer, scheduler, lora=lora)  # every rank saves and loads
         step, seen = 0, 0
         if resume_from is not None:
-            ckpt.load_model_state(resume_from, model, lora)
-            state = ckpt.load_training_state(resume_from, optimizer=optimizer, scheduler=scheduler, rank=dist.rank,
-                                             device=dist.device, model=model)
+            state = checkpointer.load(resume_from)
             sampler.load_state_dict(state["data"])
             step, seen = int(state["train"]["step"]), int(state["train"]["samples"])
             log.info("resumed from %s at step %d (epoch %d, batch %d)", resume_from, step, sampler.epoch,
@@ -289,19 +288,16 @@ def main(cfg: TrainConfig) -> TrainResult:
                     runlog.write(last)
                 runlog.step()
                 if (cfg.checkpoint.every and step % cfg.checkpoint.every == 0) or step == cfg.optim.max_steps:
-                    saved = ckpt.save_checkpoint(
-                        out, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                        sampler_state=stream.state_dict(), train_state={"step": step, "samples": seen,
-                                                                         "epoch": sampler.epoch},
-                        meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
-                        barrier=lambda: barrier(dist), sharded=fsdp)
+                    saved = checkpointer.save(
+                        out, step=step, sampler_state=stream.state_dict(),
+                        train_state={"step": step, "samples": seen, "epoch": sampler.epoch}, meta=meta,
+                        keep=cfg.checkpoint.keep)
         except KeyboardInterrupt:
             if done["step"] > 0 and saved != ckpt.step_dir(out, done["step"]):
-                saved = ckpt.save_checkpoint(
-                    out, step=done["step"], model=model, optimizer=optimizer, scheduler=scheduler,
-                    sampler_state=done["position"], train_state={k: done[k] for k in ("step", "samples", "epoch")},
-                    meta=meta, lora=lora, rank=dist.rank, is_main=dist.is_main, keep=cfg.checkpoint.keep,
-                    barrier=lambda: barrier(dist), sharded=fsdp)
+                saved = checkpointer.save(
+                    out, step=done["step"], sampler_state=done["position"],
+                    train_state={k: done[k] for k in ("step", "samples", "epoch")}, meta=meta,
+                    keep=cfg.checkpoint.keep)
             raise TrainInterrupted(out, done["step"], saved) from None
 
         # --- export -----------------------------------------------------------------------------
@@ -319,26 +315,36 @@ def main(cfg: TrainConfig) -> TrainResult:
         close_distributed(dist)
 
 
-#: --optim settings a resumed run may change: the run length (the cosine is then recomputed over the
-#: new length from the restored step) and the micro-steps per step (the data position counts
-#: micro-batches); every other optim setting (learning rates, betas, weight decay, clipping, warmup,
-#: floor) would change the optimizer's trajectory mid-run and is refused like the recipe.
-RESUMABLE_OPTIM_CHANGES = ("max_steps", "epochs", "grad_accum", "global_batch")
+#: ``--optim.*`` a resume refuses to change. The restored optimizer state carries the checkpoint's
+#: learning rates, betas and weight decay in its param groups (and the scheduler its base lrs), so a
+#: new value would be silently ignored; the micro-batches per optimizer step are the batch layout.
+RESUME_RESTORED_OPTIM = ("lr_projector", "lr_llm", "lr_d4dp", "lr_vision", "weight_decay", "betas")
+RESUME_BATCH_OPTIM = ("grad_accum", "global_batch")
+#: ``--optim.*`` a resume may change (logged): the warmup + cosine schedule is rebuilt from the config
+#: on resume, from the checkpoint's step on, and clipping is applied per step.
+RESUME_MAY_CHANGE_OPTIM = ("max_steps", "warmup_steps", "warmup_ratio", "min_lr_ratio", "epochs", "grad_clip")
 
 
 def check_resumable(cfg: TrainConfig, meta: dict[str, Any]) -> None:
-    """Refuse to resume with a recipe, model, optimizer setting (but the run length,
-    :data:`RESUMABLE_OPTIM_CHANGES`) or batch layout that differs from the checkpoint's."""
+    """Refuse to resume with a recipe, model, optimizer or batch layout that differs from the
+    checkpoint's; allow (and log) a change of the LR schedule's length and shape or of clipping."""
     saved = meta.get("config", {})
     now = cfg.to_dict()
     for section in ("model", "recipe", "loss", "lora", "optim"):
         for key, value in now.get(section, {}).items():
-            if section == "optim" and key in RESUMABLE_OPTIM_CHANGES:
-                continue
             before = saved.get(section, {}).get(key)
-            if before != value:
-                raise CheckpointError(f"--{section}.{key.replace('_', '-')}: the checkpoint was trained with {before!r}, "
-                                      f"this run asks for {value!r}; resume with the same setting")
+            flag = f"--{section}.{key.replace('_', '-')}"
+            if before == value or (section == "optim" and key == "grad_accum" and cfg.optim.global_batch is not None):
+                continue  # grad_accum follows --optim.global-batch (compared itself) when that is set
+            if section == "optim" and key in RESUME_MAY_CHANGE_OPTIM:
+                log.warning("%s: the checkpoint's run used %r, this run %r; the LR schedule (or clipping) follows "
+                            "the new value from the checkpoint's step on", flag, before, value)
+                continue
+            why = (" (the checkpoint's optimizer state restores it: a new value would be ignored)"
+                   if section == "optim" and key in RESUME_RESTORED_OPTIM else
+                   " (the samples per optimizer step would change)" if section == "optim" else "")
+            raise CheckpointError(f"{flag}: the checkpoint was trained with {before!r}, this run asks for {value!r}"
+                                  f"{why}; resume with the same setting")
     # the global batch (per process × processes) must stay; another world size resumes with the
     # per-process batch that keeps it (DCP reshards a sharded checkpoint to the new world size)
     before, world = saved.get("data", {}).get("batch_size"), int(meta.get("world_size", 1))
