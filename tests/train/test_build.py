@@ -69,8 +69,8 @@ def test_gradient_accumulation_equals_the_larger_batch(train_cache, conversation
 
 def test_d4dp_ceiling_line_on_the_tiny_cache(train_cache, conversations):
     """The line ``p4d train`` logs at start: the tiny student's 2×2 tokens per frame cannot hold the
-    tiny teacher's latent grid (ceiling < 1); a student whose grid covers it (vision 294 px / 14 =
-    21 patches → 7×7 tokens, config only) reaches 1; a student without D_4DP gets no line."""
+    tiny teacher's latent grid (ceiling < 1); a student whose grid covers it (vision 3·14·h' px: 3·h'
+    patches → h'×h' tokens, config only) reaches 1; a student without D_4DP gets no line."""
     from p4d.cache_schema import read_clips
     from p4d.train.build import d4dp_ceiling
     from p4d.train.data import build_samples
