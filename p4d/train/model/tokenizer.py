@@ -91,8 +91,8 @@ def load_tokenizer(path: str | os.PathLike, *, fingerprint: str | None = None):
         raise CheckpointError(f"{path}: no loadable tokenizer (tokenizer.json / tokenizer_config.json): {exc}") from exc
     if fingerprint is not None and tokenizer_fingerprint(tokenizer) != fingerprint:
         raise CheckpointError(
-            f"{folder / 'tokenizer.json'}: the loaded tokenizer (fingerprint {tokenizer_fingerprint(tokenizer)}) is not "
-            f"the one the student was trained and exported with ({fingerprint}); re-export the student")
+            f"{folder / 'tokenizer.json'}: the loaded tokenizer (sha256 {tokenizer_fingerprint(tokenizer)[:12]}…) is not "
+            f"the one the student was trained and exported with ({fingerprint[:12]}…); re-export the student")
     return tokenizer
 
 
