@@ -41,7 +41,8 @@ Model::
 
 Tokens and prompts::
 
-    build_tiny_tokenizer() ; load_tokenizer(dir) ; special_ids(tokenizer, cfg) -> SpecialIds(video, frame_end, eos, pad)
+    build_tiny_tokenizer() ; save_tokenizer(tok, dir) -> fingerprint ; load_tokenizer(dir, *, fingerprint=None)  # as saved
+    tokenizer_fingerprint(tok) -> sha256 of tokenizer.json ; special_ids(tokenizer, cfg) -> SpecialIds(video, frame_end, eos, pad)
     encode_chat(tokenizer, cfg, [(question, answer | None), ...], *, num_frames, timestamps=None,
                 system="You are a helpful assistant.") -> {"input_ids": [...], "labels": [...]}  # -100 off answers
     pad_batch(examples, *, pad_id, side="right"|"left") -> {"input_ids", "labels", "attention_mask"} (B, L)

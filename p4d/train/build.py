@@ -113,6 +113,36 @@ def _student_from_file(path: str) -> StudentConfig:
         raise ConfigError(f"--model.config-file {file}: {exc}") from None
 
 
+#: Cached clips whose F_4D :func:`d4dp_ceiling` reads at the start of a run.
+CEILING_CLIPS = 4
+
+
+def d4dp_ceiling(student: StudentConfig, store: CacheStore, samples, *, clips: int = CEILING_CLIPS) -> str | None:
+    """The line ``p4d train`` logs at start when D_4DP is trained: the student's (N, h, w) token grid,
+    the teacher's (N', h', w') latent grid and the best token cosine a student that knew F_4D exactly
+    could reach through D_4DP's rearrange (:func:`~p4d.train.model.d4dp.grid_cosine_ceiling`, mean over
+    the first ``clips`` cached clips of the run). None without D_4DP or cached clips."""
+    from p4d.cache_schema import read_clips
+    from p4d.train.model.d4dp import grid_cosine_ceiling
+
+    if not student.distills or student.f4d_shape is None:
+        return None
+    video = [s for s in samples if s.kind == "video"]
+    picked = sorted({s.clip for s in video})[:clips]
+    if not picked:
+        return None
+    n = video[0].num_frames
+    h, w = student.token_grid
+    _, n_t, h_t, w_t, _ = student.f4d_shape
+    f4d = torch.from_numpy(read_clips(store, picked, fields=("f4d",))["f4d"])
+    ceiling = grid_cosine_ceiling(f4d, (n, h, w), student.d4dp_time)
+    limit = ("it holds the teacher's grid" if ceiling > 1 - 1e-6 else
+             "a capacity limit of the grid, not of training: LD's token cosine cannot pass it")
+    return (f"D_4DP: student tokens N×h×w = {n}×{h}×{w} → teacher latent grid N'×h'×w' = {n_t}×{h_t}×{w_t} "
+            f"(d4dp-time {student.d4dp_time}, bilinear); a student that knew F_4D exactly reaches token cosine "
+            f"{ceiling:.3f} at most on {len(picked)} cached clip(s): {limit}")
+
+
 def needs_heads(cfg: TrainConfig) -> bool:
     return any(t in cfg.loss_terms for t in ("depth", "flow", "motion", "camray"))
 

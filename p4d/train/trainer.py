@@ -30,7 +30,7 @@ from p4d.cache_schema import open_store
 from p4d.errors import CacheSchemaError, CheckpointError, ConfigError
 from p4d.train.runfolder import TrainInterrupted
 from p4d.train import checkpoint as ckpt
-from p4d.train.build import build_model, build_sharded_model, check_store, student_config
+from p4d.train.build import build_model, build_sharded_model, check_store, d4dp_ceiling, student_config
 from p4d.train.config import TrainConfig
 from p4d.train.data import build_samples
 from p4d.train.distributed import (Dist, barrier, close_distributed, heartbeat, init_distributed, mean_across,
@@ -228,6 +228,8 @@ def main(cfg: TrainConfig) -> TrainResult:
         sampler = ShardBatchSampler(samples, batch_size=cfg.data.batch_size, world_size=dist.world_size,
                                     rank=dist.rank, seed=cfg.runtime.seed, endless=True)
         check_first_sample(dataset, samples)
+        if dist.is_main and (ceiling := d4dp_ceiling(model.cfg, store, samples)):
+            log.info(ceiling)
 
         # --- resume -----------------------------------------------------------------------------
         checkpointer = ckpt.Checkpointer(model, optimizer, scheduler, lora=lora)  # every rank saves and loads

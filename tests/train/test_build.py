@@ -68,3 +68,30 @@ def test_gradient_accumulation_equals_the_larger_batch(train_cache, conversation
     assert set(grads["accum"]) == set(grads["batch"])
     for k in grads["batch"]:
         torch.testing.assert_close(grads["accum"][k], grads["batch"][k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_d4dp_ceiling_line_on_the_tiny_cache(train_cache, conversations):
+    """The line ``p4d train`` logs at start: the tiny student's 2×2 tokens per frame cannot hold the
+    tiny teacher's latent grid (ceiling < 1); a student whose grid covers it (vision 3·14·h' px: 3·h'
+    patches → h'×h' tokens, config only) reaches 1; a student without D_4DP gets no line."""
+    from p4d.cache_schema import read_clips
+    from p4d.train.build import d4dp_ceiling
+    from p4d.train.data import build_samples
+    from p4d.train.model.config import TINY
+    from p4d.train.model.d4dp import grid_cosine_ceiling
+
+    store = open_store(train_cache.store)
+    samples, _ = build_samples(str(conversations), store)
+    spec = store.spec
+    tiny = TINY.replace(strategy="p4d", f4d_shape=spec.latent_shape)
+    line = d4dp_ceiling(tiny, store, samples)
+    n = samples[0].num_frames
+    assert f"N×h×w = {n}×2×2" in line and f"{spec.latent_frames}×{spec.latent_height}×{spec.latent_width}" in line
+    clips = sorted({s.clip for s in samples})[:4]
+    f4d = torch.from_numpy(read_clips(store, clips, fields=("f4d",))["f4d"])
+    ceiling = grid_cosine_ceiling(f4d, (n, 2, 2), tiny.d4dp_time)
+    assert 0 < ceiling < 0.99 and f"{ceiling:.3f} at most" in line and "capacity limit" in line
+    holds = tiny.replace(vision={**tiny.vision, "image_size": 14 * spec.latent_height * 3})
+    assert holds.token_grid == (spec.latent_height, spec.latent_width)
+    assert "1.000 at most" in d4dp_ceiling(holds, store, samples)
+    assert d4dp_ceiling(TINY.replace(strategy="4d-sft"), store, samples) is None

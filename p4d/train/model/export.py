@@ -2,7 +2,8 @@
 
 The export is an NVILA-Lite directory (llm/, vision_tower/, mm_projector/ in the published
 layout and key names, see :mod:`~p4d.train.model.checkpoint`) plus ``p4d_student.json`` (the
-StudentConfig: TPE mode, strategy, attention, dtype ...) and, for 4d-pe, ``f4d_embed/``. Loading
+StudentConfig: TPE mode, strategy, attention, dtype ...) and, for 4d-pe, ``f4d_embed/``. ``llm/`` holds the
+training tokenizer as saved (``p4d_student.json`` records its fingerprint; loading checks it). Loading
 it needs nothing from the cache, except that 4d-concat and 4d-pe students read F_4D at inference.
 
 ``dtype`` stores the floating weights in ``bfloat16`` or ``float32`` (``p4d train`` exports bf16 by
@@ -25,6 +26,7 @@ from p4d.errors import CheckpointError, ConfigError
 from p4d.train.model.checkpoint import VISION_PREFIX, CheckpointNotFoundError, part_state_dict, read_safetensors_folder
 from p4d.train.model.config import StudentConfig
 from p4d.train.model.projector import PROJECTOR_TYPE
+from p4d.train.model.tokenizer import save_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ def export_student(model, path: str | os.PathLike, dtype: str | None = None) -> 
     llm_dir = path / "llm"
     _save(part_state_dict(model, "llm"), llm_dir, dtype=to)
     model.llm.config.save_pretrained(str(llm_dir))
-    model.tokenizer.save_pretrained(str(llm_dir))
+    tokenizer = save_tokenizer(model.tokenizer, llm_dir)  # the training tokenizer as is, checked at load
     vision = {VISION_PREFIX + k: v for k, v in model.vision_tower.state_dict().items()}
     _save(vision, path / "vision_tower", dtype=to)
     model.vision_tower.config.save_pretrained(str(path / "vision_tower"))
@@ -75,7 +77,8 @@ def export_student(model, path: str | os.PathLike, dtype: str | None = None) -> 
         _save(model.f4d_embed.state_dict(), path / "f4d_embed", dtype=to)
     held = {str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()}
     record = {"format": EXPORT_FORMAT, "format_version": EXPORT_VERSION, "config": cfg.to_dict(),
-              "weights_dtype": str(to).removeprefix("torch.") if to is not None else "+".join(sorted(held))}
+              "weights_dtype": str(to).removeprefix("torch.") if to is not None else "+".join(sorted(held)),
+              "tokenizer": tokenizer}
     (path / STUDENT_FILE).write_text(json.dumps(record, indent=2, sort_keys=True))
     log.info("exported the %s student (strategy %s) to %s", cfg.name, cfg.strategy, path)
     return path
@@ -113,12 +116,13 @@ def load_exported_student(
 
     path = Path(path)
     cfg = read_exported_config(path)
+    tokenizer = load_tokenizer(path / "llm", fingerprint=json.loads((path / STUDENT_FILE).read_text()).get("tokenizer"))
     device = resolve_device(device)
     changes = {k: v for k, v in (("attn", attn), ("dtype", resolve_dtype(dtype, device))) if v is not None}
     if changes:
         cfg = cfg.replace(**changes)
     model = build_student(
-        cfg, tokenizer=load_tokenizer(path / "llm"), training_modules=False, device=device, init_weights=False
+        cfg, tokenizer=tokenizer, training_modules=False, device=device, init_weights=False
     )
     load_nvila_lite_weights(model, path)
     if hasattr(model, "f4d_embed"):
