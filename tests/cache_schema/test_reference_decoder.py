@@ -23,7 +23,7 @@ def reference_decoder():
     section = text[text.index("## Reading the cache without p4d"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     body = [line for line in code.splitlines() if line.strip() and not line.lstrip().startswith(("import", '"""'))]
-    assert len(body) <= 15, f"the reference decoder grew to {len(body)} lines"
+    assert len(body) <= 17, f"the reference decoder grew to {len(body)} lines"  # 13 + 4 for level 1's outliers
     namespace: dict = {}
     exec(compile(code, str(DOC), "exec"), namespace)
     return namespace["decode_f4d"]
