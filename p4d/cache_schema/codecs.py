@@ -288,7 +288,12 @@ def select_outliers(d: np.ndarray, k: int) -> np.ndarray:
     above = d > kth
     tied = d == kth
     need = k - above.sum(axis=0)
-    return above | (tied & (np.cumsum(tied, axis=0) <= need))
+    chosen = above | tied
+    ambiguous = np.flatnonzero(tied.sum(axis=0) > need)  # more ties than places: first ones in token order
+    if ambiguous.size:
+        sub = tied[:, ambiguous]
+        chosen[:, ambiguous] = above[:, ambiguous] | (sub & (np.cumsum(sub, axis=0) <= need[ambiguous]))
+    return chosen
 
 
 def _dpcm_encode_one(x: np.ndarray, step_over_rms: float, outliers: int
