@@ -65,3 +65,11 @@ def test_spec_versions():
     for bad in (0, 3, "2", True):
         with pytest.raises(ConfigError, match="latent_codec_version"):
             CacheSpec(latent_codec_version=bad)
+
+
+def test_summary_names_the_format_version(old_store, tmp_path):
+    from p4d.cache_schema import format_summary
+
+    assert "latent codec dpcm-channel format v1 (read-only: this p4d writes v2" in format_summary(open_store(old_store))
+    new = create_store(str(tmp_path / "new.zarr"), tiny_spec(), tiny_videos())
+    assert "latent codec dpcm-channel format v2:" in format_summary(open_store(new.url))
