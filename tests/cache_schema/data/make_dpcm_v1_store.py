@@ -56,7 +56,7 @@ def main(folder: str) -> None:
         return [token_fidelity(lat[c], decode(dpcm_encode(lat[c][None], step_over_rms=r))[0])["mean_cosine"]
                 for r in (0.13, 0.0)]
 
-    (a0, a1), (b0, b1), (cos0, cos1) = cosines(0), cosines(1), cosines(2)
+    (a0, _), (b0, b1), (cos0, cos1) = cosines(0), cosines(1), cosines(2)
     assert max(b0, b1) < a0 and cos0 < cos1, (a0, b0, b1, cos0, cos1)
     write_shard(store, 0, arrays([0, 1]), fidelity=FidelityPolicy((a0 + max(b0, b1)) / 2, -1.0))
     write_shard(store, 1, arrays([2, 3]), failures={3: "decode error: truncated file"},
