@@ -12,8 +12,9 @@ CPU tensors through this very code):
   same integer arithmetic. Every token's residual depends only on already-quantised
   neighbours, so the encode side is one vectorised pass (the decode side is the recurrence).
 * level 1's outliers are chosen by the same rule on the same float32 |x - mean| (the K largest
-  per channel, ties at the K-th value in token order: ``kthvalue`` + a cumulative count, no
-  sort whose tie order could differ), then the statistics of the rest as above.
+  per channel, ties at the K-th value in token order: the K-th largest value from ``topk``, then
+  a cumulative count over the ties, never the tie order of a sort), then the statistics of the
+  rest as above.
 * float64 sums in another order than numpy's can differ in their last bit; that moves a float32
   step or offset by one ulp only when the float64 value sits within ~1e-16 of a float32 rounding
   boundary (about 1e-9 per channel), which no test or store here has met.
@@ -51,10 +52,15 @@ def _dpcm_residual(q: torch.Tensor) -> torch.Tensor:
 def _select_outliers(d: torch.Tensor, k: int) -> torch.Tensor:
     """:func:`p4d.cache_schema.codecs.select_outliers` on (B, T, c') rows: per (clip-tap, channel)
     the ``k`` largest of ``d``, ties at the k-th largest value taken in token order."""
-    kth = d.kthvalue(d.shape[1] - k + 1, dim=1, keepdim=True).values
+    # the k-th largest value: topk over a tokens-last copy (5x faster on CPU than kthvalue along dim 1)
+    kth = d.transpose(1, 2).contiguous().topk(k, dim=-1).values[..., -1:].transpose(1, 2)
     above, tied = d > kth, d == kth
     need = k - above.sum(dim=1, keepdim=True)
-    return above | (tied & (tied.cumsum(dim=1) <= need))
+    chosen = above | tied
+    ambiguous = tied.sum(dim=1, keepdim=True) > need  # more ties than places: first ones in token order
+    if bool(ambiguous.any()):
+        chosen = torch.where(ambiguous, above | (tied & (tied.cumsum(dim=1) <= need)), chosen)
+    return chosen
 
 
 def _quantise(x: torch.Tensor, step_over_rms: float, outliers: int = 0):
