@@ -194,7 +194,7 @@ def precompute(
     frame_stride: FrameStrideOpt = 1,
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
-    min_cosine: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Thresholds of the latent codec's self-check (default 0.999,0.995): a clip whose decoded F_4D has a mean (worst) token cosine to the teacher's below MEAN (WORST) is re-encoded at the finest step, then stored as bfloat16. Stricter values cost space (see `p4d cache summary`)."),
+    min_cosine: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Thresholds of the latent codec's self-check (default 0.999,0.995): a clip whose decoded F_4D has a mean (worst) token cosine to the teacher's below MEAN (WORST) is re-encoded with each channel's 8 outlier tokens kept exactly and the rest at a finer step, then stored as bfloat16. Stricter values cost space (see `p4d cache summary`)."),
     clips_per_shard: ClipsPerShardOpt = 16,
     teacher_input: TeacherInputOpt = "release",
     student_size: StudentSizeOpt = 448,

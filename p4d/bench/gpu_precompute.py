@@ -54,9 +54,10 @@ def _forward_and_encode(preset_name: str, device: str, dtype: str, repeats: int)
     import torch
 
     from p4d.cache_schema.codecs import LATENT_CODECS
+    from p4d.cache_schema.codecs import dpcm_encode as numpy_dpcm
     from p4d.cache_schema.fidelity import FidelityPolicy
     from p4d.cache_schema.fidelity import encode_checked as numpy_checked
-    from p4d.precompute.encode import encode_checked, encode_latents
+    from p4d.precompute.encode import dpcm_encode, encode_checked, encode_latents
     from p4d.precompute.worker import TeacherJob, teacher_forward
     from p4d.teacher import build_teacher, get_preset
     from p4d.teacher.info import teacher_stats
@@ -91,6 +92,10 @@ def _forward_and_encode(preset_name: str, device: str, dtype: str, repeats: int)
     host = clip.cpu().numpy()
     mine, ref = encode_latents("dpcm-channel", clip), LATENT_CODECS["dpcm-channel"].encode(host)
     exact = sorted(mine) == sorted(ref) and all(mine[k].tobytes() == ref[k].tobytes() for k in ref)
+    # and level 1 (the outlier split: kthvalue + nonzero on the device)
+    mine1 = {k: v.cpu().numpy() for k, v in dpcm_encode(clip, step_over_rms=0.0, outliers=True).items()}
+    ref1 = numpy_dpcm(host, step_over_rms=0.0, outliers=True)
+    exact1 = sorted(mine1) == sorted(ref1) and all(mine1[k].tobytes() == ref1[k].tobytes() for k in ref1)
     levels_dev = encode_checked("dpcm-channel", f4d, policy)["levels"].tolist()
     levels_np = numpy_checked("dpcm-channel", f4d.cpu().numpy(), np.ones(BATCH, bool), policy)[2].tolist()
     del teacher, out, f4d, x
@@ -104,7 +109,8 @@ def _forward_and_encode(preset_name: str, device: str, dtype: str, repeats: int)
         Row(f"F_4D encode + self-check on {device} vs the forward", "clips/s", enc_rate, fwd_rate,
             goal=Goal(">=", 10.0), spread=enc.spread, extra={"levels": levels_dev}),
         Row(f"dpcm encode on {device} vs numpy, one clip, bytes equal", "clips", float(exact), 1.0,
-            goal=Goal(">=", 1.0), checks={"bit-exact": exact, "self-check levels equal": levels_dev == levels_np}),
+            goal=Goal(">=", 1.0), checks={"bit-exact": exact, "level 1 (outlier split) bit-exact": exact1,
+                                          "self-check levels equal": levels_dev == levels_np}),
     ]
     return rows, {"forward_clips_per_s": fwd_rate}
 

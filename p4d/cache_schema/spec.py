@@ -41,6 +41,9 @@ class CacheSpec:
     ``teacher`` = {name, preset, config, weights_hash}; ``sampling`` = {num_frames, policy,
     frame_stride}; ``spatial`` = {input_size: [H, W], resize, rotation}; missing keys of
     ``sampling``/``spatial`` are filled from the shape fields, contradicting ones are refused.
+    ``latent_codec_version``: the stored format of the codec (``LatentCodec.version``; dpcm-channel
+    v2 added level 1's outlier arrays); None means the current one. A store's spec written before
+    the field existed reads as version 1 (:meth:`from_dict`); such stores are read, never written.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -56,6 +59,7 @@ class CacheSpec:
     ray_width: int = 16
     map_dtype: str = "float16"
     latent_codec: str = DEFAULT_LATENT_CODEC
+    latent_codec_version: int | None = None  # None: the codec's current format; see from_dict
     clips_per_shard: int = 16
     teacher: dict = field(default_factory=lambda: {"name": "l4p", "preset": "l4p", "config": {}, "weights_hash": ""})
     sampling: dict = field(default_factory=dict)
@@ -79,6 +83,13 @@ class CacheSpec:
             _fail("map_dtype", f"one of {MAP_DTYPES}", self.map_dtype)
         if self.latent_codec not in LATENT_CODECS:
             _fail("latent_codec", f"one of {tuple(LATENT_CODECS)}", self.latent_codec)
+        current = LATENT_CODECS[self.latent_codec].version
+        if self.latent_codec_version is None:
+            object.__setattr__(self, "latent_codec_version", current)
+        elif (isinstance(self.latent_codec_version, bool) or not isinstance(self.latent_codec_version, int)
+              or not 1 <= self.latent_codec_version <= current):
+            _fail("latent_codec_version", f"a format version of {self.latent_codec} in 1..{current}",
+                  self.latent_codec_version)
         for name in ("teacher", "sampling", "spatial", "normalisation"):
             if not isinstance(getattr(self, name), dict):
                 _fail(name, "a dict", getattr(self, name))
@@ -123,6 +134,7 @@ class CacheSpec:
     def from_dict(cls, d: dict) -> "CacheSpec":
         check_fields("CacheSpec", cls, d)
         kw = dict(d)
+        kw.setdefault("latent_codec_version", 1)  # written before codec formats had versions
         for k in ("modalities", "taps"):
             if k in kw and isinstance(kw[k], list):
                 kw[k] = tuple(kw[k])

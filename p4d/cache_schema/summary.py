@@ -150,7 +150,10 @@ def format_summary(store: CacheStore) -> str:
         f"input {spec.height}x{spec.width}",
         f"  F_4D taps {list(spec.taps)}, latent grid N'xh'xw'xc' = {spec.latent_frames}x{spec.latent_height}x"
         f"{spec.latent_width}x{spec.latent_dim}; maps {', '.join(spec.modalities) or 'none'} ({spec.map_dtype})",
-        f"  latent codec {codec.name}: {codec.description}",
+        f"  latent codec {codec.name} format v{spec.latent_codec_version}"
+        + ("" if spec.latent_codec_version == codec.version else
+           f" (read-only: this p4d writes v{codec.version}; v1 has no level-1 outlier arrays)")
+        + f": {codec.description}",
         f"  status: {counts['done']} done, {counts['pending']} pending, {counts['failed']} failed "
         f"(total {counts['total']})",
         "",
