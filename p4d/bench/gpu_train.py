@@ -13,7 +13,7 @@ The student is built on the meta device, sharded, then given random weights on t
 host copy). :func:`p4d.train.trainer.train_step` runs the steps (autocast, clipping, AdamW), first
 with gradient checkpointing (the presets' default) and then without it, side by side. One table:
 step time, peak memory and tokens/s, checkpointing on vs off; peak memory against the model
-states the README's table predicts (16 B per trainable parameter + 2 B per frozen bf16 one).
+states the table in docs/train.md predicts (16 B per trainable parameter + 2 B per frozen bf16 one).
 """
 
 from __future__ import annotations

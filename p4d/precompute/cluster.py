@@ -4,7 +4,7 @@ Local: one worker process per GPU (pinned to its GPU by :class:`PinDevice`), els
 (or ``--workers``) with torch threads set to its share of the cores. The scheduler, the workers
 and the dashboard listen on 127.0.0.1 only. ``--scheduler ADDRESS`` connects to a running
 cluster instead (dask-jobqueue on SLURM, dask-kubernetes, or ``dask scheduler`` / ``dask worker``
-by hand; see the README).
+by hand; see docs/precompute.md).
 """
 
 from __future__ import annotations
