@@ -71,7 +71,7 @@ def bench_videos(count: int = VIDEO_COUNT, size: tuple[int, int] = VIDEO_SIZE, f
         path = folder / f"v{i:02d}_{frames}f.mp4"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.mp4")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.mp4")  # concurrent benches do not collide
             write_synthetic_video(tmp, num_frames=frames, fps=FPS, size=size, seed=i)
             tmp.rename(path)
         out.append(path)
