@@ -37,6 +37,7 @@ class JobCost:
     stages: dict[str, float]           # summed over shards: decode, resize, encode, write CPU-s
     peak_rss_mib: float                # the largest process of the job (ru_maxrss of the child's children)
     worker_peak_rss_mib: float         # the job's own figure (dask's sampled worker RSS)
+    steady_clips_per_s: float = 0.0    # the job's own steady-state rate (PrecomputeReport.steady_clips_per_s)
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before / after
     decoders: list = field(default_factory=list)  # the decoders the shards ran with (runs/shard-*.json)
 
@@ -64,7 +65,8 @@ def measure_job(cfg, *, timeout: float = 3600) -> JobCost:
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     return JobCost(clips=got["clips"], user_s=after.ru_utime - before.ru_utime, sys_s=after.ru_stime - before.ru_stime,
                    wall_s=wall, stages=got["stages"], peak_rss_mib=got["peak_rss_mib"],
-                   worker_peak_rss_mib=got["worker_peak_rss_mib"], load=(load0, os.getloadavg()[0]),
+                   worker_peak_rss_mib=got["worker_peak_rss_mib"], steady_clips_per_s=got["steady_clips_per_s"],
+                   load=(load0, os.getloadavg()[0]),
                    decoders=got["decoders"])
 
 
@@ -122,6 +124,7 @@ def _child(cfg_json: str) -> None:
     print(json.dumps({"clips": report.clips_done + report.clips_failed, "stages": stages,
                       "peak_rss_mib": max(kids.ru_maxrss, me.ru_maxrss) / 1024,
                       "worker_peak_rss_mib": report.worker_peak_rss_mib,
+                      "steady_clips_per_s": report.steady_clips_per_s,
                       "decoders": sorted({r.get("decoder", "cpu") for r in report.shard_runs.values()})}))
 
 
