@@ -13,7 +13,7 @@ encode (torch on CPU here), the write, and everything around them (dask, plannin
   (>= 2) runs, with the 1-minute load average of each. Goal (stride): <= 0.30 CPU-s per clip.
 * Breakdown in the same jobs: the stage CPU the workers counted (decode, resize, encode, write:
   thread CPU of the threads doing them), and **unaccounted = whole job - stage sum** (goal <= 0.05).
-* GPU projection (no GPU here): whole job - decode - resize - encode, what the host keeps when those
+* GPU projection (no GPU here): whole job - decode - resize - teacher input - encode, what the host keeps when those
   run on the device (goal <= 0.12 stride, <= 0.15 uniform); a projection, not a GPU run.
 * Peak RSS of the job's largest process, 16 vs 4 videos (goal <= 1.2: flat in the number of videos).
 * Stage table: CPU-seconds per clip of decode, resize, encode and write, one stage at a time in this
@@ -184,19 +184,20 @@ def whole_job_rows(videos: list[Path], size: StandInSize, policy: str, job_runs:
     spread = (max(m.cpu for m in ms) - min(m.cpu for m in ms)) / best.cpu if best.cpu > 0 else 0.0
     counts = f"{small.clips}->{big.clips} clips"
     goal_cpu, goal_gpu = GOALS[policy]
-    gpu_proj = [m.cpu - m.stages["decode_cpu_s"] - m.stages["resize_cpu_s"] - m.stages["encode_cpu_s"] for m in ms]
+    on_device = ("decode_cpu_s", "resize_cpu_s", "input_cpu_s", "encode_cpu_s")  # what a GPU worker moves there
+    gpu_proj = [m.cpu - sum(m.stages[k] for k in on_device) for m in ms]
     rows = [
         Row(f"{policy}: WHOLE JOB host CPU per clip (every process, marginal {counts})", "CPU-s/clip", best.cpu,
             goal_cpu or best.stage_sum, goal=Goal("<=", 1.0) if goal_cpu else None, spread=spread,
             extra={"range": rng([m.cpu for m in ms]), "user": rng([m.user for m in ms]),
                    "sys": rng([m.sys for m in ms]), "runs": len(ms), "load_1min": " ".join(loads),
                    "job_cpu_s": big.cpu_s, "job_stage_cpu_s": big.stage_sum, "decoders": ",".join(big.decoders)}),
-        Row(f"{policy}: stages the workers counted (decode+resize+encode+write)", "CPU-s/clip", best.stage_sum,
+        Row(f"{policy}: stages the workers counted (decode+resize+input+encode+write)", "CPU-s/clip", best.stage_sum,
             best.cpu, extra={k.removesuffix("_cpu_s"): round(v, 4) for k, v in best.stages.items()}
             | {"range": rng([m.stage_sum for m in ms])}),
         Row(f"{policy}: unaccounted = whole job - stage sum", "CPU-s/clip", best.unaccounted, 0.05,
             goal=Goal("<=", 1.0) if goal_cpu else None, extra={"range": rng([m.unaccounted for m in ms])}),
-        Row(f"{policy}: projected host CPU with GPU decode+resize+encode (whole - those stages; no GPU run)",
+        Row(f"{policy}: projected host CPU with GPU decode+resize+input+encode (whole - those stages; no GPU run)",
             "CPU-s/clip", sorted(gpu_proj)[len(gpu_proj) // 2], goal_gpu, goal=Goal("<=", 1.0),
             extra={"range": rng(gpu_proj)}),
         Row(f"{policy}: largest process peak RSS, {big_n} vs {small_n} videos", "MiB", big.peak_rss_mib,
@@ -237,7 +238,7 @@ def run_stand_in(size: str, preset: str | None = None, *, teacher_rate: float | 
                         "over runs; load_1min = the 1-minute load average before-after each job (2 cores: above 2, "
                         "other processes shared the cores and CPU-s are inflated by contention)")
     result.notes.append("stages the workers counted: thread CPU of decode (+RGB) and resize in the decode threads, "
-                        "encode (finite checks, dpcm + self-check, maps to float16) and write in the shard "
+                        "the teacher-input tensor (input: uint8 -> float, 448 -> 224 antialiased, normalised), encode (finite checks, dpcm + self-check, maps to float16) and write in the shard "
                         "threads; unaccounted = what no stage counts (dask, planning, the teacher-input tensor, "
                         "run records, allocator, interpreter)")
     result.notes.append("alone: one stage at a time in the bench process (time.process_time, 1 torch thread, "

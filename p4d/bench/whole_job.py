@@ -22,8 +22,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-#: Per-shard stage CPU the worker counts (:func:`p4d.precompute.worker.process_shard`'s result).
-STAGES = ("decode_cpu_s", "resize_cpu_s", "encode_cpu_s", "write_cpu_s")
+#: Per-shard stage CPU the worker counts (:func:`p4d.precompute.worker.process_shard`'s result):
+#: decode (+RGB) and resize in the decode threads, the teacher-input tensor, encode and write.
+STAGES = ("decode_cpu_s", "resize_cpu_s", "input_cpu_s", "encode_cpu_s", "write_cpu_s")
 
 
 @dataclass
@@ -34,7 +35,7 @@ class JobCost:
     user_s: float
     sys_s: float
     wall_s: float
-    stages: dict[str, float]           # summed over shards: decode, resize, encode, write CPU-s
+    stages: dict[str, float]           # summed over shards: STAGES' CPU-s
     peak_rss_mib: float                # the largest process of the job (ru_maxrss of the child's children)
     worker_peak_rss_mib: float         # the job's own figure (dask's sampled worker RSS)
     steady_clips_per_s: float = 0.0    # the job's own steady-state rate (PrecomputeReport.steady_clips_per_s)

@@ -467,13 +467,14 @@ def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, 
     buf = _ShardBuffers(len(clips))
     frame_index = np.full((len(clips), store.spec.num_frames), -1, np.int32)
     timestamp = np.full((len(clips), store.spec.num_frames), np.nan, np.float32)
-    cpu = {"forward_wall_s": 0.0, "encode_cpu_s": 0.0, "write_cpu_s": 0.0}
+    cpu = {"forward_wall_s": 0.0, "input_cpu_s": 0.0, "encode_cpu_s": 0.0, "write_cpu_s": 0.0}
     decode_stats = DecodeStats()
 
     def run_batch(batch: list[tuple[int, object]]) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         frames = _frames_on_device([c.frames for _, c in batch], place.device)
         x = teacher_input(frames, store.spec.spatial, store.spec.normalisation)
+        cpu["input_cpu_s"] += time.thread_time() - c  # host CPU of the teacher-input tensor (device work on a GPU)
         out = forward(teacher, lock, x, [i for i, _ in batch], job, modalities)
         cpu["forward_wall_s"] += time.perf_counter() - t
         t = time.thread_time()

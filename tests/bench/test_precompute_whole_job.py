@@ -31,9 +31,9 @@ def test_whole_job_rows_exist_and_the_job_costs_at_least_its_stages():
 
 
 def test_marginal_cancels_start_up_and_refuses_equal_counts():
-    from p4d.bench.whole_job import JobCost, marginal
+    from p4d.bench.whole_job import STAGES, JobCost, marginal
 
-    stages = {k: 0.0 for k in ("decode_cpu_s", "resize_cpu_s", "encode_cpu_s", "write_cpu_s")}
+    stages = {k: 0.0 for k in STAGES}
     small = JobCost(clips=4, user_s=10.0, sys_s=2.0, wall_s=1, stages={**stages, "decode_cpu_s": 1.0},
                     peak_rss_mib=1, worker_peak_rss_mib=1)
     big = JobCost(clips=16, user_s=13.0, sys_s=2.6, wall_s=1, stages={**stages, "decode_cpu_s": 2.2},
