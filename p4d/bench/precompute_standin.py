@@ -190,7 +190,7 @@ def whole_job_rows(videos: list[Path], size: StandInSize, policy: str, job_runs:
         Row(f"{policy}: WHOLE JOB host CPU per clip (every process, marginal {counts})", "CPU-s/clip", best.cpu,
             goal_cpu or best.stage_sum, goal=Goal("<=", 1.0) if goal_cpu else None, spread=spread,
             extra={"range": rng([m.cpu for m in ms]), "user": rng([m.user for m in ms]),
-                   "sys": rng([m.sys for m in ms]), "runs": len(ms), "load_1min": " ".join(loads),
+                   "sys": rng([m.sys for m in ms]), "driver+scheduler": rng([m.driver for m in ms]), "runs": len(ms), "load_1min": " ".join(loads),
                    "job_cpu_s": big.cpu_s, "job_stage_cpu_s": big.stage_sum, "decoders": ",".join(big.decoders)}),
         Row(f"{policy}: stages the workers counted (decode+resize+input+encode+write)", "CPU-s/clip", best.stage_sum,
             best.cpu, extra={k.removesuffix("_cpu_s"): round(v, 4) for k, v in best.stages.items()}

@@ -39,6 +39,7 @@ class JobCost:
     peak_rss_mib: float                # the largest process of the job (ru_maxrss of the child's children)
     worker_peak_rss_mib: float         # the job's own figure (dask's sampled worker RSS)
     steady_clips_per_s: float = 0.0    # the job's own steady-state rate (PrecomputeReport.steady_clips_per_s)
+    driver_cpu_s: float = 0.0          # of cpu_s: the driver process (with the local scheduler and nanny in it)
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before / after
     decoders: list = field(default_factory=list)  # the decoders the shards ran with (runs/shard-*.json)
 
@@ -67,6 +68,7 @@ def measure_job(cfg, *, timeout: float = 3600) -> JobCost:
     return JobCost(clips=got["clips"], user_s=after.ru_utime - before.ru_utime, sys_s=after.ru_stime - before.ru_stime,
                    wall_s=wall, stages=got["stages"], peak_rss_mib=got["peak_rss_mib"],
                    worker_peak_rss_mib=got["worker_peak_rss_mib"], steady_clips_per_s=got["steady_clips_per_s"],
+                   driver_cpu_s=got["driver_cpu_s"],
                    load=(load0, os.getloadavg()[0]),
                    decoders=got["decoders"])
 
@@ -79,6 +81,7 @@ class Marginal:
     user: float
     sys: float
     stages: dict[str, float]
+    driver: float = 0.0  # of cpu: the driver process (scheduler and nanny run in it)
 
     @property
     def stage_sum(self) -> float:
@@ -94,7 +97,7 @@ def marginal(small: JobCost, big: JobCost) -> Marginal:
     if n <= 0:
         raise ValueError(f"marginal cost needs more clips in the big job ({big.clips}) than the small one ({small.clips})")
     return Marginal(cpu=(big.cpu_s - small.cpu_s) / n, user=(big.user_s - small.user_s) / n,
-                    sys=(big.sys_s - small.sys_s) / n,
+                    sys=(big.sys_s - small.sys_s) / n, driver=(big.driver_cpu_s - small.driver_cpu_s) / n,
                     stages={k: (big.stages[k] - small.stages[k]) / n for k in STAGES})
 
 
@@ -126,6 +129,7 @@ def _child(cfg_json: str) -> None:
                       "peak_rss_mib": max(kids.ru_maxrss, me.ru_maxrss) / 1024,
                       "worker_peak_rss_mib": report.worker_peak_rss_mib,
                       "steady_clips_per_s": report.steady_clips_per_s,
+                      "driver_cpu_s": me.ru_utime + me.ru_stime,
                       "decoders": sorted({r.get("decoder", "cpu") for r in report.shard_runs.values()})}))
 
 
