@@ -79,8 +79,9 @@ def bench_videos(count: int = VIDEO_COUNT, size: tuple[int, int] = VIDEO_SIZE, f
 
 
 def stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int,
-                student_size: int = 448) -> dict[str, tuple[float, float]]:
-    """CPU-s per clip of each stage: {stage: (median, spread)} and the clip count under ``policy``,
+                student_size: int = 448) -> tuple[dict[str, tuple[float, float]], int, float]:
+    """CPU-s per clip of each stage: {stage: (median, spread)}, the clip count under ``policy`` and the
+    frames decoded per clip,
     with 1 torch thread (an idle OpenMP thread spinning on a busy shared core would count as work)."""
     import torch
 
@@ -123,6 +124,7 @@ def _stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int
                 decode_clips(v, p, size=size, stats=stats)
             total = time.process_time() - t
             samples["decode"].append((total - stats.resize_cpu_s) / n_clips)
+            frames_per_clip = stats.frames_decoded / n_clips
             samples["resize"].append(stats.resize_cpu_s / n_clips)
             t = time.process_time()
             encoded = []
@@ -143,7 +145,7 @@ def _stage_costs(videos: list[Path], preset_name: str, policy: str, repeats: int
             write_shard(store, 0, arrays)
             samples["write"].append((time.process_time() - t) / n)
     timings = {k: Timing(tuple(v)) for k, v in samples.items()}
-    return {k: (t.median, t.spread) for k, t in timings.items()}, n_clips
+    return {k: (t.median, t.spread) for k, t in timings.items()}, n_clips, frames_per_clip
 
 
 def job_config(videos: list[Path], tmp: Path, size: StandInSize, policy: str, copies: int, tag: str,
@@ -226,10 +228,12 @@ def run_stand_in(size: str, preset: str | None = None, *, teacher_rate: float | 
     for pol in policies:
         result.rows += whole_job_rows(videos, sz, pol, max(1, job_runs))
     for pol in policies:
-        costs, n = stage_costs(videos, sz.preset, pol, repeats, sz.student_size)
+        costs, n, frames = stage_costs(videos, sz.preset, pol, repeats, sz.student_size)
         total = sum(m for m, _ in costs.values())
         for stage, (med, spread) in costs.items():
-            result.rows.append(Row(f"{pol} ({n} clips), alone: {stage}", "CPU-s/clip", med, total, spread=spread))
+            extra = {"frames/clip": frames, "ms/frame": 1e3 * med / frames} if stage == "decode" else {}
+            result.rows.append(Row(f"{pol} ({n} clips), alone: {stage}", "CPU-s/clip", med, total, spread=spread,
+                                   extra=extra))
         result.rows.append(Row(f"{pol}, alone: decode+resize+encode+write (breakdown, not the goal)", "CPU-s/clip",
                                total, 0.25))
     result.notes.append("whole job: CPU of the job's process tree (driver, scheduler, nanny, worker, decode threads) "
