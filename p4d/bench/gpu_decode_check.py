@@ -124,8 +124,11 @@ def _job_rows(videos: list[Path], device: str, tmp: Path) -> list[Row]:
                         goal=Goal("<=", 1.0) if goal and device == "cuda" else None,
                         extra={"user": m.user, "sys": m.sys, "stages": round(m.stage_sum, 4),
                                "decoders": ",".join(costs[1].decoders),
+                               "decode_fallbacks": costs[1].decode_fallbacks,
                                "steady clips/s": costs[1].steady_clips_per_s,
-                               "8 cores feed clips/s": 8 / m.cpu if m.cpu > 0 else float("nan")}))
+                               "8 cores feed clips/s": 8 / m.cpu if m.cpu > 0 else float("nan")},
+                        checks={f"shards decoded with {decoder}": costs[1].decoders == [decoder],
+                                "no video handed back to PyAV": costs[1].decode_fallbacks == 0}))
     return rows
 
 

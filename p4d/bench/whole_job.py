@@ -42,6 +42,7 @@ class JobCost:
     driver_cpu_s: float = 0.0          # of cpu_s: the driver process (with the local scheduler and nanny in it)
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before / after
     decoders: list = field(default_factory=list)  # the decoders the shards ran with (runs/shard-*.json)
+    decode_fallbacks: int = 0          # videos the GPU decoder handed to PyAV
 
     @property
     def cpu_s(self) -> float:
@@ -70,7 +71,7 @@ def measure_job(cfg, *, timeout: float = 3600) -> JobCost:
                    worker_peak_rss_mib=got["worker_peak_rss_mib"], steady_clips_per_s=got["steady_clips_per_s"],
                    driver_cpu_s=got["driver_cpu_s"],
                    load=(load0, os.getloadavg()[0]),
-                   decoders=got["decoders"])
+                   decoders=got["decoders"], decode_fallbacks=got["decode_fallbacks"])
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def _child(cfg_json: str) -> None:
                       "worker_peak_rss_mib": report.worker_peak_rss_mib,
                       "steady_clips_per_s": report.steady_clips_per_s,
                       "driver_cpu_s": me.ru_utime + me.ru_stime,
-                      "decoders": sorted({r.get("decoder", "cpu") for r in report.shard_runs.values()})}))
+                      "decoders": sorted({r.get("decoder", "cpu") for r in report.shard_runs.values()}),
+                      "decode_fallbacks": sum(r.get("decode_fallbacks", 0) for r in report.shard_runs.values())}))
 
 
 if __name__ == "__main__":

@@ -322,7 +322,8 @@ def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels,
 
 
 def _decode_video_gpu(path: str, indices: list, size, filter_, stats: DecodeStats, gpu: int, kwargs: dict):
-    """The clips decoded on GPU ``gpu``, or None (counted in ``stats.fallbacks``) when PyAV must do it."""
+    """The clips decoded on GPU ``gpu``, or None (counted in ``stats.fallbacks``) when PyAV must do it:
+    frames not matching PyAV's indices, or any NVDEC/driver error (the GPU check counts these)."""
     import torch
 
     from p4d.video.gpu_decode import GpuDecodeUnsupported, decode_clips_gpu
@@ -332,8 +333,12 @@ def _decode_video_gpu(path: str, indices: list, size, filter_, stats: DecodeStat
             return decode_clips_gpu(path, indices, size=size, filter=filter_, stats=stats, gpu_id=gpu, **kwargs)
     except GpuDecodeUnsupported as exc:
         log.warning("%s; decoding it with PyAV", exc)
-        stats.fallbacks += 1
-        return None
+    except VideoDecodeError:
+        raise  # the file itself is bad: the same reason PyAV would give
+    except Exception as exc:  # noqa: BLE001 - an NVDEC/driver error costs this video the GPU, never its clips
+        log.warning("video %s: GPU decode failed (%s: %s); decoding it with PyAV", path, type(exc).__name__, exc)
+    stats.fallbacks += 1
+    return None
 
 
 def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,

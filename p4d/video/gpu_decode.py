@@ -101,7 +101,7 @@ class NvdecSource:
             x = torch.from_dlpack(frame)
             if x.dim() == 3 and x.shape[0] == 3 and x.shape[-1] != 3:  # planar: to (H, W, 3)
                 x = x.permute(1, 2, 0)
-            out.append((x, int(frame.getPTS())))
+            out.append((x, int(frame.getPTS() if hasattr(frame, "getPTS") else frame.timestamp)))
         return out
 
 

@@ -24,9 +24,11 @@ def _plan(clips):
     return {i: (0, c) for i, c in enumerate(clips)}
 
 
-def test_a_video_the_gpu_cannot_match_is_decoded_by_pyav_and_counted(video, monkeypatch):
+@pytest.mark.parametrize("error", [gpu_decode.GpuDecodeUnsupported("repeated or missing packet pts"),
+                                   RuntimeError("CUDA_ERROR_NO_DEVICE")])  # an NVDEC/driver error: same fallback
+def test_a_video_the_gpu_cannot_match_is_decoded_by_pyav_and_counted(video, monkeypatch, error):
     def unsupported(*a, **k):
-        raise gpu_decode.GpuDecodeUnsupported(f"video {video}: repeated or missing packet pts")
+        raise error
 
     monkeypatch.setattr(gpu_decode, "decode_clips_gpu", unsupported)
     monkeypatch.setattr(torch.cuda, "device", lambda index: contextlib.nullcontext())  # no GPU here
