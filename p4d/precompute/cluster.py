@@ -99,6 +99,7 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
 @contextlib.contextmanager
 def connect(scheduler: str | None, *, workers: int | None, device: str, threads_per_worker: int) -> Iterator:
     """Yield a ``distributed.Client``: to ``scheduler`` if given, else to a new local cluster."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -108,9 +109,12 @@ def connect(scheduler: str | None, *, workers: int | None, device: str, threads_
     n, gpus = local_cluster_size(workers, device)
     torch_threads = max(1, (os.cpu_count() or 1) // n)
     dashboard = "127.0.0.1:0"  # loopback only, any free port (dask's default listens on every interface)
-    with _workers_ignore_ctrl_c():
+    # set before the worker process starts (libgomp reads it once, when torch loads it; a spawned worker
+    # may import torch while re-importing the driver's __main__, before a nanny `env` would apply)
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **worker_env()}
+    with _workers_ignore_ctrl_c(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
-                               dashboard_address=dashboard, silence_logs=logging.ERROR, env=worker_env())
+                               dashboard_address=dashboard, silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:
         client.register_plugin(PinDevice(gpus, torch_threads))
         log.info("local dask cluster: %d workers x %d threads, %d GPUs, scheduler %s", n, threads_per_worker, gpus,
