@@ -407,11 +407,12 @@ def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob,
 
 def _frames_on_device(frames: list, device: str):
     """(B, N, H, W, 3) uint8 on ``device`` from B clips' frames: numpy (PyAV) stacked on the host and
-    copied once, or tensors already on the device (the GPU decoder) stacked there."""
+    copied once, or, when the GPU decoder made any of them (a batch may mix GPU-decoded clips with a
+    video it handed back to PyAV), each taken to the device and stacked there."""
     import torch
 
-    if all(isinstance(f, torch.Tensor) for f in frames):
-        return torch.stack([f.to(device) for f in frames])
+    if any(isinstance(f, torch.Tensor) for f in frames):
+        return torch.stack([torch.as_tensor(f).to(device) for f in frames])
     return torch.from_numpy(np.stack([np.asarray(f) for f in frames])).to(device)  # uint8 to the device once
 
 

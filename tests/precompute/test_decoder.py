@@ -54,6 +54,8 @@ def test_gpu_decoded_clips_reach_the_device_as_pyav_ones_do(video, monkeypatch):
     assert isinstance(out[0].frames, torch.Tensor)
     torch.testing.assert_close(on_device, worker._frames_on_device([r.frames for r in ref], "cpu"), rtol=0, atol=0)
     np.testing.assert_array_equal(out[1].timestamp, ref[1].timestamp)
+    mixed = worker._frames_on_device([out[0].frames, ref[1].frames], "cpu")  # a GPU clip beside a PyAV fallback
+    torch.testing.assert_close(mixed, on_device, rtol=0, atol=0)
 
 
 def test_worker_decoder_is_cpu_on_a_cpu_worker_and_gpu_is_refused():
