@@ -164,7 +164,7 @@ def job_config(videos: list[Path], tmp: Path, size: StandInSize, policy: str, co
                             decoder=decoder, **POLICIES[policy])
 
 
-def whole_job_rows(videos: list[Path], size: StandInSize, policy: str, job_runs: int) -> list[Row]:
+def whole_job_rows(videos: list[Path], size: StandInSize, policy: str, job_runs: int, goals: bool = True) -> list[Row]:
     """The whole-job rows of ``policy``: marginal CPU-s per clip (range of ``job_runs`` runs), its
     user/system split, the stages the workers counted, the unaccounted rest, the GPU projection, RSS."""
     small_n, big_n = size.counts
@@ -185,12 +185,12 @@ def whole_job_rows(videos: list[Path], size: StandInSize, policy: str, job_runs:
 
     spread = (max(m.cpu for m in ms) - min(m.cpu for m in ms)) / best.cpu if best.cpu > 0 else 0.0
     counts = f"{small.clips}->{big.clips} clips"
-    goal_cpu, goal_gpu = GOALS[policy]
+    goal_cpu, goal_gpu = GOALS[policy] if goals else (None, None)  # tiny: the table only, no verdicts
     on_device = ("decode_cpu_s", "resize_cpu_s", "input_cpu_s", "encode_cpu_s")  # what a GPU worker moves there
     gpu_proj = [m.cpu - sum(m.stages[k] for k in on_device) for m in ms]
     rows = [
         Row(f"{policy}: WHOLE JOB host CPU per clip (every process, marginal {counts})", "CPU-s/clip", best.cpu,
-            goal_cpu or best.stage_sum, goal=Goal("<=", 1.0) if goal_cpu else None, spread=spread,
+            goal_cpu or GOALS[policy][0] or best.stage_sum, goal=Goal("<=", 1.0) if goal_cpu else None, spread=spread,
             extra={"range": rng([m.cpu for m in ms]), "user": rng([m.user for m in ms]),
                    "sys": rng([m.sys for m in ms]), "driver+scheduler": rng([m.driver for m in ms]), "runs": len(ms), "load_1min": " ".join(loads),
                    "job_cpu_s": big.cpu_s, "job_stage_cpu_s": big.stage_sum, "decoders": ",".join(big.decoders)}),
@@ -200,10 +200,11 @@ def whole_job_rows(videos: list[Path], size: StandInSize, policy: str, job_runs:
         Row(f"{policy}: unaccounted = whole job - stage sum", "CPU-s/clip", best.unaccounted, 0.05,
             goal=Goal("<=", 1.0) if goal_cpu else None, extra={"range": rng([m.unaccounted for m in ms])}),
         Row(f"{policy}: projected host CPU with GPU decode+resize+input+encode (whole - those stages; no GPU run)",
-            "CPU-s/clip", sorted(gpu_proj)[len(gpu_proj) // 2], goal_gpu, goal=Goal("<=", 1.0),
+            "CPU-s/clip", sorted(gpu_proj)[len(gpu_proj) // 2], goal_gpu or GOALS[policy][1],
+            goal=Goal("<=", 1.0) if goal_gpu else None,
             extra={"range": rng(gpu_proj)}),
         Row(f"{policy}: largest process peak RSS, {big_n} vs {small_n} videos", "MiB", big.peak_rss_mib,
-            small.peak_rss_mib, goal=Goal("<=", 1.2),
+            small.peak_rss_mib, goal=Goal("<=", 1.2) if goals else None,
             extra={"worker_peak_rss_mib": f"{big.worker_peak_rss_mib:.0f} vs {small.worker_peak_rss_mib:.0f}"}),
     ]
     return rows
@@ -226,7 +227,10 @@ def run_stand_in(size: str, preset: str | None = None, *, teacher_rate: float | 
         result.notes.append(f"--teacher-rate {teacher_rate:g} ignored: the whole-job bench runs the stand-in at "
                             f"{RATE:g} clips/s (above what the host feeds) and counts CPU, not clips/s")
     for pol in policies:
-        result.rows += whole_job_rows(videos, sz, pol, max(1, job_runs))
+        result.rows += whole_job_rows(videos, sz, pol, max(1, job_runs), goals=size != "tiny")
+    if size == "tiny":
+        result.notes.append("tiny: 2 vs 4 clips, so the marginal figures are within the jobs' start-up noise (they can "
+                            "come out negative); this size checks the table, not the cost, and holds no goal")
     for pol in policies:
         costs, n, frames = stage_costs(videos, sz.preset, pol, repeats, sz.student_size)
         total = sum(m for m, _ in costs.values())

@@ -25,7 +25,8 @@ def test_whole_job_rows_exist_and_the_job_costs_at_least_its_stages():
     assert whole.extra["job_cpu_s"] >= whole.extra["job_stage_cpu_s"] > 0
     assert whole.extra["decoders"] == "cpu"
     assert unaccounted.candidate == pytest.approx(whole.candidate - stages.candidate)
-    assert whole.goal is not None and whole.baseline == 0.30  # the goal row is the whole job
+    assert whole.baseline == 0.30 and whole.goal is None  # the goal's figure; tiny marginals are noise: no verdict
+    assert all(r.verdict == "" for r in res.rows)
     assert "load_1min" in whole.extra and whole.extra["user"] and whole.extra["sys"]
     assert "WHOLE JOB" in format_table(res)
 
