@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The precompute GPU check for a lent GPU machine (issue #13), in under 5 minutes:
+# The precompute GPU check for a lent GPU machine (issues #13, #23), in under 5 minutes:
 # the l4p teacher (random weights) in bf16 on one GPU: forward clips/s and peak GPU memory,
 # F_4D encode on the device (clips/s, bit-exact with the numpy encoder), and a 2-shard
 # `p4d precompute` through the real pipeline on PyAV-written videos. Prints one table and
@@ -17,6 +17,16 @@ if [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ]; then PY=.venv/bin/python; fi
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device visible to torch')"
 export HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 timeout 300 "$PY" -m p4d.cli bench gpu-precompute --device cuda --out "$OUT"
+
+# Issue 23: GPU decode (NVDEC via PyNvVideoCodec, `pip install 'p4d[gpu]'`) vs PyAV frames/s and host
+# CPU-ms per frame; GPU pixels vs PyAV's and the GPU teacher input vs the CPU chain, within the stated
+# tolerances; the whole job's host CPU-s per clip (every process) with the real l4p forward, --decoder
+# gpu vs cpu (stride) and gpu (uniform), and the clips/s the GPU reaches. Table + bench.json in OUT/decode.
+if "$PY" -c "import PyNvVideoCodec" 2>/dev/null; then
+  timeout 240 "$PY" -m p4d.bench.gpu_decode_check cuda "$OUT/decode"
+else
+  echo "GPU decode check: skipped (PyNvVideoCodec not installed: pip install 'p4d[gpu]' or PyNvVideoCodec)"
+fi
 
 # Issue 22 #1: on a box with >= 2 GPUs, two local workers must compute on two different GPUs
 # (each worker's pinned index, read in its task threads; runs/shard-{id}.json records index + UUID).

@@ -58,6 +58,17 @@ def pinned_gpu() -> int | None:
     return getattr(plugin, "index", None)
 
 
+#: Environment of the local workers (a value the user already set is kept): torch's OpenMP threads
+#: sleep between parallel regions instead of spinning. A worker's OpenMP threads spent ~15 % of its
+#: busy samples spinning inside libgomp between the encode's and the teacher input's small parallel
+#: regions (py-spy, issue 23); that CPU is taken from the decode threads and the other processes.
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def worker_env() -> dict[str, str]:
+    return {k: os.environ.get(k, v) for k, v in WORKER_ENV.items()}
+
+
 def local_cluster_size(workers: int | None, device: str) -> tuple[int, int]:
     """(number of workers, GPUs to pin): one worker per GPU when running on CUDA."""
     import torch
@@ -88,6 +99,7 @@ def _workers_ignore_ctrl_c() -> Iterator[None]:
 @contextlib.contextmanager
 def connect(scheduler: str | None, *, workers: int | None, device: str, threads_per_worker: int) -> Iterator:
     """Yield a ``distributed.Client``: to ``scheduler`` if given, else to a new local cluster."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -97,7 +109,10 @@ def connect(scheduler: str | None, *, workers: int | None, device: str, threads_
     n, gpus = local_cluster_size(workers, device)
     torch_threads = max(1, (os.cpu_count() or 1) // n)
     dashboard = "127.0.0.1:0"  # loopback only, any free port (dask's default listens on every interface)
-    with _workers_ignore_ctrl_c():
+    # set before the worker process starts (libgomp reads it once, when torch loads it; a spawned worker
+    # may import torch while re-importing the driver's __main__, before a nanny `env` would apply)
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **worker_env()}
+    with _workers_ignore_ctrl_c(), dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True, host="127.0.0.1",
                                dashboard_address=dashboard, silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:

@@ -14,6 +14,7 @@ from p4d.video.sampling import SAMPLING_POLICIES
 
 DTYPES = ("bf16", "fp16", "fp32", "auto")
 DEVICES = ("auto", "cpu", "cuda")
+DECODERS = ("auto", "cpu", "gpu")
 MODALITIES = ("depth", "flow", "motion", "camray")
 
 
@@ -34,6 +35,7 @@ class PrecomputeConfig:
     batch_size: int = 2                  # --batch-size: clips per teacher forward
     dtype: str = "auto"                  # --dtype: bf16 | fp16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
     device: str = "auto"                 # --device
+    decoder: str = "auto"                # --decoder: auto | cpu (PyAV) | gpu (NVDEC, p4d[gpu]); resolved in each worker
     allow_mixed_precision: bool = False  # --allow-mixed-precision: resume a store computed with another dtype/device class
     scheduler: str | None = None         # --scheduler ADDRESS of an existing dask cluster
     workers: int | None = None           # --workers (local cluster; default: one per GPU, else 1)
@@ -68,6 +70,8 @@ class PrecomputeConfig:
             raise bad("dtype", " | ".join(DTYPES), self.dtype)
         if self.device not in DEVICES:
             raise bad("device", " | ".join(DEVICES), self.device)
+        if self.decoder not in DECODERS:
+            raise bad("decoder", " | ".join(DECODERS), self.decoder)
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if unknown or not self.modalities:
             raise bad("modalities", f"a comma-separated subset of {','.join(MODALITIES)}", ",".join(self.modalities))

@@ -175,7 +175,7 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     # device and dtype travel as given ("auto" included): each worker resolves them from its own environment
     job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype,
                      batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate,
-                     fidelity=cfg.fidelity_policy())
+                     fidelity=cfg.fidelity_policy(), decoder=cfg.decoder)
     try:
         existing = open_store(cfg.store)
     except CacheNotFoundError:
@@ -228,7 +228,8 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     identity = wait_result(client.submit(_teacher_identity_or_error, job, pure=False))
     if isinstance(identity, P4DError):  # bad weights: one clean line, not dask's "Compute Failed" block
         raise identity
-    log.info("a worker runs the teacher on %s, %s (GPU: %s)", identity["device"], identity["dtype"], identity["gpu"])
+    log.info("a worker runs the teacher on %s, %s (GPU: %s), decoding with %s", identity["device"], identity["dtype"],
+             identity["gpu"], "NVDEC on the GPU" if identity.get("decoder") == "gpu" else "PyAV on the CPU")
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
     store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights, client=client)

@@ -6,6 +6,9 @@ loaded once per worker process) and one shard.
   it is pinned to), else CPU; ``--dtype auto`` is ``$P4D_DTYPE`` if set, else bf16 on CUDA and
   fp32 on CPU. Every shard's result (and its ``runs/shard-{id}.json`` in the store) records the
   device, dtype and GPU name it ran on.
+* ``--decoder`` is resolved here too (:func:`p4d.video.gpu_decode.resolve_decoder`): ``gpu`` decodes
+  with NVDEC on the worker's GPU and resizes there (a video whose frames cannot be matched to PyAV's
+  indices falls back to PyAV, counted in the shard's ``decode_fallbacks``); recorded per shard.
 * Decoding runs ahead of the forward in a per-process pool of threads (PyAV releases the GIL),
   ``$P4D_DECODE_THREADS`` or the worker's torch thread share: one task per video of the shard,
   each decoding that video once for all its clips in the shard, at most ``2 x batch`` clips ahead.
@@ -78,6 +81,7 @@ class TeacherJob:
     fidelity: FidelityPolicy = FidelityPolicy()  # --min-cosine: the codec self-check's thresholds
     runtime: dict | None = None  # {"device": cpu|cuda, "dtype"} the driver resolved on a worker (p4d.precompute.runtime)
     allow_mixed: bool = False    # --allow-mixed-precision: shards may run on another runtime than ``runtime``
+    decoder: str = "auto"        # --decoder auto | cpu | gpu, resolved in each worker (worker_decoder)
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,13 @@ def _gpu_uuid(index: int) -> str | None:
     return None if uuid is None else str(uuid)
 
 
+def worker_decoder(job: TeacherJob, place: Placement) -> str:
+    """``cpu`` or ``gpu``: ``job.decoder`` as this worker can run it (ConfigError for ``gpu`` where it cannot)."""
+    from p4d.video.gpu_decode import resolve_decoder
+
+    return resolve_decoder(job.decoder, place.device)
+
+
 def on_device(place: Placement):
     """Context in which this thread's CUDA current device is ``place``'s GPU (a no-op on CPU):
     the current device is per host thread, so each task sets it before building or running the
@@ -203,7 +214,8 @@ def teacher_identity(job: TeacherJob) -> dict:
     from p4d.teacher import weights_hash
 
     teacher, _, place = get_teacher(job)
-    return {"weights_hash": weights_hash(teacher.state_dict()), **place.to_dict()}
+    return {"weights_hash": weights_hash(teacher.state_dict()), **place.to_dict(),
+            "decoder": worker_decoder(job, place)}
 
 
 def save_heads_to_store(url: str, job: TeacherJob) -> int:
@@ -286,15 +298,21 @@ def decode_pool() -> ThreadPoolExecutor:
         return _DECODE_POOL[0]
 
 
-def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels) -> tuple[dict, DecodeStats]:
-    """{clip: Clip or failure reason} for the clips of one video (decoded once for all of them)."""
+def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels,
+                  gpu: int | None = None) -> tuple[dict, DecodeStats]:
+    """{clip: Clip or failure reason} for the clips of one video (decoded once for all of them);
+    ``gpu``: decode on that GPU (frames stay there), PyAV when the video cannot be matched to its indices."""
     stats = DecodeStats()
     kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
     reasons = {i: plan[i][1] for i in clips if isinstance(plan[i][1], str)}  # still unusable: the planner's reason
     if reasons:
         return reasons, stats
     try:
-        out = decode_clips(path, [plan[i][1] for i in clips], size=size, filter=filter_, stats=stats, **kwargs)
+        out = None
+        if gpu is not None:
+            out = _decode_video_gpu(path, [plan[i][1] for i in clips], size, filter_, stats, gpu, kwargs)
+        if out is None:
+            out = decode_clips(path, [plan[i][1] for i in clips], size=size, filter=filter_, stats=stats, **kwargs)
         return {i: (str(c) if isinstance(c, VideoDecodeError) else c) for i, c in zip(clips, out)}, stats
     except P4DError as exc:
         reason = str(exc)
@@ -303,10 +321,30 @@ def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels) 
     return {i: reason for i in clips}, stats
 
 
+def _decode_video_gpu(path: str, indices: list, size, filter_, stats: DecodeStats, gpu: int, kwargs: dict):
+    """The clips decoded on GPU ``gpu``, or None (counted in ``stats.fallbacks``) when PyAV must do it:
+    frames not matching PyAV's indices, or any NVDEC/driver error (the GPU check counts these)."""
+    import torch
+
+    from p4d.video.gpu_decode import GpuDecodeUnsupported, decode_clips_gpu
+
+    try:
+        with torch.cuda.device(gpu):  # this decode thread's current device: the worker's GPU
+            return decode_clips_gpu(path, indices, size=size, filter=filter_, stats=stats, gpu_id=gpu, **kwargs)
+    except GpuDecodeUnsupported as exc:
+        log.warning("%s; decoding it with PyAV", exc)
+    except VideoDecodeError:
+        raise  # the file itself is bad: the same reason PyAV would give
+    except Exception as exc:  # noqa: BLE001 - an NVDEC/driver error costs this video the GPU, never its clips
+        log.warning("video %s: GPU decode failed (%s: %s); decoding it with PyAV", path, type(exc).__name__, exc)
+    stats.fallbacks += 1
+    return None
+
+
 def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
-                  totals: DecodeStats) -> Iterator[tuple[int, object]]:
+                  totals: DecodeStats, gpu: int | None = None) -> Iterator[tuple[int, object]]:
     """Yield (clip, Clip or failure reason) in clip order; one pool task per video of the shard,
-    submitted while fewer than ``2 x batch`` clips wait decoded or decoding."""
+    submitted while fewer than ``2 x batch`` clips wait decoded or decoding (on GPU ``gpu`` if given)."""
     size, filter_ = decode_size(store.spec.spatial)
     groups: list[list[int]] = []
     for i in clips:
@@ -323,7 +361,7 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
         while nxt < len(groups) and (outstanding < ahead or not pending):
             g = groups[nxt]
             pending.append((g, pool.submit(_decode_video, store.videos[plan[g[0]][0]].path, g, plan, size,
-                                           filter_, job.max_pixels)))
+                                           filter_, job.max_pixels, gpu)))
             outstanding += len(g)
             nxt += 1
 
@@ -332,7 +370,7 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
         group, fut = pending.pop(0)
         fill(sum(len(g) for g, _ in pending))
         result, stats = fut.result()
-        for name in ("frames_decoded", "seeks", "decode_cpu_s", "resize_cpu_s"):
+        for name in ("frames_decoded", "seeks", "decode_cpu_s", "resize_cpu_s", "fallbacks"):
             setattr(totals, name, getattr(totals, name) + getattr(stats, name))
         for i in group:
             yield i, result.pop(i)
@@ -365,6 +403,17 @@ def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob,
     with on_device(place), lock, torch.no_grad(), autocast:  # no_grad: fault-injecting wrappers edit outputs
         out = teacher(x)
     return {k: out[k] for k in ("f4d", *modalities)}
+
+
+def _frames_on_device(frames: list, device: str):
+    """(B, N, H, W, 3) uint8 on ``device`` from B clips' frames: numpy (PyAV) stacked on the host and
+    copied once, or, when the GPU decoder made any of them (a batch may mix GPU-decoded clips with a
+    video it handed back to PyAV), each taken to the device and stacked there."""
+    import torch
+
+    if any(isinstance(f, torch.Tensor) for f in frames):
+        return torch.stack([torch.as_tensor(f).to(device) for f in frames])
+    return torch.from_numpy(np.stack([np.asarray(f) for f in frames])).to(device)  # uint8 to the device once
 
 
 @dataclass
@@ -417,19 +466,21 @@ def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, 
     modalities = store.spec.modalities
     codec, map_dtype = store.spec.latent_codec, store.spec.map_dtype
     teacher, lock, place = get_teacher(job)
+    decoder = worker_decoder(job, place)
     first = clips[0]
     failures: dict[int, str] = {}
     clamped: dict[int, dict[str, int]] = {}  # clip -> target -> values clamped to the stored dtype's range
     buf = _ShardBuffers(len(clips))
     frame_index = np.full((len(clips), store.spec.num_frames), -1, np.int32)
     timestamp = np.full((len(clips), store.spec.num_frames), np.nan, np.float32)
-    cpu = {"forward_wall_s": 0.0, "encode_cpu_s": 0.0, "write_cpu_s": 0.0}
+    cpu = {"forward_wall_s": 0.0, "input_cpu_s": 0.0, "encode_cpu_s": 0.0, "write_cpu_s": 0.0}
     decode_stats = DecodeStats()
 
     def run_batch(batch: list[tuple[int, object]]) -> None:
-        t = time.perf_counter()
-        frames = torch.from_numpy(np.stack([c.frames for _, c in batch])).to(place.device)  # uint8 to the device once
+        t, c = time.perf_counter(), time.thread_time()
+        frames = _frames_on_device([c.frames for _, c in batch], place.device)
         x = teacher_input(frames, store.spec.spatial, store.spec.normalisation)
+        cpu["input_cpu_s"] += time.thread_time() - c  # host CPU of the teacher-input tensor (device work on a GPU)
         out = forward(teacher, lock, x, [i for i, _ in batch], job, modalities)
         cpu["forward_wall_s"] += time.perf_counter() - t
         t = time.thread_time()
@@ -470,7 +521,8 @@ def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, 
         cpu["encode_cpu_s"] += time.thread_time() - t
 
     batch: list[tuple[int, object]] = []
-    for i, clip in _decode_ahead(store, clips, plan, job, decode_stats):
+    gpu = (place.index if place.index is not None else 0) if decoder == "gpu" else None
+    for i, clip in _decode_ahead(store, clips, plan, job, decode_stats, gpu):
         if isinstance(clip, str):
             failures[i] = clip
             continue
@@ -487,7 +539,8 @@ def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, 
         arrays = {"f4d": buf.encoded_f4d(),
                   **{m: buf.arrays[m] for m in modalities}, "frame_index": frame_index, "timestamp": timestamp}
         write_shard(store, shard_id, arrays, failures, fidelity=job.fidelity)
-    run = {"shard": shard_id, **place.to_dict(), "host": socket.gethostname(), "pid": os.getpid(),
+    run = {"shard": shard_id, **place.to_dict(), "decoder": decoder, "decode_fallbacks": decode_stats.fallbacks,
+           "host": socket.gethostname(), "pid": os.getpid(),
            "min_cosine": [job.fidelity.min_mean_cosine, job.fidelity.min_worst_cosine],
            "clamped": {str(i): c for i, c in sorted(clamped.items()) if i not in failures},
            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
