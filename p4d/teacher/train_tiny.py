@@ -12,13 +12,19 @@ weighted 3), camray L1 on the
 8×8 per-patch Plücker rays relative to frame 0. Each step trains the camray head and one of the
 three full-resolution heads in turn (depth, flow, motion: they cost ~95 % of a step). Batch 1, AdamW (lr 1.5e-3, weight decay 1e-4,
 30 warm-up steps, cosine to 0), gradients clipped at 1. Start from the seeded random init
-(``build_teacher("tiny-random", seed=0)``); the weights are stored in float16 (3.4 MB).
+(``build_teacher("tiny-random", seed=0)``); the weights are stored in float16 (3.8 MB).
 
 Determinism: one CPU thread, ``torch.use_deterministic_algorithms(True)``, every random draw from
 seeded generators; the same torch build gives the same file (its sha256 is printed).
 
-Measured (torch 2.13.0 CPU, 2-core machine shared with ~8 jobs, nice, 1 thread): see
-RESULTS below, filled in from the run that produced the shipped file.
+Measured on the run that wrote the shipped file (torch 2.13.0 CPU, one thread, nice, on a 2-core
+machine shared with ~8 jobs): 210 steps, 318 CPU-s (22 min wall at that load), sha256
+3cd7a1790c1d6ad7ad437a39e7f16784c5610ecdd0b7507ffc725ce481493647. Losses, mean of the first / last 30
+steps: depth 2.17 / 0.40, flow 0.79 / 0.52, motion 0.89 / 0.67, camray 0.216 / 0.075.
+On 6 held-out scenes (seeds 0-5, strides 2-4) against their truth: log-depth r 0.74, motion r 0.37 and
+IoU 0.24 (σ > 0.5), camray r 0.96, flow EPE 4.01 px = predicting no flow. That is mostly the layout all
+scenes share: < 0.1 % of the depth maps' variance and 5 % of the motion maps' is specific to one video
+(random init: 11 % / 2 %, meaningless). More steps (``--steps``) are the lever; 5 CPU-minutes was the budget.
 """
 
 from __future__ import annotations
@@ -41,7 +47,6 @@ SCENE_SEED0 = 100_000
 SOURCE_SIZE = (160, 120)  # (W, H) of the rendered scenes, the demo videos' size
 FLOW_SCALE = 4.0  # px: flow L1 is divided by this
 MOTION_POS_WEIGHT = 3.0  # moving pixels are ~1/5 of a frame: BCE weighs them up
-RESULTS = "not yet measured"
 STEPS = 210
 
 
