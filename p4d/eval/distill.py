@@ -92,8 +92,9 @@ class ResidualFit:
 
     def add(self, pred: np.ndarray, target: np.ndarray, mean: np.ndarray) -> None:
         x, y = (pred - mean).ravel(), (target - mean).ravel()
-        self.sse += float(np.sum((pred - target) ** 2))
-        self.sse_base += float(np.sum(y ** 2))
+        d = (pred - target).ravel()  # same layout as y: the baseline's SSE equals SSE(baseline) exactly
+        self.sse += float(d @ d)
+        self.sse_base += float(y @ y)
         self.n += x.size
         self.sx, self.sy = self.sx + float(x.sum()), self.sy + float(y.sum())
         self.sxx, self.syy, self.sxy = self.sxx + float(x @ x), self.syy + float(y @ y), self.sxy + float(x @ y)
