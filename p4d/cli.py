@@ -51,7 +51,7 @@ def _not_built(command: str, issue: int, what: str) -> None:
 # Parameters shared by `p4d cache init` (plan only) and `p4d precompute` (plan + run).
 VideosArg = Annotated[str, typer.Argument(help="A directory of videos (recursive), a .txt list of paths, or the trainer's conversation .json/.jsonl.")]
 StoreArg = Annotated[str, typer.Argument(help="The Zarr v3 cache: a local path or an fsspec URL.")]
-TeacherOpt = Annotated[str, typer.Option(help="Teacher preset: l4p (the published architecture) or tiny (tests, smoke runs).")]
+TeacherOpt = Annotated[str, typer.Option(help="Teacher preset: l4p (the published architecture), tiny (same code, small; weights trained on synthetic scenes, shipped) or tiny-random (tests, smoke runs).")]
 NumFramesOpt = Annotated[int, typer.Option(help="N, frames per clip (the l4p teacher takes exactly 16).")]
 PolicyOpt = Annotated[str, typer.Option(help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart).")]
 FrameStrideOpt = Annotated[int, typer.Option(help="With --policy stride: source frames between sampled frames.")]
@@ -160,7 +160,7 @@ def cache_codecs() -> None:
 
 
 @teacher_app.command("info")
-def teacher_info(preset: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture) or tiny.")) -> None:
+def teacher_info(preset: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture), tiny or tiny-random.")) -> None:
     """Print parameter counts (encoder and each head), FLOPs per clip and every output shape."""
     from p4d.teacher.info import format_info
 
@@ -186,7 +186,7 @@ def precompute(
     store: StoreArg,
     teacher: TeacherOpt = "l4p",
     teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); required for l4p unless --random-weights."),
-    random_weights: bool = typer.Option(False, "--random-weights", help="Run the teacher with seeded RANDOM weights (--seed): smoke tests and benchmarks; the store, summary and pictures say RANDOM TEACHER. The tiny preset is random without it."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Run the teacher with seeded RANDOM weights (--seed): smoke tests and benchmarks; the store, summary and pictures say RANDOM TEACHER. tiny runs its shipped weights (trained on synthetic scenes) and tiny-random its seeded random init without it."),
     taps: Optional[str] = typer.Option(None, help="Comma-separated encoder layers stored as F_4D and tapped by the heads (default: the preset's, 14,21,28,36 for l4p)."),
     shards: Optional[str] = typer.Option(None, help="Shard range START:END (e.g. 0:64), end excluded, to split one store between several processes."),
     num_frames: NumFramesOpt = 16,

@@ -38,8 +38,9 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     store_path = out / "cache.zarr"
     echo(f"[2/3] p4d precompute {video_dir} {store_path} --teacher tiny --policy stride --frame-stride 2 "
          "--clips-per-shard 4 --workers 1 --device cpu --student-size 56\n"
-         "      (the tiny teacher has RANDOM weights: its maps show the pipeline, not real depth or flow;\n"
-         "       real targets need `--teacher l4p --teacher-weights L4P.ckpt`)")
+         "      (the tiny teacher was trained for a few CPU-minutes on synthetic scenes like these against their\n"
+         "       analytic depth, flow, motion and camera rays: toy targets; real ones need\n"
+         "       `--teacher l4p --teacher-weights L4P.ckpt`)")
     report = run_precompute(PrecomputeConfig(
         videos=str(video_dir), store=str(store_path), teacher="tiny", policy="stride", frame_stride=2,
         clips_per_shard=4, workers=1, device="cpu", student_size=56,  # the tiny student's S (`p4d train` checks it)

@@ -23,7 +23,7 @@ class PrecomputeConfig:
     videos: str                          # VIDEOS: folder, .txt list or conversation .json/.jsonl
     store: str                           # STORE: local path or fsspec URL
     teacher: str = "l4p"                 # --teacher preset
-    weights: str | None = None           # --teacher-weights: local .ckpt/.safetensors (None: seeded random init)
+    weights: str | None = None           # --teacher-weights: local .ckpt/.safetensors (None: the preset's shipped weights, else seeded random init)
     random_weights: bool = False         # --random-weights: accept a randomly initialised teacher (l4p has no default weights)
     taps: tuple[int, ...] | None = None  # --taps: encoder layers stored as F_4D and tapped by the heads (None: the preset's)
     num_frames: int = 16                 # --num-frames N
@@ -99,7 +99,8 @@ class PrecomputeConfig:
         return FidelityPolicy() if self.min_cosine is None else FidelityPolicy.parse(self.min_cosine)
 
     def _validate_weights(self) -> None:
-        """A teacher other than ``tiny`` runs with random weights only when asked to (--random-weights)."""
+        """Without --teacher-weights: ``tiny`` runs its shipped (trained) weights, ``tiny-random`` its seeded
+        random init; any other teacher runs with random weights only when asked to (--random-weights)."""
         from pathlib import Path
 
         if self.weights is not None:
@@ -108,7 +109,7 @@ class PrecomputeConfig:
             if "://" not in self.weights and not Path(self.weights).is_file():
                 raise ConfigError(f"--teacher-weights {self.weights}: no such file (expected a local .ckpt or "
                                   ".safetensors, e.g. l4p_depth_flow_2d3dtrack_camray_dynseg_v1.ckpt)")
-        elif self.teacher != "tiny" and not self.random_weights:
+        elif self.teacher not in ("tiny", "tiny-random") and not self.random_weights:
             raise ConfigError(
                 f"--teacher {self.teacher} without --teacher-weights would run a RANDOMLY initialised teacher "
                 "(its maps and latents mean nothing); pass --teacher-weights FILE (the released L4P .ckpt), "

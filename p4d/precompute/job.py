@@ -209,7 +209,8 @@ def teacher_status(job: TeacherJob, random_weights: bool) -> str:
     from p4d.teacher.info import teacher_stats
 
     params = teacher_stats(job.preset)["params"]["total"]  # the dict also holds each part: count once
-    weights = f"RANDOM weights (seed {job.seed})" if random_weights else f"weights {job.weights}"
+    weights = (f"RANDOM weights (seed {job.seed})" if random_weights
+               else f"weights {job.weights or job.preset.packaged_weights}")
     return (f"building the {job.preset.name} teacher in each worker: {params:,d} parameters ({params / 1e6:.1f} M), "
             f"{weights}, "
             f"device {job.device}, dtype {job.dtype} as each worker resolves them (the l4p preset takes 1-4 min on a CPU)")
@@ -221,7 +222,7 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
 
     if _dashboard(client):
         log.warning("dask dashboard: %s", _dashboard(client))
-    random_weights = cfg.weights is None
+    random_weights = cfg.weights is None and preset.packaged_weights is None
     # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
     report.phase = "building the teacher"
     log.warning("%s", teacher_status(job, random_weights))

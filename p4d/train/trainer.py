@@ -40,6 +40,7 @@ from p4d.train.device_decode import decode_target_parts
 from p4d.train.loader import ClipDataset, ShardBatchSampler, make_loader
 from p4d.train.optim import build_optimizer, build_scheduler
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
+from p4d.train.loss_watch import NegligibleTerms
 from p4d.train.precision import autocast, resolve_precision
 from p4d.train.recipes import resolve_run_length
 from p4d.train.sharding import full_tensor, gather_student, is_sharded, resolve_parallel
@@ -61,40 +62,44 @@ class TrainResult:
 
 
 def needed_targets(cfg: TrainConfig, modalities: Sequence[str] | None = None) -> tuple[str, ...]:
-    """Cache targets the recipe's losses read: F_4D for LD (unless its weight is 0) and every map of
-    the loss preset, a map with weight 0 included (its ED is logged, not trained, as the release
-    logs every modality's ED) when the cache holds it (``modalities``: the store's; None: all)."""
+    """Cache targets the recipe's losses read: F_4D for LD and every map of the loss preset, a term
+    with weight 0 included when ``loss.log_all`` (it is logged, not trained, as the release logs every
+    modality's ED) and, for a map, when the cache holds it (``modalities``: the store's; None: all)."""
     out = []
+    log_all = getattr(cfg.loss, "log_all", True)
     for t in cfg.loss_terms:
         weight = getattr(cfg.loss, f"{t}_weight")
-        if t == "ld":
-            if weight is None or weight > 0:
+        if t == "ld":  # F_4D does not mirror: at weight 0 it is not read when frames may be flipped
+            if weight is None or weight > 0 or (log_all and not cfg.augment.hflip):
                 out.append("f4d")
         elif (weight is None or weight > 0) or modalities is None or t in modalities:
             out.append(t)
     return tuple(out)
 
 
-def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The student's loss dict for one collated batch."""
+def forward_batch(model: nn.Module, batch: dict[str, Any], device: torch.device, *,
+                  log_untrained: bool = True) -> dict[str, Any]:
+    """The student's loss dict for one collated batch (``log_untrained``: also the weight-0 terms)."""
     move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
     targets = {k: move(v) for k, v in batch["targets"].items()} or None
     if targets and batch.get("target_codec"):  # stored parts: decode on the device (p4d.train.device_decode)
         targets = decode_target_parts(batch["target_codec"], targets)
     return model(frames=move(batch["frames"]), timestamps=move(batch["timestamps"]), input_ids=move(batch["input_ids"]),
                  attention_mask=move(batch["attention_mask"]), labels=move(batch["labels"]), targets=targets,
-                 f4d=move(batch["f4d"]) if batch.get("f4d") is not None else None, tpe=batch["tpe"])
+                 f4d=move(batch["f4d"]) if batch.get("f4d") is not None else None, tpe=batch["tpe"],
+                 log_untrained=log_untrained)
 
 
 def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, cfg: TrainConfig, dist: Dist,
-               dump_grads: Path | None = None) -> dict[str, float]:
-    """One optimizer step over ``grad_accum`` micro-batches; returns the step's mean loss terms."""
+               dump_grads: Path | None = None, log_untrained: bool = True) -> dict[str, float]:
+    """One optimizer step over ``grad_accum`` micro-batches; returns the step's mean loss terms
+    (the weight-0 ones only with ``log_untrained``: the trainer asks for them on logged steps)."""
     model.train()
     sums: dict[str, float] = {}
     for k, batch in enumerate(batches):  # DDP skips the all-reduce but on the last; FSDP reduce-scatters each
         sync = k == len(batches) - 1 or not hasattr(model, "no_sync")
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast(cfg.runtime.precision, dist.device):
-            out = forward_batch(model, batch, dist.device)
+            out = forward_batch(model, batch, dist.device, log_untrained=log_untrained)
         (out["loss"] / len(batches)).backward()
         sums["loss"] = sums.get("loss", 0.0) + float(out["loss"].detach())
         for name, value in out["losses"].items():
@@ -116,6 +121,15 @@ def train_step(model: nn.Module, batches: list[dict], *, optimizer, scheduler, c
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return terms
+
+
+def loss_term_weights(model: nn.Module) -> dict[str, float]:
+    """{term: weight in the total loss} of a student: SFT 1, LD and each head's λ_m from its LossConfig."""
+    inner = model.module if hasattr(model, "module") else model
+    lc = inner.cfg.loss
+    heads = getattr(inner, "heads", None)
+    return {"sft": 1.0, "ld": float(lc.ld_weight),
+            **{m: lc.weight(m) for m in (heads.heads if heads is not None else ())}}
 
 
 class BatchStream:
@@ -262,6 +276,7 @@ def main(cfg: TrainConfig) -> TrainResult:
                         progress=cfg.log.progress, tensorboard=cfg.log.tensorboard)
         last: dict[str, Any] = {}
         saved = None
+        watch = NegligibleTerms(loss_term_weights(model))
         if dist.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dist.device)
         done = {"step": step, "samples": seen, "epoch": sampler.epoch, "position": stream.state_dict()}
@@ -272,9 +287,12 @@ def main(cfg: TrainConfig) -> TrainResult:
                 batches = [stream.next() for _ in range(cfg.optim.grad_accum)]
                 wait = time.perf_counter() - t0
                 dump = out / f"grads-step-{step + 1}.safetensors" if cfg.runtime.dump_grads_at == step + 1 else None
+                logged = (step + 1) % cfg.log.every == 0 or step + 1 == cfg.optim.max_steps
                 terms = train_step(wrapped, batches, optimizer=optimizer, scheduler=scheduler, cfg=cfg, dist=dist,
-                                   dump_grads=dump)
+                                   dump_grads=dump, log_untrained=logged)
                 step += 1
+                if dist.is_main:
+                    watch.update(terms, step)
                 n = sum(b["global_size"] for b in batches)  # good samples over every rank
                 seen += n
                 done = {"step": step, "samples": seen, "epoch": sampler.epoch, "position": stream.state_dict()}
