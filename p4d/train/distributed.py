@@ -71,14 +71,15 @@ def init_distributed(device: str = "auto", backend: str | None = None, *, group:
     if not dist.is_initialized():
         kwargs = {}
         if "MASTER_ADDR" not in os.environ:  # one process without torchrun: a store of its own
-            kwargs = dict(init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+            kwargs = dict(init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
         dist.init_process_group(backend=backend, device_id=dev if dev.type == "cuda" else None,
                                 timeout=timedelta(minutes=timeout_min), **kwargs)
     log.info("rank %d/%d on %s (%s, collectives time out after %g min)", rank, world, dev, backend, timeout_min)
     return Dist(rank, world, local_rank, dev, backend)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (a one-machine process group's MASTER_PORT)."""
     import socket
 
     with socket.socket() as s:

@@ -17,6 +17,8 @@ from p4d.cache_schema import (
 from p4d.cache_schema.codecs import DPCM_STEP_RMS
 from p4d.errors import CacheSchemaError
 
+from .helpers import with_outlier_tokens
+
 GRID = (1, 2, 3)  # N', h', w' axes of (taps, N', h', w', c')
 
 
@@ -264,17 +266,6 @@ def test_default_codec_meets_the_storage_goal_in_a_real_store(tmp_path):
     assert results["float16-zstd"][0] > 0.4
 
 
-def _with_outlier_tokens(x: np.ndarray, rng: np.random.Generator, k: int = 3) -> np.ndarray:
-    """``x`` (taps, N', h', w', c') with ``k`` tokens per tap pushed 30-60x the channel's SD away in every channel."""
-    out = x.copy()
-    for t in range(x.shape[0]):
-        flat = out[t].reshape(-1, x.shape[-1])
-        sd = flat.std(axis=0)
-        for tok in rng.choice(len(flat), k, replace=False):
-            flat[tok] += sd * rng.uniform(30, 60, size=sd.shape) * rng.choice([-1, 1], size=sd.shape)
-    return out
-
-
 def test_level1_outlier_split_cuts_the_error_on_outlier_tokens():
     """Issue 22 #7: on latents with outlier tokens (3 per tap at 30-60x the channel's SD) the
     self-check's level 1 has >= 5x less error than level 0 (measured 12.7x: 5.4 % -> 0.43 %; the
@@ -283,7 +274,7 @@ def test_level1_outlier_split_cuts_the_error_on_outlier_tokens():
     from p4d.cache_schema.fidelity import _levels, token_fidelity
 
     x = vit_like_latents(2, 8, 16, 16, 64, seed=3).astype(np.float32)
-    spiked = _with_outlier_tokens(x, np.random.default_rng(3))
+    spiked = with_outlier_tokens(x, np.random.default_rng(3))
     decode = LATENT_CODECS["dpcm-channel"].decode
     rel, decoded = {}, {}
     for name, data in (("plain", x), ("outliers", spiked)):

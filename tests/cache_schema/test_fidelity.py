@@ -14,6 +14,7 @@ from p4d.cache_schema.fidelity import FidelityPolicy, token_fidelity
 from p4d.errors import ConfigError
 
 from .conftest import tiny_videos
+from .helpers import with_outlier_tokens
 
 
 def _cos(a, b):
@@ -113,18 +114,6 @@ def test_summary_shows_the_fidelity_distribution_and_fallbacks(tmp_path):
     assert "level 0 (store codec): 2 clips" in text and "level 2 (bfloat16 fallback): 1 clips" in text
 
 
-def _outlier_tokens(x, seed, k=3):
-    """``x`` (taps, N', h', w', c') with ``k`` tokens per tap pushed 30-60x the channel's SD away in every channel."""
-    rng = np.random.default_rng(seed)
-    out = x.copy()
-    for t in range(x.shape[0]):
-        flat = out[t].reshape(-1, x.shape[-1])
-        sd = flat.std(axis=0)
-        for tok in rng.choice(len(flat), k, replace=False):
-            flat[tok] += sd * rng.uniform(30, 60, size=sd.shape) * rng.choice([-1, 1], size=sd.shape)
-    return out
-
-
 def test_clips_with_outlier_tokens_stay_quantised_at_level_1(tmp_path):
     """Issue 22 #7 in a store: clips with outlier tokens failed level 0 and, with a level 1 of the
     same step, went to bfloat16 (level 2); now level 1 holds them (outliers exact) and they read
@@ -135,7 +124,7 @@ def test_clips_with_outlier_tokens_stay_quantised_at_level_1(tmp_path):
     from p4d.train.device_decode import decode_target_parts
 
     store = _store(tmp_path, clips=2, latent_dim=256)
-    x = np.stack([_outlier_tokens(vit_like_latents(2, 2, 8, 8, 256, seed=s), s) for s in (6, 7)])
+    x = np.stack([with_outlier_tokens(vit_like_latents(2, 2, 8, 8, 256, seed=s), np.random.default_rng(s)) for s in (6, 7)])
     _write(store, x)
     assert open_store(store.url).array("clips/latent_codec")[:].tolist() == [1, 1]
     y = read_clips(store, [0, 1])["f4d"]

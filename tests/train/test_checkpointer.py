@@ -16,6 +16,7 @@ from torch import nn
 
 from p4d.errors import CheckpointError
 from p4d.train import checkpoint as ckpt
+from p4d.train.distributed import free_port
 
 #: A rank that has not answered by then is stuck in a collective (a healthy load takes ~1 s; the
 #: process group gives up on a collective after RANK_TIMEOUT, so a stuck rank ends with another error).
@@ -66,14 +67,6 @@ def _rank(rank: int, world: int, port: int, folders: list[str], shard: bool, ans
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("shard", [True, False], ids=["sharded-student-rank0-reads", "whole-student-every-rank-reads"])
 def test_a_bad_file_on_rank_0_raises_the_same_error_on_every_rank(tmp_path, shard):
@@ -90,7 +83,7 @@ def test_a_bad_file_on_rank_0_raises_the_same_error_on_every_rank(tmp_path, shar
 
     ctx = mp.get_context("spawn")
     answers = ctx.Queue()
-    port = _free_port()
+    port = free_port()
     ranks = [ctx.Process(target=_rank, args=(r, 2, port, folders, shard, answers)) for r in range(2)]
     for p in ranks:
         p.start()

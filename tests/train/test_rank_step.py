@@ -23,6 +23,7 @@ import torch.multiprocessing as mp
 
 from p4d.train.data import Sample
 from p4d.train.loader import ShardBatchSampler
+from p4d.train.distributed import free_port
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -66,19 +67,11 @@ def _rank(rank: int, world: int, port: int, out: str, vanished: int, seed: int, 
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_sample_failing_on_one_rank_keeps_every_rank_in_step(tmp_path):
     samples = _samples(10)
     seed, vanished = _first_batch_on_rank1(samples)
     micro = 6
-    mp.start_processes(_rank, args=(2, _free_port(), str(tmp_path), vanished, seed, micro), nprocs=2,
+    mp.start_processes(_rank, args=(2, free_port(), str(tmp_path), vanished, seed, micro), nprocs=2,
                        start_method="spawn")
     r0, r1 = (json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in range(2))
     assert r1["dropped"] == 1 and r0["dropped"] == 0            # the sample failed on rank 1 only
