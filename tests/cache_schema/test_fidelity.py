@@ -206,3 +206,25 @@ def test_channel_thresholds_parse_and_are_recorded_per_shard(tmp_path):
 
     text = format_summary(open_store(store.url))
     assert "channel R2, mean" in text and "thresholds (--min-channel-r2): mean >= 0.995, worst >= 0.9 (1 shards)" in text
+
+
+def test_exact_codec_is_bfloat16_with_no_lossy_step(tmp_path):
+    """``--codec exact``: the store records bfloat16; F_4D reads back as its bfloat16 rounding, bit
+    for bit (torch's .bfloat16()), nothing quantised and nothing to fall back from."""
+    import torch
+
+    from p4d.cache_schema.codecs import float32_to_bfloat16_bits
+
+    spec = CacheSpec(modalities=(), taps=(1, 2), latent_frames=2, latent_height=8, latent_width=8, latent_dim=64,
+                     clips_per_shard=2, latent_codec="exact")
+    assert spec.latent_codec == "bfloat16"
+    store = create_store(str(tmp_path / "e.zarr"), spec, tiny_videos((2,)))
+    x = np.stack([vit_like_latents(2, 2, 8, 8, 64, seed=s) for s in range(2)])
+    _write(store, x)
+    store = open_store(store.url)
+    assert store.spec.latent_codec == "bfloat16" and store.attrs["latent_codec"]["name"] == "bfloat16"
+    got = read_clips(store, [0, 1])["f4d"]
+    np.testing.assert_array_equal(got, torch.from_numpy(x).bfloat16().float().numpy())
+    np.testing.assert_array_equal(got.view(np.uint32) >> 16, float32_to_bfloat16_bits(x))
+    with pytest.raises(Exception, match="latent_codec.*exact"):
+        CacheSpec(latent_codec="nope")
