@@ -33,6 +33,8 @@ def test_fidelity_bench_rows_and_exact_vs_exact_deltas_are_zero(monkeypatch):
     assert 0.99 < dpcm["channel R2 mean"] < 1.0 and 0.05 < dpcm["bytes/raw"] < 0.3
     coarse = rows["dpcm 0.5xRMS: held-out LD after 2 steps vs float32 targets"].extra
     assert coarse["channel R2 mean"] == pytest.approx(1 - 0.5 ** 2 / 12, abs=3e-3) and coarse["bytes/raw"] < dpcm["bytes/raw"]
+    assert "bench sensitive (zeros control off by > 1 %)" in rows["dpcm-channel: held-out LD after 2 steps vs float32 targets"].checks
+    assert any(n.startswith("sensitivity: training on all-zero F_4D targets") for n in result.notes)
 
 
 def test_codec_roundtrip_bytes_by_hand():
