@@ -10,6 +10,7 @@ Examples::
     p4d cache summary cache.zarr
     p4d cache verify cache.zarr
     p4d teacher info --preset l4p
+    p4d doctor cache.zarr                      # versions, devices, extras, chromium, dask, the store's schema
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import typer
 
 from p4d.errors import ConfigError, run_cli
 from p4d.eval.cli import eval_app
-from p4d.inspect.cli import inspect_command
+from p4d.inspect.cli import inspect_command, view_command
 from p4d.train.cli import CONTEXT as TRAIN_CONTEXT, HELP as TRAIN_HELP, train_command, train_epilog
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(teacher_app, name="teacher")
 app.add_typer(eval_app, name="eval")
 app.command("inspect")(inspect_command)
+app.command("view")(view_command)
 app.command("train", context_settings=TRAIN_CONTEXT, help=TRAIN_HELP, epilog=train_epilog())(train_command)
 
 
@@ -49,7 +51,7 @@ def _not_built(command: str, issue: int, what: str) -> None:
 # Parameters shared by `p4d cache init` (plan only) and `p4d precompute` (plan + run).
 VideosArg = Annotated[str, typer.Argument(help="A directory of videos (recursive), a .txt list of paths, or the trainer's conversation .json/.jsonl.")]
 StoreArg = Annotated[str, typer.Argument(help="The Zarr v3 cache: a local path or an fsspec URL.")]
-TeacherOpt = Annotated[str, typer.Option(help="Teacher preset: l4p (the published architecture) or tiny (tests, smoke runs).")]
+TeacherOpt = Annotated[str, typer.Option(help="Teacher preset: l4p (the published architecture), tiny (same code, small; weights trained on synthetic scenes, shipped) or tiny-random (tests, smoke runs).")]
 NumFramesOpt = Annotated[int, typer.Option(help="N, frames per clip (the l4p teacher takes exactly 16).")]
 PolicyOpt = Annotated[str, typer.Option(help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart).")]
 FrameStrideOpt = Annotated[int, typer.Option(help="With --policy stride: source frames between sampled frames.")]
@@ -128,8 +130,10 @@ def cache_verify(store: str = typer.Argument(..., help="Path or fsspec URL of a 
     typer.echo(report.headline())
     if report.problems:
         if report.damaged_shards or not report.video_table_ok:
-            typer.echo(f"repair: `p4d cache repair {store}`, then rerun `p4d precompute VIDEOS {store}` with the "
-                       "store's settings")
+            from p4d.cache_schema.repair import precompute_command
+
+            typer.echo(f"repair: `p4d cache repair {store}`, then recompute with:\n  "
+                       f"{precompute_command(open_store(store, check=False))}")
         raise typer.Exit(code=1)
 
 
@@ -160,7 +164,7 @@ def cache_codecs() -> None:
 
 
 @teacher_app.command("info")
-def teacher_info(preset: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture) or tiny.")) -> None:
+def teacher_info(preset: str = typer.Option("l4p", help="Teacher preset: l4p (the published architecture), tiny or tiny-random.")) -> None:
     """Print parameter counts (encoder and each head), FLOPs per clip and every output shape."""
     from p4d.teacher.info import format_info
 
@@ -186,7 +190,7 @@ def precompute(
     store: StoreArg,
     teacher: TeacherOpt = "l4p",
     teacher_weights: Optional[str] = typer.Option(None, help="Local teacher checkpoint (.ckpt or .safetensors); required for l4p unless --random-weights."),
-    random_weights: bool = typer.Option(False, "--random-weights", help="Run the teacher with seeded RANDOM weights (--seed): smoke tests and benchmarks; the store, summary and pictures say RANDOM TEACHER. The tiny preset is random without it."),
+    random_weights: bool = typer.Option(False, "--random-weights", help="Run the teacher with seeded RANDOM weights (--seed): smoke tests and benchmarks; the store, summary and pictures say RANDOM TEACHER. tiny runs its shipped weights (trained on synthetic scenes) and tiny-random its seeded random init without it."),
     taps: Optional[str] = typer.Option(None, help="Comma-separated encoder layers stored as F_4D and tapped by the heads (default: the preset's, 14,21,28,36 for l4p)."),
     shards: Optional[str] = typer.Option(None, help="Shard range START:END (e.g. 0:64), end excluded, to split one store between several processes."),
     num_frames: NumFramesOpt = 16,
@@ -194,7 +198,7 @@ def precompute(
     frame_stride: FrameStrideOpt = 1,
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
-    min_cosine: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Thresholds of the latent codec's self-check (default 0.999,0.995): a clip whose decoded F_4D has a mean (worst) token cosine to the teacher's below MEAN (WORST) is re-encoded at the finest step, then stored as bfloat16. Stricter values cost space (see `p4d cache summary`)."),
+    min_cosine: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Thresholds of the latent codec's self-check (default 0.999,0.995): a clip whose decoded F_4D has a mean (worst) token cosine to the teacher's below MEAN (WORST) is re-encoded with each channel's 8 outlier tokens kept exactly and the rest at a finer step, then stored as bfloat16. Stricter values cost space (see `p4d cache summary`)."),
     min_channel_r2: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Channel-balanced thresholds of the same self-check (default 0.99,0.95): per tap, the mean (worst) over channels of each channel's R^2 (its error relative to its own spread in the clip) must reach MEAN (WORST), else the same fallbacks. The token cosine alone cannot see small channels destroyed."),
     clips_per_shard: ClipsPerShardOpt = 16,
     teacher_input: TeacherInputOpt = "release",
@@ -202,6 +206,8 @@ def precompute(
     batch_size: int = typer.Option(2, help="Clips per teacher forward."),
     dtype: str = typer.Option("auto", help="bf16 | fp16 | fp32 | auto (bf16 autocast on CUDA, fp32 on CPU)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    decoder: str = typer.Option("auto", help="Video decoder, chosen in each worker: auto (NVDEC on the worker's GPU when it has one and PyNvVideoCodec is installed, pip install 'p4d[gpu]'; else PyAV) | cpu (PyAV) | gpu (NVDEC; an error where it cannot run). Recorded per shard in STORE/runs/."),
+    allow_mixed_precision: bool = typer.Option(False, "--allow-mixed-precision", help="Let a store computed with another teacher dtype or device class (cpu/cuda, as the workers resolve --dtype/--device) be continued with this run's; both are recorded (root attr teacher_runtime, runs/). Without it such a resume is refused."),
     scheduler: Optional[str] = typer.Option(None, help="Address of an existing dask scheduler (e.g. tcp://10.0.0.5:8786); default: a local cluster on 127.0.0.1."),
     workers: Optional[int] = typer.Option(None, help="Local cluster workers (default: one per GPU, else 1)."),
     threads_per_worker: int = typer.Option(2, help="Shards in flight per worker (decode/write of one overlaps the forward of another)."),
@@ -222,7 +228,7 @@ def precompute(
         taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
         frame_stride=frame_stride, modalities=_modalities(modalities),
         codec=codec, min_cosine=min_cosine, min_channel_r2=min_channel_r2, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype,
-        device=device,
+        device=device, decoder=decoder, allow_mixed_precision=allow_mixed_precision,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
         retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,
         teacher_input=teacher_input, student_size=student_size,
@@ -288,6 +294,14 @@ def demo(
     from p4d.demo import run_demo
 
     run_demo(out, num_videos=videos)
+
+
+@app.command()
+def doctor(store: Optional[str] = typer.Argument(None, help="A cache store to report the schema of (optional).")) -> None:
+    """The environment on one screen for a bug report: versions, devices, extras, chromium, dask, and a STORE's schema."""
+    from p4d.doctor import doctor_report
+
+    typer.echo(doctor_report(store))
 
 
 def _refuse_memory_urls(args: list[str]) -> None:

@@ -5,7 +5,8 @@ panning camera) on first run, runs ``p4d precompute`` over them with the tiny te
 (random weights: real L4P weights cannot be downloaded here) on a local dask cluster, prints
 the cache summary, trains the tiny student for 30 steps on conversations made from the demo
 videos (printing the loss terms), and writes ``p4d inspect`` views of the cache (a PNG of one clip, an HTML
-page of all). Rerunning resumes: complete shards are skipped.
+page of all). It prints the exact command of each stage. Rerunning resumes: complete shards are
+skipped, and training continues from its last checkpoint (a finished run is not retrained).
 """
 
 from __future__ import annotations
@@ -35,19 +36,21 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
         echo(f"[1/3] wrote {len(paths)} synthetic H.264 videos to {video_dir}")
 
     store_path = out / "cache.zarr"
-    echo(f"[2/3] p4d precompute {video_dir} {store_path} --teacher tiny --policy stride --frame-stride 2\n"
-         "      (the tiny teacher has RANDOM weights: its maps show the pipeline, not real depth or flow;\n"
-         "       real targets need `--teacher l4p --teacher-weights L4P.ckpt`)")
+    echo(f"[2/3] p4d precompute {video_dir} {store_path} --teacher tiny --policy stride --frame-stride 2 "
+         "--clips-per-shard 4 --workers 1 --device cpu --student-size 56\n"
+         "      (the tiny teacher was trained for a few CPU-minutes on synthetic scenes like these against their\n"
+         "       analytic depth, flow, motion and camera rays: toy targets; real ones need\n"
+         "       `--teacher l4p --teacher-weights L4P.ckpt`)")
     report = run_precompute(PrecomputeConfig(
         videos=str(video_dir), store=str(store_path), teacher="tiny", policy="stride", frame_stride=2,
-        clips_per_shard=4, workers=1, device="cpu",
+        clips_per_shard=4, workers=1, device="cpu", student_size=56,  # the tiny student's S (`p4d train` checks it)
     ))
     echo(report.headline() + "\n")
     store = open_store(str(store_path))
     echo(format_summary(store))
 
     conv = make_demo_conversations(video_dir, out / "conversations.jsonl")
-    echo(f"\n[3/3] p4d train --data {conv} --cache {store_path} --out {out / 'run'} --student tiny --steps 30")
+    echo("\n[3/3] training the tiny student (the exact command; rerunning the demo continues this run):")
     run_demo_training(conv, store_path, out / "run", steps=30, echo=echo)
 
     first_done = int(next(i for i, s in enumerate(store.clip_status()) if s == STATUS_DONE))

@@ -25,7 +25,7 @@ def tracked_files() -> set[str] | None:
     return set(out.splitlines())
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/design.md"])
+@pytest.mark.parametrize("doc", ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))])
 def test_relative_links_point_at_files_in_the_repository(doc):
     text = (ROOT / doc).read_text()
     links = [u for u in LINK.findall(text) if "://" not in u and not u.startswith(("#", "mailto:"))]
@@ -56,3 +56,9 @@ def test_demo_help_says_it_runs_the_whole_pipeline():
     out = CliRunner().invoke(app, ["demo", "--help"]).output
     for word in ("precompute", "train", "inspect", "clip.png"):
         assert word in out
+
+
+def test_every_guide_page_is_linked_from_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"(docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"

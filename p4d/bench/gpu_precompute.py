@@ -54,9 +54,10 @@ def _forward_and_encode(preset_name: str, device: str, dtype: str, repeats: int)
     import torch
 
     from p4d.cache_schema.codecs import LATENT_CODECS
+    from p4d.cache_schema.codecs import dpcm_encode as numpy_dpcm
     from p4d.cache_schema.fidelity import FidelityPolicy
     from p4d.cache_schema.fidelity import encode_checked as numpy_checked
-    from p4d.precompute.encode import encode_checked, encode_latents
+    from p4d.precompute.encode import dpcm_encode, encode_checked, encode_latents
     from p4d.precompute.worker import TeacherJob, teacher_forward
     from p4d.teacher import build_teacher, get_preset
     from p4d.teacher.info import teacher_stats
@@ -91,6 +92,10 @@ def _forward_and_encode(preset_name: str, device: str, dtype: str, repeats: int)
     host = clip.cpu().numpy()
     mine, ref = encode_latents("dpcm-channel", clip), LATENT_CODECS["dpcm-channel"].encode(host)
     exact = sorted(mine) == sorted(ref) and all(mine[k].tobytes() == ref[k].tobytes() for k in ref)
+    # and level 1 (the outlier split: kthvalue + nonzero on the device)
+    mine1 = {k: v.cpu().numpy() for k, v in dpcm_encode(clip, step_over_rms=0.0, outliers=True).items()}
+    ref1 = numpy_dpcm(host, step_over_rms=0.0, outliers=True)
+    exact1 = sorted(mine1) == sorted(ref1) and all(mine1[k].tobytes() == ref1[k].tobytes() for k in ref1)
     levels_dev = encode_checked("dpcm-channel", f4d, policy)["levels"].tolist()
     levels_np = numpy_checked("dpcm-channel", f4d.cpu().numpy(), np.ones(BATCH, bool), policy)[2].tolist()
     del teacher, out, f4d, x
@@ -104,7 +109,8 @@ def _forward_and_encode(preset_name: str, device: str, dtype: str, repeats: int)
         Row(f"F_4D encode + self-check on {device} vs the forward", "clips/s", enc_rate, fwd_rate,
             goal=Goal(">=", 10.0), spread=enc.spread, extra={"levels": levels_dev}),
         Row(f"dpcm encode on {device} vs numpy, one clip, bytes equal", "clips", float(exact), 1.0,
-            goal=Goal(">=", 1.0), checks={"bit-exact": exact, "self-check levels equal": levels_dev == levels_np}),
+            goal=Goal(">=", 1.0), checks={"bit-exact": exact, "level 1 (outlier split) bit-exact": exact1,
+                                          "self-check levels equal": levels_dev == levels_np}),
     ]
     return rows, {"forward_clips_per_s": fwd_rate}
 
@@ -120,7 +126,7 @@ def _precompute_two_shards(preset: str, device: str, dtype: str, video_size: tup
     for i in range(2):  # 34 frames: 2 clips each under the stride policy, 4 clips = 2 shards of 2
         write_synthetic_video(folder / f"v{i}.mp4", num_frames=34, fps=24, size=video_size, seed=i)
     cfg = PrecomputeConfig(videos=str(folder), store=str(tmp / "c.zarr"), teacher=preset,
-                           random_weights=preset != "tiny", policy="stride", clips_per_shard=2, batch_size=BATCH,
+                           random_weights=preset not in ("tiny", "tiny-random"), policy="stride", clips_per_shard=2, batch_size=BATCH,
                            device=device, dtype=dtype, workers=1, threads_per_worker=2, progress=False)
     report = run_precompute(cfg)
     rate = (report.clips_done + report.clips_failed) / report.wall_s if report.wall_s else 0.0
@@ -149,7 +155,7 @@ def run(size: str, *, device: str = "auto", repeats: int = 3) -> BenchResult:
     preset, dtype, video_size = PRESETS[device]
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else "none"
     result = BenchResult(name="gpu-precompute", size=size,
-                         shapes={"teacher": f"{preset} (random weights)", "device": device, "gpu": gpu,
+                         shapes={"teacher": f"{preset} ({'shipped' if preset == 'tiny' else 'random'} weights)", "device": device, "gpu": gpu,
                                  "dtype": dtype, "batch": BATCH, "videos": f"2 x {video_size[0]}x{video_size[1]}"})
     t0 = time.perf_counter()
     rows, seen = _forward_and_encode(preset, device, dtype, repeats)

@@ -13,7 +13,7 @@ The student is built on the meta device, sharded, then given random weights on t
 host copy). :func:`p4d.train.trainer.train_step` runs the steps (autocast, clipping, AdamW), first
 with gradient checkpointing (the presets' default) and then without it, side by side. One table:
 step time, peak memory and tokens/s, checkpointing on vs off; peak memory against the model
-states the README's table predicts (16 B per trainable parameter + 2 B per frozen bf16 one).
+states the table in docs/train.md predicts (16 B per trainable parameter + 2 B per frozen bf16 one).
 """
 
 from __future__ import annotations
@@ -104,12 +104,13 @@ def run(size: str, *, device: str = "auto", repeats: int = STEPS) -> BenchResult
     import torch
     from torch.distributed.tensor import DTensor
 
-    from p4d.train.build import build_optimizer, build_scheduler
+    from p4d.train.optim import build_optimizer, build_scheduler
     from p4d.train.config import TrainConfig
     from p4d.train.distributed import close_distributed, init_distributed
+    from p4d.train.meta_device import materialize, parameters_on_meta
     from p4d.train.model import apply_trainability, build_student, student_preset
     from p4d.train.precision import apply_precision
-    from p4d.train.sharding import local_parameter_bytes, materialize, parameters_on_meta, shard_student
+    from p4d.train.sharding import local_parameter_bytes, shard_student
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "none"

@@ -44,7 +44,7 @@ def _videos(folder: Path, count: int) -> Path:
 
 
 def _job(videos: Path, store: Path, preset: str, workers: int) -> PrecomputeConfig:
-    return PrecomputeConfig(videos=str(videos), store=str(store), teacher=preset, random_weights=preset != "tiny",
+    return PrecomputeConfig(videos=str(videos), store=str(store), teacher=preset, random_weights=preset not in ("tiny", "tiny-random"),
                             policy="stride", clips_per_shard=CLIPS_PER_SHARD, batch_size=BATCH, workers=workers,
                             threads_per_worker=2 if workers == 1 else 1, progress=False)
 

@@ -84,6 +84,7 @@ def _student_cfg(overrides: dict):
 def _setup(tmp: Path, videos: int):
     from p4d.precompute.config import PrecomputeConfig
     from p4d.precompute.job import run_precompute
+    from p4d.train.model import student_preset
     from p4d.train.demo import make_demo_conversations
     from p4d.video import write_synthetic_video
 
@@ -92,7 +93,8 @@ def _setup(tmp: Path, videos: int):
         write_synthetic_video(vdir / f"v{i}.mp4", num_frames=24, fps=12, size=(128, 96), seed=i)
     store = tmp / "cache.zarr"
     run_precompute(PrecomputeConfig(videos=str(vdir), store=str(store), teacher="tiny", policy="uniform",
-                                    clips_per_shard=4, workers=1, device="cpu", progress=False))
+                                    clips_per_shard=4, workers=1, device="cpu", progress=False,
+                                    student_size=student_preset("tiny").image_size))  # the trainer checks it
     return make_demo_conversations(vdir, tmp / "conv.jsonl"), str(store)
 
 
@@ -120,7 +122,8 @@ class Paths:
 
     def fresh(self):
         """(model, optimizer, scheduler, dataset, collate) from the same seed."""
-        from p4d.train.build import build_model, build_optimizer, build_scheduler
+        from p4d.train.build import build_model
+        from p4d.train.optim import build_optimizer, build_scheduler
         from p4d.train.loader import ClipDataset, Collate
         from p4d.train.trainer import needed_targets
 

@@ -103,7 +103,7 @@ def array_layouts(spec: CacheSpec, num_clips: int) -> dict[str, ArrayLayout]:
     out: dict[str, ArrayLayout] = {}
     codec = LATENT_CODECS[spec.latent_codec]
     lat = (num_clips,) + spec.latent_shape
-    for part in codec.parts:
+    for part in codec.stored_parts(spec.latent_codec_version):
         shape = part.shape(lat)
         if part.kind == "full":
             chunks = (1, 1) + shape[2:]  # one clip, one tap

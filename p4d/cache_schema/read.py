@@ -157,7 +157,8 @@ def _read_latents(store: CacheStore, uniq: np.ndarray, decode: bool) -> dict[str
     ``latents/f4d_bf16``; as parts, ``f4d_level`` (B,) and, when a clip of the batch fell back,
     ``f4d_bf16`` (B, ...) uint16 (zeros for the other clips) come along."""
     codec = LATENT_CODECS[store.spec.latent_codec]
-    parts = {p.name: _read_rows(store, f"latents/{p.name}", uniq) for p in codec.parts}
+    parts = {p.name: _read_rows(store, f"latents/{p.name}", uniq)
+             for p in codec.stored_parts(store.spec.latent_codec_version)}
     levels = (_read_rows(store, "clips/latent_codec", uniq) if "clips/latent_codec" in store.layouts
               else None)
     fallback = np.flatnonzero(levels == 2) if levels is not None else np.zeros(0, np.int64)

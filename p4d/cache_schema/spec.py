@@ -41,6 +41,9 @@ class CacheSpec:
     ``teacher`` = {name, preset, config, weights_hash}; ``sampling`` = {num_frames, policy,
     frame_stride}; ``spatial`` = {input_size: [H, W], resize, rotation}; missing keys of
     ``sampling``/``spatial`` are filled from the shape fields, contradicting ones are refused.
+    ``latent_codec_version``: the stored format of the codec (``LatentCodec.version``; dpcm-channel
+    v2 added level 1's outlier arrays); None means the current one. A store's spec written before
+    the field existed reads as version 1 (:meth:`from_dict`); such stores are read, never written.
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -56,6 +59,7 @@ class CacheSpec:
     ray_width: int = 16
     map_dtype: str = "float16"
     latent_codec: str = DEFAULT_LATENT_CODEC
+    latent_codec_version: int | None = None  # None: the codec's current format; see from_dict
     clips_per_shard: int = 16
     teacher: dict = field(default_factory=lambda: {"name": "l4p", "preset": "l4p", "config": {}, "weights_hash": ""})
     sampling: dict = field(default_factory=dict)
@@ -80,6 +84,13 @@ class CacheSpec:
         object.__setattr__(self, "latent_codec", resolve_latent_codec(self.latent_codec))  # exact -> bfloat16
         if self.latent_codec not in LATENT_CODECS:
             _fail("latent_codec", f"one of {tuple(LATENT_CODECS) + tuple(LATENT_CODEC_ALIASES)}", self.latent_codec)
+        current = LATENT_CODECS[self.latent_codec].version
+        if self.latent_codec_version is None:
+            object.__setattr__(self, "latent_codec_version", current)
+        elif (isinstance(self.latent_codec_version, bool) or not isinstance(self.latent_codec_version, int)
+              or not 1 <= self.latent_codec_version <= current):
+            _fail("latent_codec_version", f"a format version of {self.latent_codec} in 1..{current}",
+                  self.latent_codec_version)
         for name in ("teacher", "sampling", "spatial", "normalisation"):
             if not isinstance(getattr(self, name), dict):
                 _fail(name, "a dict", getattr(self, name))
@@ -124,6 +135,7 @@ class CacheSpec:
     def from_dict(cls, d: dict) -> "CacheSpec":
         check_fields("CacheSpec", cls, d)
         kw = dict(d)
+        kw.setdefault("latent_codec_version", 1)  # written before codec formats had versions
         for k in ("modalities", "taps"):
             if k in kw and isinstance(kw[k], list):
                 kw[k] = tuple(kw[k])
@@ -133,18 +145,27 @@ class CacheSpec:
         """Human-readable differences between this spec (the store's) and ``other`` (requested).
 
         An empty list means a precompute run with ``other`` may fill a store created with ``self``.
+        Nested dicts (e.g. ``teacher.config``) are compared key by key, so each entry names one
+        differing leaf (``teacher.config.depth: store has 12, requested 4``) with short values.
         """
         diffs: list[str] = []
-        a, b = self.to_dict(), other.to_dict()
-        for key in a:
-            if isinstance(a[key], dict):
-                for sub in sorted(set(a[key]) | set(b[key])):
-                    va, vb = a[key].get(sub, "<absent>"), b[key].get(sub, "<absent>")
-                    if va != vb:
-                        diffs.append(f"{key}.{sub}: store has {va!r}, requested {vb!r}")
-            elif a[key] != b[key]:
-                diffs.append(f"{key}: store has {a[key]!r}, requested {b[key]!r}")
+        _diff_into(diffs, "", self.to_dict(), other.to_dict())
         return diffs
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _diff_into(diffs: list[str], prefix: str, a: Any, b: Any) -> None:
+    """Append ``prefix.key: store has A, requested B`` for every differing leaf of ``a`` vs ``b``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            _diff_into(diffs, f"{prefix}.{key}" if prefix else str(key), a.get(key, "<absent>"),
+                       b.get(key, "<absent>"))
+    elif a != b:
+        diffs.append(f"{prefix}: store has {_short(a)}, requested {_short(b)}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -395,7 +395,7 @@ def _root_attrs(spec: CacheSpec, num_clips: int) -> dict:
         "spatial": spec.spatial,
         "normalisation": spec.normalisation,
         "flow_frame0_invalid": True,
-        "latent_codec": codec.to_attrs(),
+        "latent_codec": codec.to_attrs(spec.latent_codec_version),
         "map_dtype": spec.map_dtype,
         "dims": dims_description(spec),
         "status_codes": {"0": "pending", "1": "done", "2": "failed"},
@@ -524,6 +524,10 @@ def create_store(url: str, spec: CacheSpec, videos: Sequence[VideoEntry], *, ove
     videos = list(videos)
     if any(not isinstance(v, VideoEntry) for v in videos):
         raise ConfigError(f"create_store({url}): videos must be VideoEntry rows")
+    current = LATENT_CODECS[spec.latent_codec].version
+    if spec.latent_codec_version != current:
+        raise ConfigError(f"create_store({url}): latent_codec_version {spec.latent_codec_version} of "
+                          f"{spec.latent_codec} is read-only; new stores are written in version {current}")
     num_clips = sum(v.num_clips for v in videos)
     if num_clips < 1:
         raise ConfigError(f"create_store({url}): expected at least one planned clip, found {num_clips} "
@@ -653,6 +657,12 @@ def open_store(url: str, mode: str = "r", *, check: bool = True) -> CacheStore:
     if sum(v.num_clips for v in videos) != num_clips:
         raise CacheSchemaError(f"{url}: {VIDEOS_FILE} plans {sum(v.num_clips for v in videos)} clips, "
                                f"root attrs say {num_clips}")
+    current = LATENT_CODECS[spec.latent_codec].version
+    if mode != "r" and spec.latent_codec_version != current:
+        raise CacheVersionError(
+            f"cache {url} stores F_4D in {spec.latent_codec} format v{spec.latent_codec_version} (written before "
+            f"v{current}: level 1 without the per-channel outlier split), which this p4d reads but never writes; "
+            f"rebuild it with `p4d precompute VIDEOS NEW_STORE`, or use p4d=={writer} to extend it")
     store = CacheStore(url, spec, videos, num_clips, mode=mode)
     if check:
         problems = check_arrays(store)

@@ -9,12 +9,13 @@ from collections import defaultdict
 import numpy as np
 
 from p4d.cache_schema.codecs import LATENT_CODECS
+from p4d.cache_schema.contract import HEADS_FILE
 from p4d.cache_schema.fidelity import CODEC_LEVELS
 from p4d.cache_schema.labels import teacher_label
 from p4d.cache_schema.layout import GROUPS, STATUS_DONE
 from p4d.cache_schema.store import FIDELITY_DIR, CacheStore, _fs
 
-__all__ = ["format_summary", "disk_usage", "fidelity_records"]
+__all__ = ["format_summary", "disk_usage", "fidelity_records", "padded_line", "padded_videos", "store_bytes"]
 
 
 def _human(n: float) -> str:
@@ -57,6 +58,16 @@ def disk_usage(store: CacheStore) -> dict[str, int]:
         full = posixpath.join(root, path)
         out[path] = int(fs.du(full, total=True)) if fs.exists(full) else 0
     return out
+
+
+def store_bytes(url: str) -> tuple[int, int]:
+    """(bytes of the whole store on disk, bytes of its ``heads.safetensors``): the heads file holds
+    the D_m weights once per store (1.3 GB at l4p), apart from the per-clip arrays."""
+    fs, root = _fs(url)
+    if not fs.exists(root):
+        return 0, 0
+    heads = posixpath.join(root, HEADS_FILE)
+    return int(fs.du(root, total=True)), int(fs.size(heads)) if fs.exists(heads) else 0
 
 
 def fidelity_records(store: CacheStore) -> dict[int, dict]:
@@ -105,6 +116,40 @@ def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     return lines
 
 
+def _clamp_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
+    """How many values precompute clamped to the stored dtype's finite range (``clamped`` of the run
+    records: clip -> target -> count; a float16 map past 65504 is stored as 65504, never inf)."""
+    per_target: dict[str, int] = defaultdict(int)
+    clips = 0
+    for run in runs.values():
+        for counts in (run.get("clamped") or {}).values():
+            clips += 1
+            for target, n in counts.items():
+                per_target[target] += int(n)
+    if not per_target:
+        return []
+    detail = ", ".join(f"{t} {n}" for t, n in sorted(per_target.items()))
+    return [f"    {sum(per_target.values())} values clamped to the {store.spec.map_dtype} range in {clips} clips "
+            f"({detail}; runs/shard-*.json, field clamped)"]
+
+
+def padded_videos(store: CacheStore) -> list:
+    """The usable videos with fewer frames than a clip's N: their one clip repeats frames
+    (``numpy.round(linspace(0, n - 1, N))`` has a repeat exactly when n < N; p4d.video.sampling)."""
+    n = store.spec.num_frames
+    return [v for v in store.videos if 0 < v.num_frames < n]
+
+
+def padded_line(store: CacheStore) -> str:
+    """One line about :func:`padded_videos`, '' when there are none."""
+    short = padded_videos(store)
+    if not short:
+        return ""
+    examples = ", ".join(f"{v.path} ({v.num_frames})" for v in short[:3]) + (", ..." if len(short) > 3 else "")
+    return (f"{len(short)} videos have fewer than N={store.spec.num_frames} frames: their one clip repeats frames "
+            f"to fill N (done, not failed): {examples}")
+
+
 def format_summary(store: CacheStore) -> str:
     """Header (spec, codec), a table of every array (shape, dtype, chunks, shards, codec, bytes on
     disk, raw float32 bytes of the written clips, ratio), totals per group, counts by status and
@@ -124,7 +169,10 @@ def format_summary(store: CacheStore) -> str:
         f"input {spec.height}x{spec.width}",
         f"  F_4D taps {list(spec.taps)}, latent grid N'xh'xw'xc' = {spec.latent_frames}x{spec.latent_height}x"
         f"{spec.latent_width}x{spec.latent_dim}; maps {', '.join(spec.modalities) or 'none'} ({spec.map_dtype})",
-        f"  latent codec {codec.name}: {codec.description}",
+        f"  latent codec {codec.name} format v{spec.latent_codec_version}"
+        + ("" if spec.latent_codec_version == codec.version else
+           f" (read-only: this p4d writes v{codec.version}; v1 has no level-1 outlier arrays)")
+        + f": {codec.description}",
         f"  status: {counts['done']} done, {counts['pending']} pending, {counts['failed']} failed "
         f"(total {counts['total']})",
         "",
@@ -161,8 +209,12 @@ def format_summary(store: CacheStore) -> str:
         per = f", {_human(d / written)}/clip" if written and g != "clips" else ""
         lines.append(f"    {g:8s} {_human(d):>10s} on disk vs {_human(r):>10s} raw  ratio "
                      f"{(d / r if r else float('nan')):.3f}{per}")
-    lines.append(f"    {'total':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
+    lines.append(f"    {'arrays':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
                  f"{(tot_disk / tot_raw if tot_raw else float('nan')):.3f}")
+    whole, heads = store_bytes(store.url)
+    lines.append(f"    {'heads':8s} {_human(heads):>10s} on disk ({HEADS_FILE}: the D_m weights, once per store)"
+                 if heads else f"    {'heads':8s} {'none':>10s} ({HEADS_FILE} not written yet)")
+    lines.append(f"    {'store':8s} {_human(whole):>10s} on disk in all (arrays, heads, videos.json, side files)")
     runs = store.shard_runs()
     if runs:
         lines.append("")
@@ -172,7 +224,15 @@ def format_summary(store: CacheStore) -> str:
             by_place[(run.get("device", "?"), run.get("dtype", "?"), run.get("gpu", "?"))].append(shard)
         for (device, dtype, gpu), shards in _largest_first(by_place):
             lines.append(f"    {len(shards):5d} shards on {device} {dtype} (GPU: {gpu})  (shards {_first_ids(shards)})")
+        lines += _clamp_lines(store, runs)
+    runtimes = store.attrs.get("teacher_runtime") or []
+    if len(runtimes) > 1:  # p4d precompute --allow-mixed-precision (p4d.precompute.runtime)
+        mixed = ", ".join(f"{r.get('dtype')} on {r.get('device')}" for r in runtimes if isinstance(r, dict))
+        lines.append(f"    MIXED teacher runtimes (--allow-mixed-precision): {mixed}; runs/shard-*.json say which shard")
     lines += _fidelity_lines(store, runs)
+    padded = padded_line(store)
+    if padded:
+        lines += ["", f"  padded clips: {padded}"]
     warned = [v for v in store.videos if v.note and v.num_frames > 0]
     if warned:
         lines.append("")

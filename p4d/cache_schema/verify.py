@@ -162,7 +162,7 @@ def verify(store: CacheStore) -> VerifyReport:
                 clip = rng.start + int(r)
                 damage.append(f"clip {clip} ({_video_of(store, clip)}): NaN/Inf in {name} although marked done")
 
-        parts = {p.name: read(f"latents/{p.name}") for p in codec.parts}
+        parts = {p.name: read(f"latents/{p.name}") for p in codec.stored_parts(spec.latent_codec_version)}
         if "clips/latent_codec" in store.layouts:  # the codec self-check's level; 2 = bfloat16 fallback
             levels = read("clips/latent_codec")
             fallback = rows[levels[rows] == 2] if levels is not None else rows[:0]

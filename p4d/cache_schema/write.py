@@ -57,11 +57,11 @@ def expected_shard_arrays(store: CacheStore, shard_id: int) -> dict[str, tuple[t
 def _validate_parts(store: CacheStore, where: str, parts, n: int) -> dict[str, np.ndarray]:
     """Already-encoded F_4D parts (a dict named like the codec's parts), checked against the codec."""
     codec = LATENT_CODECS[store.spec.latent_codec]
-    names = sorted(p.name for p in codec.parts)
+    names = sorted(p.name for p in codec.stored_parts(store.spec.latent_codec_version))
     if sorted(k for k in parts if k not in ENCODED_EXTRAS) != names:
         raise CacheSchemaError(f"{where}: encoded 'f4d' parts {sorted(parts)}, expected codec {codec.name!r}'s {names}")
     out = {}
-    for part in codec.parts:
+    for part in codec.stored_parts(store.spec.latent_codec_version):
         a = np.asarray(parts[part.name])
         shape = part.shape((n,) + store.spec.latent_shape)
         if a.shape != shape or a.dtype != np.dtype(part.dtype):
@@ -115,7 +115,8 @@ def _pre_encoded(store: CacheStore, enc: dict, failed_rows: np.ndarray):
     """(parts, bf16 or None, levels, fidelity stats) of an already-encoded shard, failed rows cleared
     as the float path stores them."""
     codec = LATENT_CODECS[store.spec.latent_codec]
-    parts = _zero_failed_parts(store, {p.name: enc[p.name] for p in codec.parts}, failed_rows)
+    parts = _zero_failed_parts(store, {p.name: enc[p.name] for p in codec.stored_parts(store.spec.latent_codec_version)},
+                               failed_rows)
     n = len(parts[codec.parts[0].name])
     bf16 = enc.get(FALLBACK_PART)
     levels = np.asarray(enc.get("levels", np.zeros(n, np.uint8)), np.uint8).copy()

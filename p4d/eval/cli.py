@@ -10,6 +10,7 @@ Examples::
     p4d eval report preds.jsonl random.jsonl runs/ablations/
     p4d eval make-temporal demo/videos temporal.jsonl
     p4d eval make-regions my_vqa.jsonl my_boxes.json my_bench.jsonl
+    p4d eval distill cache.zarr --model runs/p4d --clips 12-15 --steps all   # F̂_4D / P̂_m vs video-blind
 
 ``p4d eval BENCH ...`` is ``p4d eval run BENCH ...``: a first argument that is not a sub-command
 name is taken as the benchmark. Re-running the same command continues a killed eval.
@@ -35,7 +36,7 @@ class _RunByDefault(TyperGroup):
 
 eval_app = typer.Typer(
     cls=_RunByDefault, no_args_is_help=True,
-    help="R4D-Bench-format evaluation: `p4d eval BENCH --model DIR` (or --baseline), `report`, `make-temporal`, `make-regions`.",
+    help="R4D-Bench-format evaluation: `p4d eval BENCH --model DIR` (or --baseline), `report`, `make-temporal`, `make-regions`; `distill STORE --model RUN` scores F̂_4D and P̂_m.",
 )
 
 
@@ -59,6 +60,7 @@ def run_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     protocol: str = typer.Option("release", "--protocol", help="release (default: each benchmark as its official code runs it: R4D-Bench's released lmms-eval task, unparsed -> random letter; STI-Bench's scripts, unparsed -> 0) | p4d (p4d's earlier prompt and parser, unparsed scores 0)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random letters R4D-Bench gives unparsed answers (default: unseeded, as the release draws them; the letters drawn are in the predictions file)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items of BENCH, in file order (a quick check; a later run with a larger N continues the same predictions file)."),
 ) -> None:
     """Evaluate a student (or a baseline) on BENCH; write per-item predictions and print the tables (strict and matched scores)."""
     from p4d.eval.revisions import known_old_revision
@@ -67,7 +69,8 @@ def run_command(
     out = out or _default_out(bench, model, baseline)
     result = run_eval(EvalConfig(bench=bench, out=out, frames=frames, model_dir=model, baseline=baseline, cache=cache,
                                  attn=attn, dtype=None if dtype == "auto" else dtype, device=device,
-                                 batch_size=batch_size, progress=progress, protocol=protocol, seed=seed))
+                                 batch_size=batch_size, progress=progress, protocol=protocol, seed=seed,
+                                 limit=limit))
     name = {"random": "Random", "first-option": "First option", "most-frequent-letter": "Most frequent letter"}.get(
         baseline or "", model.name if model else "model")
     text = results_text(result, name, frames)
@@ -85,6 +88,10 @@ def run_command(
         typer.echo(f"warning: {bench} holds {old.items} items, the superseded {old.benchmark} revision "
                    f"(corrected: {old.current}): {old.note}", err=True)
     typer.echo(text)
+    if limit is not None:
+        typer.echo(f"--limit {limit}: scored the first {len(result.bench.items)} of {result.total_items} items; "
+                   f"the table is not "
+                   f"the benchmark's score")
     if protocol == "release" and baseline is None and result.unparsed:
         fallback = (f"scored with a random letter ({'unseeded' if seed is None else f'seed {seed}'})"
                     if any(not i.official == "sti" for i in result.bench.items) else "scored 0")
@@ -190,3 +197,25 @@ def make_regions_command(
         typer.echo(f"skipped {problem.id}: {problem.reason}", err=True)
     sheet_note = f", review sheet {out.with_suffix('.html')}" if sheet else ""
     typer.echo(f"wrote {len(made.items)} items to {made.path} ({len(made.skipped)} left out){sheet_note}")
+
+
+@eval_app.command("distill")
+def distill_command(
+    store: str = typer.Argument(..., help="The cache the student was trained from (local path or URL)."),
+    model: str = typer.Option(..., "--model", help="A `p4d train` run folder (checkpoints/step-K) or one checkpoint folder; p4d-strategy students (they have D_4DP)."),
+    clips: Optional[str] = typer.Option(None, "--clips", help="Clips to score, e.g. 12-15 or 3,7,9 (held-out ones); default all done clips."),
+    baseline_clips: Optional[str] = typer.Option(None, "--baseline-clips", help="Clips whose per-element mean is the video-blind baseline (default: the done clips not scored, i.e. the training clips)."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="'all' (a curve over every saved checkpoint) or steps such as 100,200; default the latest."),
+    out: Optional[Path] = typer.Option(None, "--out", help="JSON file of the rows (default: MODEL/distill-eval.json)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when available) | cpu | cuda: where the student runs."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | float32 | bfloat16 | float16: the student's inference dtype."),
+    video_root: Optional[str] = typer.Option(None, "--video-root", help="Where to find source videos whose recorded path is missing."),
+) -> None:
+    """Score a student's F̂_4D and P̂_m against the cached targets over many clips, beside the video-blind baseline."""
+    from p4d.eval.distill import DistillConfig, format_distill_table, run_distill, write_distill_json
+
+    result = run_distill(DistillConfig(store=store, run=model, clips=clips, baseline_clips=baseline_clips, steps=steps,
+                                       device=device, dtype=dtype, video_root=video_root))
+    path = write_distill_json(result, out or Path(model) / "distill-eval.json")
+    typer.echo(format_distill_table(result))
+    typer.echo(f"rows: {path}")

@@ -1,6 +1,6 @@
 """A p4d student as an lmms-eval model (``--model p4d``), on lmms-eval's documented "simple" model API.
 
-Install (in an environment of its own: lmms-eval 0.7 moves torch and PyAV, see the README)::
+Install (in an environment of its own: lmms-eval 0.7 moves torch and PyAV, see docs/eval.md)::
 
     pip install 'p4d[lmms]'      # lmms-eval; p4d registers through the entry point group lmms_eval.models
     python -m lmms_eval --model p4d --model_args pretrained=RUN/export,num_frames=16 \

@@ -45,11 +45,12 @@ decode nothing.
 
 from __future__ import annotations
 
+
 import inspect
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -116,6 +117,7 @@ class EvalConfig:
     progress: bool = True
     protocol: str = "release"
     seed: int | None = None      # None: unseeded random letters, as the release draws them
+    limit: int | None = None     # only the first N items in file order (a quick check); None: all
 
     def __post_init__(self) -> None:
         if (self.model_dir is None) == (self.baseline is None):
@@ -126,6 +128,8 @@ class EvalConfig:
             raise ConfigError(f"--frames {self.frames}: expected at least 1 frame")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size {self.batch_size}: expected at least 1 item per batch")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit {self.limit}: expected at least 1 item")
         if self.protocol not in PROMPT_STYLES:
             raise ConfigError(f"--protocol {self.protocol!r}: expected one of {', '.join(PROMPT_STYLES)}")
 
@@ -143,6 +147,7 @@ class EvalResult:
     rules: dict | None = None  # rule -> items it decided (scoring.RULES)
     bench: Bench | None = None
     bench_sha256: str = ""
+    total_items: int | None = None  # the benchmark's items before --limit
 
 
 def read_student_config(model_dir: str | Path) -> dict:
@@ -177,20 +182,40 @@ def check_cache_requirement(model_dir: Path, config: dict, cache: str | None) ->
         raise CacheNotFoundError(f"--cache {cache}: no such store")
 
 
+def check_model_dir(model_dir: str | Path) -> Path:
+    """``--model DIR`` as a user may give it: a missing folder, or a ``p4d train`` run folder
+    (RUN, whose export is RUN/export), is refused in one line saying what to pass instead."""
+    from p4d.train.runfolder import is_run_folder
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ConfigError(f"--model {model_dir}: no such folder; expected a student export (RUN/export of `p4d train`)")
+    if is_run_folder(model_dir):  # config.yaml, checkpoints/, log.jsonl: an export holds none of them
+        export = model_dir / "export"
+        hint = (f"pass --model {export}" if export.is_dir() else
+                f"its export {export} is not written yet (the run is unfinished, or ran with --checkpoint.export "
+                f"false): finish it with `p4d train --resume {model_dir}`")
+        raise ConfigError(f"--model {model_dir}: a `p4d train` run folder, not an export; {hint}")
+    return model_dir
+
+
 def load_student(model_dir: str | Path, *, cache: str | None = None, attn: str | None = None,
                  dtype: str | None = None, device: str | None = None) -> VideoQAModel:
     """Load an exported student (a ``p4d train`` export) through ``p4d.train.load_exported_student``."""
     import p4d.train
 
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ConfigError(f"--model {model_dir}: no such directory; expected an exported student (`p4d train` export)")
+    model_dir = check_model_dir(model_dir)
     return p4d.train.load_exported_student(model_dir, cache=cache, attn=attn, dtype=dtype, device=device)
 
 
 def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalResult:
     """Run (or continue) an eval as configured; ``model`` overrides loading ``config.model_dir``."""
+    if config.model_dir is not None and model is None:
+        check_model_dir(config.model_dir)  # before the benchmark is read
     bench = load_benchmark(config.bench)
+    total_items = len(bench.items)
+    if config.limit is not None:  # the file's first N items; scores, sha256 and resume as usual
+        bench = replace(bench, items=bench.items[:config.limit])
     preset: dict = {}
     device = dtype = None
     if config.model_dir is not None:
@@ -225,7 +250,8 @@ def run_eval(config: EvalConfig, *, model: VideoQAModel | None = None) -> EvalRe
                       predicted=len(todo) - len(dropped), resumed=resumed,
                       unparsed=sum(bool(r.get("unparsed")) for r in records), unreadable=unreadable,
                       summary_matched=summarize_predictions(bench, writer.done, key="score_matched"),
-                      rules=rule_counts(records), bench=bench, bench_sha256=writer.header.get("bench_sha256", ""))
+                      rules=rule_counts(records), bench=bench, bench_sha256=writer.header.get("bench_sha256", ""),
+                      total_items=total_items)
 
 
 def load_benchmark(path: str | Path) -> Bench:

@@ -12,7 +12,9 @@ Modules:
 - ``panels``: a clip as tile columns + legends; ``figure``: the PNG grid and its layout;
   ``video``: the MP4 at the source timing; ``html``: the self-contained many-clip page.
 - ``compare``: teacher vs student P̂_m = D_m(F̂_4D) with per-modality errors, P̂_depth over steps.
-- ``run``: :func:`inspect_store` (``p4d inspect`` as a function); ``cli``: the typer command.
+- ``run``: :func:`inspect_store` (``p4d inspect`` as a function); ``cli``: the typer commands.
+- ``view``: :func:`write_view` (``p4d view``): one clip's maps as an interactive self-contained page
+  (script and style in ``view_assets/``), optionally served on 127.0.0.1.
 """
 
 
@@ -27,6 +29,7 @@ _EXPORTS = {
     "parse_clip_spec": "p4d.inspect.clipdata",
     "InspectResult": "p4d.inspect.run",
     "inspect_store": "p4d.inspect.run",
+    "write_view": "p4d.inspect.view",
 }
 
 __getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -18,6 +18,9 @@ from p4d.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+TICK_FONT = 9          # points, at dpi 80: ~10 px high labels
+MAX_FRAME_LABELS = 16  # camera centres labelled with their frame number
+
 
 @dataclass(frozen=True, kw_only=True)
 class Trajectory:
@@ -79,7 +82,8 @@ def _frustum_segments(traj: Trajectory) -> np.ndarray:
 def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *, title: str = "camera"):
     """A function ``highlight -> (height, width, 3) uint8`` drawing the trajectory (black line)
     and one frustum per frame coloured by time (viridis, frame 0 dark), with frame ``highlight``
-    (or none) in thick red. The figure is built once; each call only redraws. Rays that give
+    (or none) in thick red; each camera centre is labelled with its frame number (every k-th
+    beyond ``MAX_FRAME_LABELS``), the three ticks per axis in ``TICK_FONT`` points. The figure is built once; each call only redraws. Rays that give
     no camera render a notice instead of a plot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -100,7 +104,7 @@ def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *
     highlight_lines = None
     segs = None
     if traj is not None:
-        ax = fig.add_axes((0.0, 0.02, 0.86, 0.88 if title else 0.96), projection="3d")  # room for the tick labels
+        ax = fig.add_axes((0.04, 0.04, 0.86, 0.86 if title else 0.92), projection="3d")  # room for the tick labels
         if title:
             fig.text(0.5, 0.95, title, ha="center", va="center", fontsize=8)
         segs = _frustum_segments(traj)
@@ -123,10 +127,12 @@ def camera_plot_renderer(rays: np.ndarray, size: tuple[int, int] = (240, 240), *
             # three ticks (the box's ends and centre), few digits, readable at the plot's size
             axis.set_ticks([centre - step, centre, centre + step])
             axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter(f"%.{decimals}f"))
-            axis.set_label_text(name, fontsize=7)
-            axis.labelpad = -6
-        ax.tick_params(labelsize=6, pad=-2, length=2)
-
+            axis.set_label_text(name, fontsize=TICK_FONT + 1)
+            axis.labelpad = 2
+        ax.tick_params(labelsize=TICK_FONT, pad=0, length=3)
+        every = max(1, math.ceil(n / MAX_FRAME_LABELS))  # frame numbers: all of them up to 16 cameras
+        for t in range(0, n, every):
+            ax.text(*path[t], f" {t}", fontsize=TICK_FONT, color="black")
     def render(highlight: int | None = None) -> np.ndarray:
         if highlight_lines is not None:
             ok = highlight is not None and 0 <= highlight < len(segs)

@@ -36,9 +36,11 @@ WHEEL_SEGMENTS: tuple[int, ...] = (15, 6, 4, 11, 13, 6)
 #: Matplotlib colormap for depth: near (small depth) is red, far is blue.
 DEPTH_CMAP = "turbo_r"
 
-#: Motion overlay colour and opacity at sigmoid(logit) = 1.
+#: Motion overlay colour (default) and opacity at sigmoid(logit) = 1.
 MOTION_COLOR = (255, 0, 0)
 MOTION_ALPHA = 0.6
+#: Overlay colours :func:`motion_color` picks from: the one farthest from a clip's pixels.
+MOTION_PALETTE = ((255, 0, 0), (0, 255, 255), (255, 0, 255), (255, 255, 0), (0, 255, 0), (0, 0, 255))
 
 
 def flow_wheel() -> np.ndarray:
@@ -149,6 +151,18 @@ def motion_overlay(frames: np.ndarray, logits: np.ndarray, alpha: float = MOTION
     a = (alpha * p)[..., None]
     out = (1 - a) * frames.astype(np.float64) + a * np.asarray(color, np.float64)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def motion_color(frames: np.ndarray) -> tuple[int, int, int]:
+    """The :data:`MOTION_PALETTE` colour with the largest mean RGB distance to the pixels of
+    ``frames`` (..., 3) uint8, so the overlay stays visible: red on a grey scene, cyan on a red one."""
+    px = np.asarray(frames, dtype=np.float64).reshape(-1, 3)
+    if px.shape[0] > 65536:  # an even subsample is plenty for a mean distance
+        px = px[:: px.shape[0] // 65536]
+    if not px.size:
+        return MOTION_COLOR
+    dist = [np.linalg.norm(px - np.asarray(c, np.float64), axis=1).mean() for c in MOTION_PALETTE]
+    return MOTION_PALETTE[int(np.argmax(dist))]
 
 
 def ray_directions_rgb(rays: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from p4d.inspect.colors import (
     depth_range,
     depth_to_rgb,
     flow_to_rgb,
+    motion_color,
     motion_overlay,
     ray_directions_rgb,
     sigmoid,
@@ -66,23 +67,34 @@ def pixel_errors(teacher: dict[str, np.ndarray], student: dict[str, np.ndarray])
     return out
 
 
-#: error shown at the top of each error colorbar (errors above it are clipped), and its unit
-ERROR_SCALE = {"depth": (0.5, "rel."), "flow": (None, "px"), "motion": (1.0, ""), "camray": (30.0, "deg")}
+#: unit of each per-pixel error (:func:`pixel_errors`)
+ERROR_UNITS = {"depth": "rel.", "flow": "px", "motion": "prob.", "camray": "deg"}
+#: the error colorbar runs from 0 to this percentile of the clip's finite per-pixel errors
+ERROR_PERCENTILE = 99.0
 
 
-def error_tiles(m: str, err: np.ndarray, size: tuple[int, int], *, flow_max: float = 0.0):
-    """(tiles (N, H, W, 3), legend) of a per-pixel error map on the ERROR_CMAP scale [0, top]."""
-    top, unit = ERROR_SCALE[m]
-    if top is None:  # flow: the teacher's largest motion, so an error of "all of it" is bright
-        top = flow_max if flow_max > 0 else 1.0
+def error_scale(err: np.ndarray, percentile: float = ERROR_PERCENTILE) -> float:
+    """Top of the error colour scale: the ``percentile`` of the finite errors of the clip (errors
+    above it are clipped); 1e-6 when they are all zero (the map is then black)."""
+    vals = np.asarray(err, np.float64)
+    vals = vals[np.isfinite(vals)]
+    top = float(np.percentile(vals, percentile)) if vals.size else 0.0
+    return top if top > 0 else 1e-6
+
+
+def error_tiles(m: str, err: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+    """(tiles (N, H, W, 3), legend, top) of a per-pixel error map on the ERROR_CMAP scale
+    [0, top], top = :func:`error_scale` (the clip's 99th percentile), written on the legend."""
+    unit = ERROR_UNITS[m]
+    top = error_scale(err)
     tiles = depth_to_rgb(np.nan_to_num(err, nan=0.0), 0.0, top, cmap=ERROR_CMAP)
     if tiles.shape[1:3] != size:
         tiles = upsample_nearest(tiles, *size)
     if m == "flow":
         tiles[0] = notice_tile(size[0], size[1], "no flow (frame 0)")
-    legend = captioned(f"{m} error per pixel ({unit or 'prob.'}), clipped at the right end", colorbar(200, 14, ERROR_CMAP),
-                       under=("0", f"{top:.3g} {unit}".strip()))
-    return tiles, legend
+    legend = captioned(f"{m} error per pixel ({unit}); bar = 0..p{ERROR_PERCENTILE:g} of this clip, clipped",
+                       colorbar(200, 14, ERROR_CMAP), under=("0", f"{top:.3g} {unit}"))
+    return tiles, legend, top
 
 #: F̂_4D predictor: (frames (N, H, W, 3) uint8, timestamps (N,) s) → (taps, N', h', w', c').
 F4DPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -273,7 +285,7 @@ def compare_panels(data: ClipData, student: dict[str, np.ndarray], *, label: str
     if "depth" in errors:
         t_tiles, leg = depth_tiles(teacher["depth"])
         lo, hi = depth_range(teacher["depth"])
-        e_tiles, e_leg = error_tiles("depth", per_pixel["depth"], (h, w))
+        e_tiles, e_leg, _ = error_tiles("depth", per_pixel["depth"], (h, w))
         columns += ["depth teacher", f"depth {label}", "depth error"]
         tiles += [t_tiles, depth_to_rgb(student["depth"], lo, hi), e_tiles]
         legends += [leg, e_leg]
@@ -283,18 +295,19 @@ def compare_panels(data: ClipData, student: dict[str, np.ndarray], *, label: str
         vmax = float(np.hypot(valid[..., 0], valid[..., 1]).max()) if valid.size else 0.0
         s_tiles = flow_to_rgb(student["flow"], max_magnitude=vmax)
         s_tiles[0] = notice_tile(h, w, "no flow (frame 0)")
-        e_tiles, e_leg = error_tiles("flow", per_pixel["flow"], (h, w), flow_max=vmax)
+        e_tiles, e_leg, _ = error_tiles("flow", per_pixel["flow"], (h, w))
         columns += ["flow teacher", f"flow {label}", "flow error"]
         tiles += [t_tiles, s_tiles, e_tiles]
         legends += [leg, e_leg]
     if "motion" in errors:
-        e_tiles, e_leg = error_tiles("motion", per_pixel["motion"], (h, w))
+        e_tiles, e_leg, _ = error_tiles("motion", per_pixel["motion"], (h, w))
+        color = motion_color(data.frames)
         columns += ["motion teacher", f"motion {label}", "motion error"]
-        tiles += [motion_overlay(data.frames, teacher["motion"]), motion_overlay(data.frames, student["motion"]),
-                  e_tiles]
-        legends += [motion_legend(), e_leg]
+        tiles += [motion_overlay(data.frames, teacher["motion"], color=color),
+                  motion_overlay(data.frames, student["motion"], color=color), e_tiles]
+        legends += [motion_legend(color), e_leg]
     if "camray" in errors:
-        e_tiles, e_leg = error_tiles("camray", per_pixel["camray"], (h, w))
+        e_tiles, e_leg, _ = error_tiles("camray", per_pixel["camray"], (h, w))
         columns += ["rays teacher", f"rays {label}", "rays error"]
         tiles += [upsample_nearest(ray_directions_rgb(teacher["camray"]), h, w),
                   upsample_nearest(ray_directions_rgb(student["camray"]), h, w), e_tiles]

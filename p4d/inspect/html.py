@@ -166,3 +166,19 @@ def write_html(store: CacheStore, path: str | Path, **kwargs) -> HtmlReport:
     path.write_text(page, encoding="utf-8")
     log.info("wrote %s (%d clips rendered)", path, len(rendered))
     return HtmlReport(path=path, rendered=rendered, not_rendered=not_rendered)
+
+
+def write_figure_page(panels, path: str | Path, rows: Sequence[int] | None = None, *, heading: str = "p4d inspect",
+                      tile_height: int | None = None) -> Path:
+    """A self-contained page holding one figure of ``panels`` (frames ``rows``) as an inline PNG under
+    its title lines (e.g. ``inspect --compare --out F.html``: teacher vs student with the error scales)."""
+    image, _ = compose(panels, rows, tile_height=tile_height)
+    e = html.escape
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(heading)}</title>'
+            f"<style>{_CSS}</style></head>\n<body>\n<h1>{e(heading)}</h1>\n<pre>{e(chr(10).join(panels.title))}</pre>\n"
+            f'<img alt="{e(", ".join(panels.columns))}" src="{_data_uri(png_bytes(image))}">\n</body></html>\n')
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    log.info("wrote %s", path)
+    return path

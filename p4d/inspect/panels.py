@@ -19,11 +19,13 @@ from PIL import Image, ImageDraw
 from p4d.inspect.camera import render_camera_plot
 from p4d.inspect.clipdata import ClipData
 from p4d.inspect.colors import (
+    MOTION_COLOR,
     colorbar,
     depth_range,
     depth_to_rgb,
     flow_legend,
     flow_to_rgb,
+    motion_color,
     motion_overlay,
     ray_directions_rgb,
     upsample_nearest,
@@ -33,7 +35,7 @@ from p4d.inspect.pca import pca_rgb
 FONT_SIZE = 12
 LINE_HEIGHT = 16
 INVALID_GREY = 160
-CAMERA_PLOT_SIZE = (200, 200)
+CAMERA_PLOT_SIZE = (360, 360)
 
 
 def font(size: int = FONT_SIZE):
@@ -140,11 +142,12 @@ def labelled_wheel(wheel: np.ndarray) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def motion_legend() -> np.ndarray:
+def motion_legend(color: tuple[int, int, int] = MOTION_COLOR) -> np.ndarray:
+    """The overlay's opacity scale in ``color`` (the clip's :func:`motion_color`)."""
     bar = np.full((14, 200, 3), 200, np.uint8)
     logits = np.log(np.linspace(1e-3, 1 - 1e-3, 200) / (1 - np.linspace(1e-3, 1 - 1e-3, 200)))
-    img = motion_overlay(bar, np.broadcast_to(logits[None, :, None], (14, 200, 1)))
-    return captioned("motion: sigmoid(logit) overlaid", img, under=("0", "1"))
+    img = motion_overlay(bar, np.broadcast_to(logits[None, :, None], (14, 200, 1)), color=color)
+    return captioned(f"motion: sigmoid(logit) overlaid in RGB{tuple(color)}", img, under=("0", "1"))
 
 
 def clip_panels(data: ClipData, *, camera_plot: bool = True) -> Panels:
@@ -164,9 +167,10 @@ def clip_panels(data: ClipData, *, camera_plot: bool = True) -> Panels:
         tiles.append(t)
         legends.append(leg)
     if "motion" in maps:
+        color = motion_color(data.frames)
         columns.append("motion")
-        tiles.append(motion_overlay(data.frames, maps["motion"]))
-        legends.append(motion_legend())
+        tiles.append(motion_overlay(data.frames, maps["motion"], color=color))
+        legends.append(motion_legend(color))
     rays = maps.get("camray")
     camera_legend = None
     if rays is not None:

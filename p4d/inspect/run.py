@@ -3,7 +3,7 @@
 The output format follows the suffix of ``out``: ``.png`` (one clip, a grid per frame),
 ``.mp4`` (one clip played with its maps at the source timing) or ``.html`` (many clips on one
 self-contained page). ``compare`` (a student run) renders teacher vs student maps instead
-(.png/.mp4); with ``steps`` it renders the P̂_depth strip over the run's checkpoints (.png).
+(.png/.mp4/.html: the figure on a self-contained page, 4 evenly spaced frames unless ``frames``); with ``steps`` it renders the P̂_depth strip over the run's checkpoints (.png).
 """
 
 from __future__ import annotations
@@ -142,8 +142,8 @@ def _compare(cache, out: Path, suffix: str, clip, frames, video_root, run_url: s
     from p4d.inspect.figure import pick_frames, write_png
     from p4d.inspect.video import write_mp4
 
-    if suffix == ".html" or (steps is not False and suffix != ".png"):
-        raise ConfigError(f"--out {out}: --compare writes a .png or .mp4 (--steps: a .png)")
+    if steps is not False and suffix != ".png":
+        raise ConfigError(f"--out {out}: --compare --steps writes a .png")
     run = open_run(run_url, cache=cache.url, device=placement[0], dtype=placement[1])
     index = _one_clip(cache, clip)
     data = load_clip(cache, index, video_root=video_root)
@@ -157,6 +157,11 @@ def _compare(cache, out: Path, suffix: str, clip, frames, video_root, run_url: s
     panels = compare_panels(data, maps_from_f4d(heads, f4d_hat, cache.spec.modalities))
     if suffix == ".png":
         write_png(panels, out, pick_frames(data.num_frames, frames, source_index=data.frame_index))
+    elif suffix == ".html":
+        from p4d.inspect.html import write_figure_page
+
+        rows = pick_frames(data.num_frames, frames if frames is not None else 4, source_index=data.frame_index)
+        write_figure_page(panels, out, rows, heading=f"p4d inspect --compare: clip {index}, teacher vs student")
     else:
         write_mp4(panels, data.timestamp, out, progress=progress)
     return InspectResult(path=out, clips=[index])

@@ -14,6 +14,7 @@ from p4d.video.sampling import SAMPLING_POLICIES
 
 DTYPES = ("bf16", "fp16", "fp32", "auto")
 DEVICES = ("auto", "cpu", "cuda")
+DECODERS = ("auto", "cpu", "gpu")
 MODALITIES = ("depth", "flow", "motion", "camray")
 
 
@@ -22,7 +23,7 @@ class PrecomputeConfig:
     videos: str                          # VIDEOS: folder, .txt list or conversation .json/.jsonl
     store: str                           # STORE: local path or fsspec URL
     teacher: str = "l4p"                 # --teacher preset
-    weights: str | None = None           # --teacher-weights: local .ckpt/.safetensors (None: seeded random init)
+    weights: str | None = None           # --teacher-weights: local .ckpt/.safetensors (None: the preset's shipped weights, else seeded random init)
     random_weights: bool = False         # --random-weights: accept a randomly initialised teacher (l4p has no default weights)
     taps: tuple[int, ...] | None = None  # --taps: encoder layers stored as F_4D and tapped by the heads (None: the preset's)
     num_frames: int = 16                 # --num-frames N
@@ -34,6 +35,8 @@ class PrecomputeConfig:
     batch_size: int = 2                  # --batch-size: clips per teacher forward
     dtype: str = "auto"                  # --dtype: bf16 | fp16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
     device: str = "auto"                 # --device
+    decoder: str = "auto"                # --decoder: auto | cpu (PyAV) | gpu (NVDEC, p4d[gpu]); resolved in each worker
+    allow_mixed_precision: bool = False  # --allow-mixed-precision: resume a store computed with another dtype/device class
     scheduler: str | None = None         # --scheduler ADDRESS of an existing dask cluster
     workers: int | None = None           # --workers (local cluster; default: one per GPU, else 1)
     threads_per_worker: int = 2          # --threads-per-worker: shards in flight per worker
@@ -56,6 +59,9 @@ class PrecomputeConfig:
         def bad(flag: str, expected: str, got) -> ConfigError:
             return ConfigError(f"--{flag}: expected {expected}, got {got!r}")
 
+        from p4d.teacher.presets import get_preset
+
+        get_preset(self.teacher, flag="--teacher")  # a misspelt name first, before the weights it would need
         if self.policy not in SAMPLING_POLICIES:
             raise bad("policy", " | ".join(SAMPLING_POLICIES), self.policy)
         if str(self.store).startswith("memory://"):
@@ -65,6 +71,8 @@ class PrecomputeConfig:
             raise bad("dtype", " | ".join(DTYPES), self.dtype)
         if self.device not in DEVICES:
             raise bad("device", " | ".join(DEVICES), self.device)
+        if self.decoder not in DECODERS:
+            raise bad("decoder", " | ".join(DECODERS), self.decoder)
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if unknown or not self.modalities:
             raise bad("modalities", f"a comma-separated subset of {','.join(MODALITIES)}", ",".join(self.modalities))
@@ -92,7 +100,8 @@ class PrecomputeConfig:
         return FidelityPolicy.parse(self.min_cosine, self.min_channel_r2)
 
     def _validate_weights(self) -> None:
-        """A teacher other than ``tiny`` runs with random weights only when asked to (--random-weights)."""
+        """Without --teacher-weights: ``tiny`` runs its shipped (trained) weights, ``tiny-random`` its seeded
+        random init; any other teacher runs with random weights only when asked to (--random-weights)."""
         from pathlib import Path
 
         if self.weights is not None:
@@ -101,7 +110,7 @@ class PrecomputeConfig:
             if "://" not in self.weights and not Path(self.weights).is_file():
                 raise ConfigError(f"--teacher-weights {self.weights}: no such file (expected a local .ckpt or "
                                   ".safetensors, e.g. l4p_depth_flow_2d3dtrack_camray_dynseg_v1.ckpt)")
-        elif self.teacher != "tiny" and not self.random_weights:
+        elif self.teacher not in ("tiny", "tiny-random") and not self.random_weights:
             raise ConfigError(
                 f"--teacher {self.teacher} without --teacher-weights would run a RANDOMLY initialised teacher "
                 "(its maps and latents mean nothing); pass --teacher-weights FILE (the released L4P .ckpt), "

@@ -7,7 +7,9 @@ still to do -> record results as they complete.
 
 Resumable and idempotent: a rerun skips shards whose clips are all terminal (done or failed) and
 redoes every other shard from scratch; ``--retry-failed`` also redoes shards holding failed clips;
-``--force`` redoes all. A store made with another teacher, config or sampling policy is refused.
+``--force`` redoes all. A store made with another teacher, config or sampling policy is refused,
+and so is one computed with another teacher dtype or device class (cpu/cuda) as the workers
+resolve them, unless ``--allow-mixed-precision`` (:mod:`p4d.precompute.runtime`).
 A shard whose task keeps failing (its worker died, dask gave up after ``--retries``) is recorded
 failed with the reason. Ctrl-C stops cleanly: shards already written stay done, nothing is
 half-marked done (a clip turns done only after its whole shard is written).
@@ -29,11 +31,12 @@ from tqdm import tqdm
 
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
-from p4d.cache_schema.urls import url_to_fs
+from p4d.cache_schema.summary import padded_line, store_bytes
 from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
+from p4d.precompute.runtime import MixedRuntimeError, check_runtime, record_runtimes, recorded_runtimes, runtime_of
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
 from p4d.precompute.worker import TeacherJob, process_shard, save_heads_to_store, store_identity, teacher_identity
@@ -53,6 +56,7 @@ class PrecomputeReport:
     phase: str = ""                   # what the job was doing (named when it is interrupted)
     wall_s: float = 0.0
     store_bytes: int = 0
+    heads_bytes: int = 0    # of store_bytes: heads.safetensors (the D_m weights, once per store)
     completions: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, clips) per shard
     worker_peak_rss_mib: float = 0.0  # the largest worker's peak RSS (sampled every 0.5 s)
     shard_runs: dict[int, dict] = field(default_factory=dict)  # shard -> its task's result: device, dtype, gpu, stage CPU-s
@@ -86,8 +90,31 @@ class PrecomputeReport:
                           for (d, t, g), n in self.placements().items())
         return (f"{self.shards_written} shards written ({self.clips_done} clips done, {self.clips_failed} failed), "
                 f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}; "
-                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB"
+                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB "
+                f"(heads file {self.heads_bytes / 2**20:.1f} MiB, arrays and side files "
+                f"{(self.store_bytes - self.heads_bytes) / 2**20:.1f} MiB)"
                 f"{'; shards ' + where if where else ''}{stop}")
+
+
+def _requested_spec(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *, random_weights: bool):
+    """The CacheSpec this run asks for."""
+    return build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
+                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
+                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
+                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
+
+
+def _refuse_other_settings(cfg: PrecomputeConfig, store: CacheStore, spec) -> None:
+    """One line naming only the differing keys, unless the only differences are the teacher weights a
+    store planned by ``p4d cache init`` has not been bound to yet."""
+    diffs = store.spec.compatible_with(spec)
+    if not store.spec.teacher.get("weights_hash"):  # bound later (bind_teacher): not a difference
+        diffs = [d for d in diffs if not d.startswith(("teacher.weights_hash:", f"teacher.{RANDOM_WEIGHTS_KEY}:"))]
+    if diffs:
+        raise CacheSchemaError(
+            f"store {cfg.store} was made with other settings ({'; '.join(diffs)}); "
+            f"use a new STORE path, or rerun with the store's own settings"
+        )
 
 
 def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *,
@@ -96,27 +123,17 @@ def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: st
     same new store one creates, the others join it), then checked against this run. Planning probes
     the videos as tasks on ``client``'s cluster, journaled, so a killed plan resumes. A store
     planned by ``p4d cache init`` (no weights hash yet) is bound to this run's teacher weights."""
-    spec = build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
-                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
-                      clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
-                      teacher_input=cfg.teacher_input, student_size=cfg.student_size)
+    spec = _requested_spec(cfg, preset, weights_hash, random_weights=random_weights)
     try:
         store = open_store(cfg.store, mode="r+")
     except CacheNotFoundError:  # none, or its creation was killed: (re)create it
         store = plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
                            progress=cfg.progress, join=True, client=client, retries=cfg.retries)
-    unbound = dataclasses.replace(spec, teacher={**{k: v for k, v in spec.teacher.items() if k != RANDOM_WEIGHTS_KEY},
-                                                 "weights_hash": ""})
-    diffs = store.spec.compatible_with(spec)
-    if diffs and not store.spec.teacher.get("weights_hash") and not store.spec.compatible_with(unbound):
+    _refuse_other_settings(cfg, store, spec)
+    if store.spec.compatible_with(spec):  # only the weights of a `p4d cache init` store differ
         log.warning("%s was planned without teacher weights (`p4d cache init`); binding it to weights %s",
                     cfg.store, weights_hash)
         return bind_teacher(store, weights_hash, random_weights=random_weights)
-    if diffs:
-        raise CacheSchemaError(
-            f"store {cfg.store} was made with another teacher, config or sampling policy ({'; '.join(diffs)}); "
-            f"use a new STORE path, or rerun with the store's own settings"
-        )
     return store
 
 
@@ -158,11 +175,14 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     # device and dtype travel as given ("auto" included): each worker resolves them from its own environment
     job = TeacherJob(preset=preset, weights=cfg.weights, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype,
                      batch_size=cfg.batch_size, max_pixels=cfg.max_pixels, stand_in_rate=cfg.stand_in_rate,
-                     fidelity=cfg.fidelity_policy())
+                     fidelity=cfg.fidelity_policy(), decoder=cfg.decoder)
     try:
-        open_store(cfg.store)
+        existing = open_store(cfg.store)
     except CacheNotFoundError:
         list_videos(cfg.videos, video_root=cfg.video_root)  # a bad VIDEOS fails here, before a cluster starts
+    else:  # everything but the weights hash (only a worker loads the teacher) is checked before a cluster starts
+        _refuse_other_settings(cfg, existing, _requested_spec(cfg, preset, existing.spec.teacher.get("weights_hash", ""),
+                                                              random_weights=cfg.weights is None))
     report = PrecomputeReport()
     t0 = time.perf_counter()
     report.phase = "starting the dask cluster"
@@ -180,8 +200,7 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
     if report.interrupted:
         log.info("interrupted while %s; completed shards are kept, rerun the same command to resume", report.phase)
     report.wall_s = time.perf_counter() - t0
-    fs, root = url_to_fs(cfg.store)
-    report.store_bytes = int(fs.du(root, total=True)) if fs.exists(root) else 0
+    report.store_bytes, report.heads_bytes = store_bytes(cfg.store)
     return report
 
 
@@ -189,9 +208,11 @@ def teacher_status(job: TeacherJob, random_weights: bool) -> str:
     """One line saying what the workers are about to build: preset, parameters, weights, device, dtype."""
     from p4d.teacher.info import teacher_stats
 
-    params = sum(teacher_stats(job.preset)["params"].values())
-    weights = f"RANDOM weights (seed {job.seed})" if random_weights else f"weights {job.weights}"
-    return (f"building the {job.preset.name} teacher in each worker: {params / 1e6:.1f} M parameters, {weights}, "
+    params = teacher_stats(job.preset)["params"]["total"]  # the dict also holds each part: count once
+    weights = (f"RANDOM weights (seed {job.seed})" if random_weights
+               else f"weights {job.weights or job.preset.packaged_weights}")
+    return (f"building the {job.preset.name} teacher in each worker: {params:,d} parameters ({params / 1e6:.1f} M), "
+            f"{weights}, "
             f"device {job.device}, dtype {job.dtype} as each worker resolves them (the l4p preset takes 1-4 min on a CPU)")
 
 
@@ -201,17 +222,25 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
 
     if _dashboard(client):
         log.warning("dask dashboard: %s", _dashboard(client))
-    random_weights = cfg.weights is None
+    random_weights = cfg.weights is None and preset.packaged_weights is None
     # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
     report.phase = "building the teacher"
     log.warning("%s", teacher_status(job, random_weights))
     identity = wait_result(client.submit(_teacher_identity_or_error, job, pure=False))
     if isinstance(identity, P4DError):  # bad weights: one clean line, not dask's "Compute Failed" block
         raise identity
-    log.info("a worker runs the teacher on %s, %s (GPU: %s)", identity["device"], identity["dtype"], identity["gpu"])
+    log.info("a worker runs the teacher on %s, %s (GPU: %s), decoding with %s", identity["device"], identity["dtype"],
+             identity["gpu"], "NVDEC on the GPU" if identity.get("decoder") == "gpu" else "PyAV on the CPU")
     # --- a new plan, or the existing store checked against this run ---
     report.phase = "planning the store"
     store = _open_or_plan(cfg, preset, identity["weights_hash"], random_weights=random_weights, client=client)
+    # --- the resolved runtime (device class + dtype) is part of what the store was made with ---
+    resolved = runtime_of(identity)
+    check_runtime(cfg.store, recorded_runtimes(store), resolved, allow_mixed=cfg.allow_mixed_precision)
+    record_runtimes(store, [resolved])  # before any shard is written
+    if padded_line(store):
+        log.warning("%s", padded_line(store))
+    job = dataclasses.replace(job, runtime=resolved, allow_mixed=cfg.allow_mixed_precision)
     wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
     todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
     if cfg.shards is not None:
@@ -233,6 +262,9 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
             shard = futures[fut]
             try:
                 res = fut.result()
+            except MixedRuntimeError:  # a worker resolved another runtime: refused, nothing of it written
+                client.cancel(list(futures))
+                raise
             except Exception as exc:  # noqa: BLE001 - a lost shard is recorded, the job goes on
                 reason = f"shard task failed after {cfg.retries} retries: {type(exc).__name__}: {exc}"
                 log.error("shard %d: %s", shard, reason)
@@ -253,6 +285,8 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
         raise
     finally:
         bar.close()
+    if cfg.allow_mixed_precision:  # every runtime a shard ran on, in the store's record
+        record_runtimes(store, list(report.shard_runs.values()))
     if cfg.scheduler is None:
         report.worker_peak_rss_mib = max(client.run(_peak_rss_mib).values(), default=0.0)
 

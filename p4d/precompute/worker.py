@@ -6,6 +6,9 @@ loaded once per worker process) and one shard.
   it is pinned to), else CPU; ``--dtype auto`` is ``$P4D_DTYPE`` if set, else bf16 on CUDA and
   fp32 on CPU. Every shard's result (and its ``runs/shard-{id}.json`` in the store) records the
   device, dtype and GPU name it ran on.
+* ``--decoder`` is resolved here too (:func:`p4d.video.gpu_decode.resolve_decoder`): ``gpu`` decodes
+  with NVDEC on the worker's GPU and resizes there (a video whose frames cannot be matched to PyAV's
+  indices falls back to PyAV, counted in the shard's ``decode_fallbacks``); recorded per shard.
 * Decoding runs ahead of the forward in a per-process pool of threads (PyAV releases the GIL),
   ``$P4D_DECODE_THREADS`` or the worker's torch thread share: one task per video of the shard,
   each decoding that video once for all its clips in the shard, at most ``2 x batch`` clips ahead.
@@ -46,6 +49,7 @@ from p4d.cache_schema.store import RUNS_DIR
 from p4d.errors import ConfigError, P4DError, VideoDecodeError
 from p4d.precompute.malloc import tune_malloc
 from p4d.precompute.plan import plan_video
+from p4d.precompute.runtime import check_shard_runtime
 from p4d.teacher.presets import TeacherPreset
 from p4d.video import DecodeStats, decode_clips, decode_size, plan_clips, teacher_input
 
@@ -75,18 +79,33 @@ class TeacherJob:
     max_pixels: int | None
     stand_in_rate: float | None = None  # benchmarks only: p4d.precompute.standin at this many clips/s
     fidelity: FidelityPolicy = FidelityPolicy()  # --min-cosine: the codec self-check's thresholds
+    runtime: dict | None = None  # {"device": cpu|cuda, "dtype"} the driver resolved on a worker (p4d.precompute.runtime)
+    allow_mixed: bool = False    # --allow-mixed-precision: shards may run on another runtime than ``runtime``
+    decoder: str = "auto"        # --decoder auto | cpu | gpu, resolved in each worker (worker_decoder)
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where this worker process runs the teacher: device (``cuda:i`` resolved), dtype, GPU name."""
+    """Where this worker process runs the teacher: device (``cuda:i`` resolved), dtype, and the
+    physical GPU (name, index, UUID when torch reports one; "none" / None on CPU)."""
 
     device: str
     dtype: str
     gpu: str  # torch.cuda.get_device_name, or "none" on CPU
+    gpu_uuid: str | None = None  # torch.cuda.get_device_properties(i).uuid: the physical card
+
+    @property
+    def index(self) -> int | None:
+        return int(self.device.split(":", 1)[1]) if self.device.startswith("cuda:") else None
+
+    @property
+    def device_class(self) -> str:
+        """``cpu`` or ``cuda``: what the store's resolved spec compares (:func:`runtime_of`), not the index."""
+        return self.device.split(":", 1)[0]
 
     def to_dict(self) -> dict:
-        return {"device": self.device, "dtype": self.dtype, "gpu": self.gpu}
+        return {"device": self.device, "dtype": self.dtype, "gpu": self.gpu, "gpu_index": self.index,
+                "gpu_uuid": self.gpu_uuid}
 
 
 def resolve_device(device: str, env=None) -> str:
@@ -112,16 +131,47 @@ def resolve_dtype(dtype: str, device: str, env=None) -> str:
 
 
 def worker_placement(job: TeacherJob) -> Placement:
-    """The device, dtype and GPU name this process runs ``job`` on, from its own environment."""
+    """The device, dtype and GPU this process runs ``job`` on, from its own environment.
+
+    ``cuda`` without an index is the GPU the local cluster's :class:`~p4d.precompute.cluster.PinDevice`
+    gave this worker (read from the worker's plugin, so any task thread gets it), else this thread's
+    current device (a worker of an external cluster, or no dask)."""
     import torch
+
+    from p4d.precompute.cluster import pinned_gpu
 
     device = resolve_device(job.device)
     dtype = resolve_dtype(job.dtype, device)
     if device.startswith("cuda"):
         index = torch.device(device).index
+        if index is None:
+            index = pinned_gpu()
         index = torch.cuda.current_device() if index is None else index
-        return Placement(f"cuda:{index}", dtype, torch.cuda.get_device_name(index))
+        return Placement(f"cuda:{index}", dtype, torch.cuda.get_device_name(index), _gpu_uuid(index))
     return Placement("cpu", dtype, "none")
+
+
+def _gpu_uuid(index: int) -> str | None:
+    import torch
+
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    return None if uuid is None else str(uuid)
+
+
+def worker_decoder(job: TeacherJob, place: Placement) -> str:
+    """``cpu`` or ``gpu``: ``job.decoder`` as this worker can run it (ConfigError for ``gpu`` where it cannot)."""
+    from p4d.video.gpu_decode import resolve_decoder
+
+    return resolve_decoder(job.decoder, place.device)
+
+
+def on_device(place: Placement):
+    """Context in which this thread's CUDA current device is ``place``'s GPU (a no-op on CPU):
+    the current device is per host thread, so each task sets it before building or running the
+    teacher (ops that allocate on plain ``cuda`` land on the worker's GPU, not cuda:0)."""
+    import torch
+
+    return torch.cuda.device(place.index) if place.index is not None else contextlib.nullcontext()
 
 
 def get_teacher(job: TeacherJob):
@@ -134,12 +184,13 @@ def get_teacher(job: TeacherJob):
         if key not in _TEACHERS:
             from p4d.teacher import build_teacher
 
-            if job.stand_in_rate:
-                from p4d.precompute.standin import StandInTeacher
+            with on_device(place):
+                if job.stand_in_rate:
+                    from p4d.precompute.standin import StandInTeacher
 
-                teacher = StandInTeacher(job.preset, job.stand_in_rate, place.device)
-            else:
-                teacher = build_teacher(job.preset, weights=job.weights, device=place.device, seed=job.seed)
+                    teacher = StandInTeacher(job.preset, job.stand_in_rate, place.device)
+                else:
+                    teacher = build_teacher(job.preset, weights=job.weights, device=place.device, seed=job.seed)
             _TEACHERS[key] = (teacher, threading.Lock())
             log.info("loaded teacher %s (taps %s) on %s (%s, %s)", job.preset.name, list(job.preset.taps),
                      place.device, place.gpu, place.dtype)
@@ -163,7 +214,8 @@ def teacher_identity(job: TeacherJob) -> dict:
     from p4d.teacher import weights_hash
 
     teacher, _, place = get_teacher(job)
-    return {"weights_hash": weights_hash(teacher.state_dict()), **place.to_dict()}
+    return {"weights_hash": weights_hash(teacher.state_dict()), **place.to_dict(),
+            "decoder": worker_decoder(job, place)}
 
 
 def save_heads_to_store(url: str, job: TeacherJob) -> int:
@@ -246,15 +298,21 @@ def decode_pool() -> ThreadPoolExecutor:
         return _DECODE_POOL[0]
 
 
-def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels) -> tuple[dict, DecodeStats]:
-    """{clip: Clip or failure reason} for the clips of one video (decoded once for all of them)."""
+def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels,
+                  gpu: int | None = None) -> tuple[dict, DecodeStats]:
+    """{clip: Clip or failure reason} for the clips of one video (decoded once for all of them);
+    ``gpu``: decode on that GPU (frames stay there), PyAV when the video cannot be matched to its indices."""
     stats = DecodeStats()
     kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
     reasons = {i: plan[i][1] for i in clips if isinstance(plan[i][1], str)}  # still unusable: the planner's reason
     if reasons:
         return reasons, stats
     try:
-        out = decode_clips(path, [plan[i][1] for i in clips], size=size, filter=filter_, stats=stats, **kwargs)
+        out = None
+        if gpu is not None:
+            out = _decode_video_gpu(path, [plan[i][1] for i in clips], size, filter_, stats, gpu, kwargs)
+        if out is None:
+            out = decode_clips(path, [plan[i][1] for i in clips], size=size, filter=filter_, stats=stats, **kwargs)
         return {i: (str(c) if isinstance(c, VideoDecodeError) else c) for i, c in zip(clips, out)}, stats
     except P4DError as exc:
         reason = str(exc)
@@ -263,10 +321,30 @@ def _decode_video(path: str, clips: list[int], plan, size, filter_, max_pixels) 
     return {i: reason for i in clips}, stats
 
 
+def _decode_video_gpu(path: str, indices: list, size, filter_, stats: DecodeStats, gpu: int, kwargs: dict):
+    """The clips decoded on GPU ``gpu``, or None (counted in ``stats.fallbacks``) when PyAV must do it:
+    frames not matching PyAV's indices, or any NVDEC/driver error (the GPU check counts these)."""
+    import torch
+
+    from p4d.video.gpu_decode import GpuDecodeUnsupported, decode_clips_gpu
+
+    try:
+        with torch.cuda.device(gpu):  # this decode thread's current device: the worker's GPU
+            return decode_clips_gpu(path, indices, size=size, filter=filter_, stats=stats, gpu_id=gpu, **kwargs)
+    except GpuDecodeUnsupported as exc:
+        log.warning("%s; decoding it with PyAV", exc)
+    except VideoDecodeError:
+        raise  # the file itself is bad: the same reason PyAV would give
+    except Exception as exc:  # noqa: BLE001 - an NVDEC/driver error costs this video the GPU, never its clips
+        log.warning("video %s: GPU decode failed (%s: %s); decoding it with PyAV", path, type(exc).__name__, exc)
+    stats.fallbacks += 1
+    return None
+
+
 def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
-                  totals: DecodeStats) -> Iterator[tuple[int, object]]:
+                  totals: DecodeStats, gpu: int | None = None) -> Iterator[tuple[int, object]]:
     """Yield (clip, Clip or failure reason) in clip order; one pool task per video of the shard,
-    submitted while fewer than ``2 x batch`` clips wait decoded or decoding."""
+    submitted while fewer than ``2 x batch`` clips wait decoded or decoding (on GPU ``gpu`` if given)."""
     size, filter_ = decode_size(store.spec.spatial)
     groups: list[list[int]] = []
     for i in clips:
@@ -283,7 +361,7 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
         while nxt < len(groups) and (outstanding < ahead or not pending):
             g = groups[nxt]
             pending.append((g, pool.submit(_decode_video, store.videos[plan[g[0]][0]].path, g, plan, size,
-                                           filter_, job.max_pixels)))
+                                           filter_, job.max_pixels, gpu)))
             outstanding += len(g)
             nxt += 1
 
@@ -292,7 +370,7 @@ def _decode_ahead(store: CacheStore, clips: list[int], plan, job: TeacherJob,
         group, fut = pending.pop(0)
         fill(sum(len(g) for g, _ in pending))
         result, stats = fut.result()
-        for name in ("frames_decoded", "seeks", "decode_cpu_s", "resize_cpu_s"):
+        for name in ("frames_decoded", "seeks", "decode_cpu_s", "resize_cpu_s", "fallbacks"):
             setattr(totals, name, getattr(totals, name) + getattr(stats, name))
         for i in group:
             yield i, result.pop(i)
@@ -322,9 +400,20 @@ def teacher_forward(teacher, lock, frames, clip_ids: list[int], job: TeacherJob,
     x = torch.as_tensor(frames).to(place.device, non_blocking=True)
     autocast = (torch.autocast(device_type=x.device.type, dtype=dtypes[place.dtype]) if place.dtype in dtypes
                 else contextlib.nullcontext())
-    with lock, torch.no_grad(), autocast:  # no_grad, not inference_mode: fault-injecting wrappers edit outputs
+    with on_device(place), lock, torch.no_grad(), autocast:  # no_grad: fault-injecting wrappers edit outputs
         out = teacher(x)
     return {k: out[k] for k in ("f4d", *modalities)}
+
+
+def _frames_on_device(frames: list, device: str):
+    """(B, N, H, W, 3) uint8 on ``device`` from B clips' frames: numpy (PyAV) stacked on the host and
+    copied once, or, when the GPU decoder made any of them (a batch may mix GPU-decoded clips with a
+    video it handed back to PyAV), each taken to the device and stacked there."""
+    import torch
+
+    if any(isinstance(f, torch.Tensor) for f in frames):
+        return torch.stack([torch.as_tensor(f).to(device) for f in frames])
+    return torch.from_numpy(np.stack([np.asarray(f) for f in frames])).to(device)  # uint8 to the device once
 
 
 @dataclass
@@ -355,10 +444,21 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     ``forward(teacher, lock, frames, clip_ids, job, modalities)`` runs the teacher on one batch
     (:func:`teacher_forward`; tests and the benchmark's stand-in teacher replace it).
     ``identity``: the driver's :func:`store_identity`, so the worker's cached handle is checked.
+    A worker resolving another runtime than ``job.runtime`` refuses the shard before computing
+    anything (:mod:`p4d.precompute.runtime`). Maps (and float16-zstd latents) are cast to their
+    stored dtype, then values that overflowed it are clamped to its largest finite value and
+    counted per clip and target in the run record (``clamped``): a done clip never holds inf.
     """
+    place = worker_placement(job)
+    check_shard_runtime(url, shard_id, job.runtime, place.to_dict(), allow_mixed=job.allow_mixed)  # before any work
+    with on_device(place):  # this task thread's CUDA device: the worker's GPU
+        return _process_shard(url, shard_id, job, forward, identity)
+
+
+def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, identity: str | None) -> dict:
     import torch
 
-    from p4d.precompute.encode import all_finite, encode_checked
+    from p4d.precompute.encode import all_finite, cast_clamped, encode_checked
 
     store, first_clip = worker_store(url, identity)
     clips = list(store.shard_clips(shard_id))
@@ -366,18 +466,21 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
     modalities = store.spec.modalities
     codec, map_dtype = store.spec.latent_codec, store.spec.map_dtype
     teacher, lock, place = get_teacher(job)
+    decoder = worker_decoder(job, place)
     first = clips[0]
     failures: dict[int, str] = {}
+    clamped: dict[int, dict[str, int]] = {}  # clip -> target -> values clamped to the stored dtype's range
     buf = _ShardBuffers(len(clips))
     frame_index = np.full((len(clips), store.spec.num_frames), -1, np.int32)
     timestamp = np.full((len(clips), store.spec.num_frames), np.nan, np.float32)
-    cpu = {"forward_wall_s": 0.0, "encode_cpu_s": 0.0, "write_cpu_s": 0.0}
+    cpu = {"forward_wall_s": 0.0, "input_cpu_s": 0.0, "encode_cpu_s": 0.0, "write_cpu_s": 0.0}
     decode_stats = DecodeStats()
 
     def run_batch(batch: list[tuple[int, object]]) -> None:
-        t = time.perf_counter()
-        frames = torch.from_numpy(np.stack([c.frames for _, c in batch])).to(place.device)  # uint8 to the device once
+        t, c = time.perf_counter(), time.thread_time()
+        frames = _frames_on_device([c.frames for _, c in batch], place.device)
         x = teacher_input(frames, store.spec.spatial, store.spec.normalisation)
+        cpu["input_cpu_s"] += time.thread_time() - c  # host CPU of the teacher-input tensor (device work on a GPU)
         out = forward(teacher, lock, x, [i for i, _ in batch], job, modalities)
         cpu["forward_wall_s"] += time.perf_counter() - t
         t = time.thread_time()
@@ -387,13 +490,25 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
             for b, (i, _) in enumerate(batch):
                 bad = [k for k in out if not finite[k][b]]
                 if bad:
-                    failures[i] = f"non-finite teacher output (NaN/Inf in {', '.join(bad)})"
+                    kinds = [f"{'NaN' if bool(torch.isnan(out[k][b]).any()) else 'Inf'} in {k}" for k in bad]
+                    failures[i] = f"non-finite teacher output ({', '.join(kinds)})"
             if good:
                 rows = torch.tensor(good, device=out["f4d"].device)
                 pick = (lambda t: t) if len(good) == len(batch) else (lambda t: t.index_select(0, rows))  # no copy
-                parts = encode_checked(codec, pick(out["f4d"]).float(), job.fidelity)
+                f4d, counts = pick(out["f4d"]).float(), {}
+                if codec == "float16-zstd":  # stored as float16: clamped like the maps
+                    f4d16, counts["f4d"] = cast_clamped(f4d, torch.float16)
+                    f4d = f4d16.float()
+                parts = encode_checked(codec, f4d, job.fidelity)
                 figures = parts.pop("fidelity")
-                maps = {m: pick(out[m]).to(getattr(torch, map_dtype)).cpu().numpy() for m in modalities}
+                maps = {}
+                for m in modalities:  # cast, then check: what overflowed the stored dtype is clamped and counted
+                    value, counts[m] = cast_clamped(pick(out[m]), getattr(torch, map_dtype))
+                    maps[m] = value.cpu().numpy()
+                for name, n in counts.items():
+                    for j, c in enumerate(n.tolist()):
+                        if c:
+                            clamped.setdefault(batch[good[j]][0], {})[name] = int(c)
                 for j, b in enumerate(good):
                     i, clip = batch[b]
                     for name, value in parts.items():
@@ -406,7 +521,8 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
         cpu["encode_cpu_s"] += time.thread_time() - t
 
     batch: list[tuple[int, object]] = []
-    for i, clip in _decode_ahead(store, clips, plan, job, decode_stats):
+    gpu = (place.index if place.index is not None else 0) if decoder == "gpu" else None
+    for i, clip in _decode_ahead(store, clips, plan, job, decode_stats, gpu):
         if isinstance(clip, str):
             failures[i] = clip
             continue
@@ -423,8 +539,10 @@ def process_shard(url: str, shard_id: int, job: TeacherJob, *, forward: Callable
         arrays = {"f4d": buf.encoded_f4d(),
                   **{m: buf.arrays[m] for m in modalities}, "frame_index": frame_index, "timestamp": timestamp}
         write_shard(store, shard_id, arrays, failures, fidelity=job.fidelity)
-    run = {"shard": shard_id, **place.to_dict(), "host": socket.gethostname(), "pid": os.getpid(),
+    run = {"shard": shard_id, **place.to_dict(), "decoder": decoder, "decode_fallbacks": decode_stats.fallbacks,
+           "host": socket.gethostname(), "pid": os.getpid(),
            "min_cosine": [job.fidelity.min_mean_cosine, job.fidelity.min_worst_cosine],
+           "clamped": {str(i): c for i, c in sorted(clamped.items()) if i not in failures},
            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     store.write_side_file(f"{RUNS_DIR}/shard-{int(shard_id)}.json", json.dumps(run).encode())
     cpu["write_cpu_s"] = time.thread_time() - t

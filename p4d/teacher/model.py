@@ -120,12 +120,18 @@ def build_teacher(
 ) -> L4PTeacher:
     """The frozen teacher (eval mode, no parameter gradients) of ``preset``.
 
-    weights: None -> seeded random init (tiny preset, tests, benchmarks); a path -> the released
-    L4P checkpoint or its .safetensors export, through :func:`p4d.teacher.checkpoint.load_teacher_weights`
-    (strict). With weights, the model is built on the meta device and the checkpoint tensors are
-    assigned, so no memory is spent on a throw-away init.
+    weights: None -> the preset's shipped weights (``tiny``: trained on synthetic scenes, float16 on disk,
+    float32 unless ``dtype``) or, for a preset without any, seeded random init (``tiny-random``, ``l4p``
+    in tests and benchmarks; ``seed``); a path -> the released L4P checkpoint or its .safetensors export,
+    through :func:`p4d.teacher.checkpoint.load_teacher_weights` (strict). With weights, the model is built
+    on the meta device and the checkpoint tensors are assigned, so no memory is spent on a throw-away init.
     """
     p = get_preset(preset)
+    if weights is None and p.packaged_weights is not None:
+        if not p.packaged_weights.is_file():
+            raise ConfigError(f"teacher preset {p.name!r}: its shipped weights {p.packaged_weights} are missing; "
+                              f"regenerate them with `python -m p4d.teacher.train_tiny`, or use {p.name}-random")
+        weights, dtype = p.packaged_weights, dtype or torch.float32
     if weights is None:
         if torch.device(device or "cpu").type == "meta":
             model = L4PTeacher(p, modalities=modalities, attn_backend=attn_backend, device="meta", dtype=dtype)

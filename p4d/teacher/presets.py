@@ -1,4 +1,5 @@
-"""Teacher presets: the published L4P architecture (``l4p``) and a small one with the same code (``tiny``).
+"""Teacher presets: the published L4P architecture (``l4p``) and a small one with the same code:
+``tiny`` (weights trained on synthetic scenes, shipped in the package) and ``tiny-random`` (seeded random init).
 
 A preset holds the architecture (encoder and DPT head dims), the input contract (N frames of
 H×W pixels, ImageNet mean/std) and where the real weights come from. Weight provenance is kept
@@ -45,6 +46,7 @@ class TeacherPreset:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     layer_norm_eps: float = 1e-6
     weights: str = ""
+    packaged: str = ""  # a weights file shipped in p4d/teacher/weights/ that build_teacher loads by default
 
     def __post_init__(self) -> None:
         def bad(field: str, expected: str) -> ConfigError:
@@ -67,6 +69,15 @@ class TeacherPreset:
             raise bad("taps", "strictly increasing")
         if len(self.layer_dims) != 4:
             raise bad("layer_dims", "4 channel counts, one per tap")
+
+    @property
+    def packaged_weights(self):
+        """Path of the shipped weights file (None if the preset has none)."""
+        if not self.packaged:
+            return None
+        from pathlib import Path
+
+        return Path(__file__).parent / "weights" / self.packaged
 
     @property
     def latent_grid(self) -> tuple[int, int, int, int]:
@@ -123,6 +134,19 @@ class TeacherPreset:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
+_TINY = dict(
+    num_frames=16,
+    img_size=112,
+    embed_dim=64,
+    depth=4,
+    num_heads=4,
+    mlp_dim=256,
+    taps=(1, 2, 3, 4),
+    feature_dim=16,
+    last_dim=8,
+    layer_dims=(16, 32, 64, 64),
+)
+
 PRESETS: dict[str, TeacherPreset] = {
     "l4p": TeacherPreset(
         name="l4p",
@@ -134,16 +158,14 @@ PRESETS: dict[str, TeacherPreset] = {
     ),
     "tiny": TeacherPreset(
         name="tiny",
-        num_frames=16,
-        img_size=112,
-        embed_dim=64,
-        depth=4,
-        num_heads=4,
-        mlp_dim=256,
-        taps=(1, 2, 3, 4),
-        feature_dim=16,
-        last_dim=8,
-        layer_dims=(16, 32, 64, 64),
+        **_TINY,
+        weights=("trained on synthetic scenes against their analytic depth/flow/motion/camray "
+                 "(p4d/teacher/train_tiny.py, a few CPU-minutes); shipped as p4d/teacher/weights/tiny.safetensors"),
+        packaged="tiny.safetensors",
+    ),
+    "tiny-random": TeacherPreset(
+        name="tiny-random",
+        **_TINY,
         weights="none published: seeded random init (tests, smoke runs)",
     ),
 }
@@ -157,5 +179,5 @@ def get_preset(name: str | TeacherPreset, *, flag: str = "--teacher") -> Teacher
         return PRESETS[name]
     except (KeyError, TypeError):
         raise ConfigError(
-            f"{flag}: unknown teacher preset {name!r}; choose one of: {', '.join(PRESETS)}"
+            f"{flag} {name!r}: unknown preset (known: {', '.join(PRESETS)})"
         ) from None

@@ -41,7 +41,8 @@ Model::
 
 Tokens and prompts::
 
-    build_tiny_tokenizer() ; load_tokenizer(dir) ; special_ids(tokenizer, cfg) -> SpecialIds(video, frame_end, eos, pad)
+    build_tiny_tokenizer() ; save_tokenizer(tok, dir) -> fingerprint ; load_tokenizer(dir, *, fingerprint=None)  # as saved
+    tokenizer_fingerprint(tok) -> sha256 of tokenizer.json ; special_ids(tokenizer, cfg) -> SpecialIds(video, frame_end, eos, pad)
     encode_chat(tokenizer, cfg, [(question, answer | None), ...], *, num_frames, timestamps=None,
                 system="You are a helpful assistant.") -> {"input_ids": [...], "labels": [...]}  # -100 off answers
     pad_batch(examples, *, pad_id, side="right"|"left") -> {"input_ids", "labels", "attention_mask"} (B, L)
@@ -76,7 +77,9 @@ Trainer API (issue #7; ``from p4d.train import ...``, loaded lazily)
 
 Modules: config (YAML + flags), data (records joined with the cache), loader (dataset, shard-then-clip
 sampler, spawn DataLoader), augment (flip replay), build (student/optimizer/schedule factories, cache
-checks), checkpoint (named parts + meta.json), logs (JSONL/tqdm/TensorBoard), distributed, trainer, export.
+checks, the sharded build), checkpoint (named parts + meta.json; ``Checkpointer(model, optimizer, scheduler,
+lora=).save(out, step=, ...)`` / ``.load(folder)`` for whole and sharded students), rng_state, sharding (FSDP2
+placement of a built student), meta_device, logs (JSONL/tqdm/TensorBoard), distributed, trainer, export.
 """
 
 from p4d import lazy_exports

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from typing import Any
 
 import torch
@@ -19,6 +18,7 @@ from p4d.cache_schema import READABLE_SCHEMA_VERSIONS, CacheStore
 from p4d.cache_schema.contract import HEADS_FILE
 from p4d.errors import CacheSchemaError, ConfigError
 from p4d.train.config import TIME_CUES, TrainConfig
+from p4d.train.meta_device import parameters_on_meta
 from p4d.train.model import (
     LoraSettings,
     LossConfig,
@@ -31,9 +31,6 @@ from p4d.train.model import (
 
 log = logging.getLogger(__name__)
 
-#: Student part → optimizer group (and the OptimConfig field with its lr).
-PARAM_GROUPS = {"vision_tower": "lr_vision", "mm_projector": "lr_projector", "f4d_embed": "lr_projector",
-                "llm": "lr_llm", "d4dp": "lr_d4dp"}
 #: Spatial transform the loader applies; the store's attrs must record the same one.
 EXPECTED_SPATIAL = {"resize": "non-aspect-preserving", "rotation": "applied"}
 
@@ -116,6 +113,36 @@ def _student_from_file(path: str) -> StudentConfig:
         raise ConfigError(f"--model.config-file {file}: {exc}") from None
 
 
+#: Cached clips whose F_4D :func:`d4dp_ceiling` reads at the start of a run.
+CEILING_CLIPS = 4
+
+
+def d4dp_ceiling(student: StudentConfig, store: CacheStore, samples, *, clips: int = CEILING_CLIPS) -> str | None:
+    """The line ``p4d train`` logs at start when D_4DP is trained: the student's (N, h, w) token grid,
+    the teacher's (N', h', w') latent grid and the best token cosine a student that knew F_4D exactly
+    could reach through D_4DP's rearrange (:func:`~p4d.train.model.d4dp.grid_cosine_ceiling`, mean over
+    the first ``clips`` cached clips of the run). None without D_4DP or cached clips."""
+    from p4d.cache_schema import read_clips
+    from p4d.train.model.d4dp import grid_cosine_ceiling
+
+    if not student.distills or student.f4d_shape is None:
+        return None
+    video = [s for s in samples if s.kind == "video"]
+    picked = sorted({s.clip for s in video})[:clips]
+    if not picked:
+        return None
+    n = video[0].num_frames
+    h, w = student.token_grid
+    _, n_t, h_t, w_t, _ = student.f4d_shape
+    f4d = torch.from_numpy(read_clips(store, picked, fields=("f4d",))["f4d"])
+    ceiling = grid_cosine_ceiling(f4d, (n, h, w), student.d4dp_time)
+    limit = ("it holds the teacher's grid" if ceiling > 1 - 1e-6 else
+             "a capacity limit of the grid, not of training: LD's token cosine cannot pass it")
+    return (f"D_4DP: student tokens N×h×w = {n}×{h}×{w} → teacher latent grid N'×h'×w' = {n_t}×{h_t}×{w_t} "
+            f"(d4dp-time {student.d4dp_time}, bilinear); a student that knew F_4D exactly reaches token cosine "
+            f"{ceiling:.3f} at most on {len(picked)} cached clip(s): {limit}")
+
+
 def needs_heads(cfg: TrainConfig) -> bool:
     return any(t in cfg.loss_terms for t in ("depth", "flow", "motion", "camray"))
 
@@ -127,9 +154,8 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
     {part: trainable parameter count}). Random init is seeded by ``--runtime.seed``. ``base``
     replaces the ``--model.preset`` architecture (benchmarks). ``empty``: every parameter but the
     D_m heads' on the meta device, no weights read and nothing moved to ``device`` (the FSDP ranks
-    that receive their shards from rank 0, :mod:`p4d.train.sharding`)."""
+    that receive their shards from rank 0, :func:`build_sharded_model`)."""
     from p4d.train.precision import apply_precision, resolve_precision
-    from p4d.train.sharding import parameters_on_meta
 
     scfg = student_config(cfg, base)
     heads = load_cache_heads(store) if needs_heads(cfg) else None
@@ -144,58 +170,26 @@ def build_model(cfg: TrainConfig, store: CacheStore, *, device: torch.device | s
                                                                            dropout=cfg.lora.dropout))
     apply_precision(model, resolve_precision(cfg.runtime.precision, device))
     if empty:
-        return model, counts  # sharding.build_sharded_model places it (and its attention) on the device
+        return model, counts  # sharding.place_sharded places it (and its attention) on the device
     model = model.to(device)
     model.place_attention(device)  # attn auto: flash-attention 2 on CUDA when installed, else sdpa
     return model, counts
 
 
+def build_sharded_model(cfg: TrainConfig, store: CacheStore, dist) -> tuple[nn.Module, dict]:
+    """The FSDP2-sharded student of the recipe on ``dist.device`` (every rank calls it): rank 0
+    builds it for real on the host (the device receives shards only: 8B has 31 GB of fp32
+    masters), the other ranks on the meta device; :func:`p4d.train.sharding.place_sharded` shards
+    it and broadcasts rank 0's weights."""
+    from p4d.train.sharding import place_sharded
+
+    if dist.is_main:
+        model, counts = build_model(cfg, store, device=torch.device("cpu"))
+    else:
+        model, counts = build_model(cfg, store, device=dist.device, empty=True)
+    return place_sharded(model, precision=cfg.runtime.precision, device=dist.device), counts
+
+
 def _checkpoint_overrides(scfg: StudentConfig) -> dict[str, Any]:
     return {k: getattr(scfg, k) for k in ("strategy", "tpe", "loss", "attn", "dtype", "gradient_checkpointing", "d4dp",
                                           "d4dp_time", "d4dp_hidden", "name")}
-
-
-# ---- optimizer and schedule ---------------------------------------------------------------------
-
-def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
-    """One AdamW group per (part, decay): lr from ``--optim.lr-*``; biases and norms get no decay."""
-    groups: dict[tuple[str, bool], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        part = name.split(".", 1)[0]
-        if part not in PARAM_GROUPS:
-            raise ConfigError(f"trainable parameter {name!r} belongs to no optimizer group ({', '.join(PARAM_GROUPS)})")
-        groups.setdefault((part, p.ndim >= 2), []).append(p)
-    out = []
-    for (part, decay), params in sorted(groups.items()):
-        lr = getattr(cfg.optim, PARAM_GROUPS[part])
-        out.append({"params": params, "lr": lr, "weight_decay": cfg.optim.weight_decay if decay else 0.0,
-                    "name": f"{part}{'' if decay else '.no_decay'}"})
-    if not out:
-        raise ConfigError(f"--tune {cfg.recipe.tune}: no parameter is trainable")
-    return out
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    fused = {"foreach": True} if torch.cuda.is_available() else {}
-    return torch.optim.AdamW(param_groups(model, cfg), betas=tuple(cfg.optim.betas), **fused)
-
-
-def warmup_steps(cfg: TrainConfig) -> int:
-    o = cfg.optim
-    return o.warmup_steps if o.warmup_steps > 0 else int(math.ceil(o.warmup_ratio * o.max_steps))
-
-
-def lr_factor(step: int, *, warmup: int, total: int, floor: float = 0.0) -> float:
-    """Linear warmup over ``warmup`` steps, then cosine from 1 to ``floor`` at ``total``.
-    ``step`` counts finished optimizer steps (0 = before the first)."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    w, total, floor = warmup_steps(cfg), cfg.optim.max_steps, cfg.optim.min_lr_ratio
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup=w, total=total, floor=floor))

@@ -3,7 +3,8 @@
 Every setting of :class:`~p4d.train.config.TrainConfig` is a flag ``--SECTION.FIELD VALUE``
 (e.g. ``--optim.lr-llm 1e-5``, ``--augment.hflip 0.5``, ``--checkpoint.every 500``); the common ones
 below have short names. ``--resume DIR`` without ``--config`` continues with the checkpoint's own
-config (flags still override, e.g. a larger ``--steps``).
+config (flags still override, e.g. a larger ``--steps``). ``p4d train plot RUN [OUT.png]`` draws
+the loss curves of a run (``RUN/loss.png``) from its ``log.jsonl``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Optional
 
 import typer
 
-HELP = "Train the student from conversations + a cache, never loading the teacher."
+HELP = ("Train the student from conversations + a cache, never loading the teacher. "
+        "`p4d train plot RUN [OUT.png]` draws a run's loss curves (RUN/loss.png) from RUN/log.jsonl.")
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -45,17 +47,26 @@ def train_command(
     allow_missing_targets: bool = typer.Option(False, "--allow-missing-targets", help="Train records whose clip failed or is missing SFT-only instead of skipping them."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of init, data order and augmentation."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    export_dtype: Optional[str] = typer.Option(None, "--export-dtype", help="bf16 (default) | fp32: the weights of OUT/export (--checkpoint.export-dtype; NVILA-Lite-8B ≈16 vs ≈32 GB); `p4d eval` loads either."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out (refused without it)."),
-    print_config: bool = typer.Option(False, "--print-config", help="Print every setting (resolved value and default) and exit without training."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print every setting as YAML (resolved value; flag, default and meaning as comments) that --config reads back, and exit without training."),
     allow_teacher_change: bool = typer.Option(False, "--allow-teacher-change", help="With --resume: continue on a cache of another teacher or schema than the checkpoint's (refused otherwise)."),
 ) -> None:
     """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
     from p4d.train.config import merge, parse_overrides, set_path
 
+    if ctx.args[:1] == ["plot"]:  # `p4d train plot RUN [PNG]`: the loss curves of a run
+        from p4d.train.plot import plot_run
+
+        if len(ctx.args) not in (2, 3):
+            raise typer.BadParameter("expected `p4d train plot RUN [OUT.png]`")
+        typer.echo(f"wrote {plot_run(*ctx.args[1:])}")
+        return None
     short = {"data.conversations": data, "data.cache": cache, "out": out, "resume": resume,
              "recipe.strategy": strategy, "recipe.loss": loss, "recipe.time_cue": time_cue, "recipe.tune": tune,
              "model.preset": student, "optim.max_steps": steps, "data.batch_size": batch_size,
              "data.num_workers": workers, "runtime.seed": seed, "runtime.device": device,
+             "checkpoint.export_dtype": export_dtype,
              "data.allow_missing_targets": True if allow_missing_targets else None,
              "allow_teacher_change": True if allow_teacher_change else None}
     overrides: dict = {}
@@ -66,7 +77,7 @@ def train_command(
     if recipe is not None:
         from p4d.train.recipes import describe_recipe
 
-        typer.echo(describe_recipe(recipe))
+        typer.echo(describe_recipe(recipe), err=print_config)  # --print-config: stdout is only the YAML
     if print_config:
         from p4d.train.settings import format_settings
 
@@ -74,16 +85,17 @@ def train_command(
         return
     result = run_from_flags(config, overrides, recipe, overwrite=overwrite)
     typer.echo(summary_line(result))
+    return result  # what a caller of train_app(...)(standalone_mode=False) gets (the demo)
 
 
 def _resumed_config(resume: str) -> tuple[Path, Path | None, dict]:
     """(run folder to write into, its newest checkpoint or None, the run's saved config) for ``--resume``."""
     from p4d.train.checkpoint import find_resume, read_meta
-    from p4d.train.config import load_yaml
+    from p4d.train.config import drop_retired, load_yaml
     from p4d.train.trainer import CONFIG_FILE
 
     run_dir, found = find_resume(resume)
-    saved = read_meta(found)["config"] if found is not None else load_yaml(run_dir / CONFIG_FILE)
+    saved = drop_retired(read_meta(found)["config"] if found is not None else load_yaml(run_dir / CONFIG_FILE))
     saved.pop("resume", None)
     saved["out"] = str(run_dir)  # the folder it resumes, even when copied from another run's folder
     return run_dir, found, saved
@@ -133,12 +145,18 @@ def summary_line(result) -> str:
     return text
 
 
+def train_app() -> typer.Typer:
+    """``p4d train`` alone as a typer app (``python -m p4d.train``, and the demo runs the command it prints)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    app.command(context_settings=CONTEXT, help=HELP, epilog=train_epilog())(train_command)
+    return app
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m p4d.train ...`` (torchrun entry): the same flags as ``p4d train``."""
     from p4d.errors import run_cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-    app.command(context_settings=CONTEXT, help=HELP, epilog=train_epilog())(train_command)
+    app = train_app()
     run_cli(lambda: app(args=sys.argv[1:] if argv is None else argv, prog_name="p4d train", standalone_mode=True),
             ctrl_c="p4d train: stopped by Ctrl-C before training started; nothing was written")

@@ -48,6 +48,8 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16-pure")
 #: --runtime.parallel (p4d.train.sharding documents each choice).
 PARALLEL = ("auto", "none", "ddp", "fsdp")
+#: --export-dtype (--checkpoint.export-dtype): the floating weights of OUT/export
+EXPORT_DTYPES = ("bf16", "fp32")
 LOSS_TERMS = ("ld", "depth", "flow", "motion", "camray")
 
 
@@ -124,7 +126,8 @@ class OptimConfig:
 @dataclass(kw_only=True)
 class AugmentConfig:
     hflip: float = 0.0                   # probability of a horizontal flip (replayed on the maps)
-    temporal_subsample: int = 1          # refused above 1 (breaks backward flow and the 2-frame tubelets)
+    # no temporal subsampling: dropping frames breaks the cached backward flow (t -> t-1) and the
+    # teacher's 2-frame tubelets of F_4D (the removed --augment.temporal-subsample accepted only 1)
 
 
 @dataclass(kw_only=True)
@@ -132,6 +135,7 @@ class CheckpointConfig:
     every: int = 0                       # save every K optimizer steps (0: only at the end)
     keep: int = 0                        # keep the newest K checkpoints (0: all)
     export: bool = True                  # write the inference export (OUT/export) at the end
+    export_dtype: str = "bf16"           # --export-dtype: bf16 | fp32 weights in the export (8B: ≈16 vs ≈32 GB)
 
 
 @dataclass(kw_only=True)
@@ -148,6 +152,7 @@ class RuntimeConfig:
     precision: str = "auto"              # auto (bf16-mixed on CUDA, fp32 on CPU) | fp32 | bf16-mixed | bf16-pure
     parallel: str = "auto"               # auto (fsdp for full-LLM tunes on >1 process, else ddp; none for 1) | none | ddp | fsdp
     backend: str | None = None           # process-group backend (default: nccl on CUDA, gloo on CPU)
+    dist_timeout: float = 60.0           # minutes a collective may wait (rank 0's host build of an 8B student takes many)
     dump_grads_at: int | None = None     # debug: write OUT/grads-step-K.safetensors after step K's backward
 
 
@@ -201,6 +206,10 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Check every field and cross-field rule; raise ConfigError naming the flag to fix."""
         _check_types(self, "")
+        from p4d.train.model.config import ATTN_IMPLEMENTATIONS, STUDENT_PRESETS
+
+        if self.model.config_file is None and self.model.preset is not None and self.model.preset not in STUDENT_PRESETS:
+            raise ConfigError(f"--student {self.model.preset!r}: unknown preset (known: {', '.join(STUDENT_PRESETS)})")
         if not self.data.conversations:
             raise ConfigError("--data: expected a conversation .json/.jsonl file, found nothing")
         if not self.data.cache:
@@ -219,18 +228,15 @@ class TrainConfig:
             _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
         if self.model.d4dp_time is not None:
             _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
-        from p4d.train.model.config import ATTN_IMPLEMENTATIONS, STUDENT_PRESETS
-
         if self.model.config_file is None and self.model.preset is None and not self.model.init_from:
             raise ConfigError(
                 "--student: no student given; pass --student nvila-lite-2b|nvila-lite-8b (weights with "
                 "--model.init-from NVILA_LITE_FOLDER, random otherwise), --model.init-from alone, "
                 "or --student tiny for a smoke run")
-        if self.model.config_file is None and self.model.preset is not None:
-            _choice("student", self.model.preset, tuple(STUDENT_PRESETS))  # --student is --model.preset
         if self.model.attn is not None:
             _choice("model.attn", self.model.attn, ATTN_IMPLEMENTATIONS)
         _choice("runtime.device", self.runtime.device, DEVICES)
+        _choice("export-dtype", self.checkpoint.export_dtype, EXPORT_DTYPES)
         if self.runtime.precision == "bf16":
             self.runtime.precision = "bf16-mixed"
         _choice("runtime.precision", self.runtime.precision, PRECISIONS)
@@ -270,10 +276,6 @@ class TrainConfig:
         if not all(0.0 <= b < 1.0 for b in self.optim.betas) or len(self.optim.betas) != 2:
             raise ConfigError(f"--optim.betas: expected two numbers in [0, 1), found {self.optim.betas}")
         # augmentation only where the cache can follow it
-        if self.augment.temporal_subsample != 1:
-            raise ConfigError(
-                f"--augment.temporal-subsample {self.augment.temporal_subsample}: refused; dropping frames breaks the "
-                "cached backward flow (t -> t-1) and the teacher's 2-frame tubelets of F_4D. Set it to 1")
         if self.augment.hflip > 0:
             if r.strategy == "p4d" and "ld" in self.loss_terms and (self.loss.ld_weight is None or self.loss.ld_weight > 0):
                 raise ConfigError(
@@ -292,6 +294,8 @@ class TrainConfig:
                 require_package("tensorboard", "tensorboard")
             except ImportError as exc:
                 raise ConfigError(f"--log.tensorboard true: {exc}") from None
+        if not (math.isfinite(self.runtime.dist_timeout) and self.runtime.dist_timeout > 0):
+            raise ConfigError(f"--runtime.dist-timeout: expected minutes > 0 (default 60), found {self.runtime.dist_timeout}")
         if self.runtime.backend not in (None, "gloo", "nccl"):
             raise ConfigError(f"--runtime.backend: expected gloo or nccl, found {self.runtime.backend!r}")
         return self
@@ -302,8 +306,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
-        """Build from a nested mapping; unknown sections/fields are an error naming them."""
-        return _build(cls, data, source, "")
+        """Build from a nested mapping; unknown sections/fields are an error naming them. A saved
+        config (any ``source`` but flags) may still hold a removed setting at its no-op value."""
+        return _build(cls, data if source == "flags" else drop_retired(dict(data)), source, "")
 
     def save(self, path: str | Path) -> Path:
         """Write the resolved config as YAML (``OUT/config.yaml``)."""
@@ -402,7 +407,7 @@ SHORT_FLAGS = {
     "data": "data.conversations", "cache": "data.cache", "batch-size": "data.batch_size",
     "workers": "data.num_workers", "allow-missing-targets": "data.allow_missing_targets",
     "strategy": "recipe.strategy", "loss": "recipe.loss", "time-cue": "recipe.time_cue", "tune": "recipe.tune",
-    "steps": "optim.max_steps", "seed": "runtime.seed", "device": "runtime.device", "student": "model.preset",
+    "steps": "optim.max_steps", "seed": "runtime.seed", "export-dtype": "checkpoint.export_dtype", "device": "runtime.device", "student": "model.preset",
 }
 
 
@@ -490,6 +495,23 @@ def _check_types(obj, prefix: str) -> None:
             _check_types(value, f"{prefix}{f.name}.")
         else:
             setattr(obj, f.name, _coerce(value, hints[f.name], f"{prefix}{f.name}".replace("_", "-")))
+
+
+#: Settings removed from TrainConfig → the one value saved runs may hold (dropped on reading them).
+RETIRED = {("augment", "temporal_subsample"): 1}
+
+
+def drop_retired(saved: dict) -> dict:
+    """A saved config (meta.json, config.yaml) without the removed settings that hold their no-op
+    value; another value is left in place and refused as an unknown setting."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in saved.items()}
+    for (section, name), noop in RETIRED.items():
+        node = out.get(section)
+        if isinstance(node, dict):
+            for key in (name, name.replace("_", "-")):
+                if key in node and node[key] == noop:
+                    del node[key]
+    return out
 
 
 def config_from_json(text: str) -> TrainConfig:

@@ -4,7 +4,7 @@ A record (LLaVA style, one JSON object; a ``.json`` list or one per ``.jsonl`` l
 
     {"id": "vsti-0001",
      "video": "clips/street.mp4",          # or "image": "a.jpg" / ["a.jpg", "b.jpg"]
-     "clip": 0,                            # which of the video's cached clips (default 0)
+     "clip": 0,                            # optional: only this clip of the video (see below)
      "conversations": [{"from": "human", "value": "<video>\\nHow far ... <obj_1> ...?\\nA. 2 m\\nB. 5 m"},
                        {"from": "gpt", "value": "B"}],
      "regions": [{"label": "obj_1", "box": [x0, y0, x1, y1]}]}   # or "mask": COCO RLE, "polygon": [...]
@@ -14,12 +14,22 @@ Roles ``human``/``user`` and ``gpt``/``assistant`` alternate, starting with the 
 first question). Paths are relative to the data file's folder (or ``video_root``). Regions are
 boxes/masks on the first frame in its display pixels, drawn as SoM marks at load time.
 
+Clips: without ``"clip"`` a record trains **every done clip** of its video, one sample per clip
+per epoch (a video cached with ``--policy stride`` as 5 clips gives 5 samples of that record, each
+with its own targets; regions are drawn on each clip's first frame). ``"clip": k`` trains only
+the video's k-th clip (0-based, in time order), as before. ``data_report.json`` counts both under
+``clips``: records that named a clip, records that took all clips, the samples those made, and their
+clips that were not done (pending or failed: not trained).
+
 Joining: a video matches a cache row by resolved path, else by its content fingerprint (size +
 sha256 of the first MiB, as the planner records it), so a moved dataset still joins. The clip's
 status decides the sample's kind: ``video`` (done: targets from the cache), or, for failed,
-pending, out-of-range clips and videos not in the cache, skipped and counted (``video-sft``,
-SFT only, with ``allow_missing_targets``). Image records are ``image`` samples: SFT only, no cache
-lookup, time cue off. Nothing here raises for one bad record; the :class:`DataReport` counts them.
+pending, out-of-range clips and videos not in the cache (a record without ``"clip"``: a video
+without any done clip), skipped and counted (``video-sft``, SFT only, with
+``allow_missing_targets``). On a partial cache one headline says "cache N/M clips done" and how
+many records wait on pending clips; the records themselves are in ``data_report.json``. Image
+records are ``image`` samples: SFT only, no cache lookup, time cue off. Nothing here raises for
+one bad record; the :class:`DataReport` counts them.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ ASSISTANT_ROLES = ("gpt", "assistant")
 _PLACEHOLDER = re.compile(r"<(video|image)>\s*", re.IGNORECASE)
 #: How many example messages are kept per skip reason.
 EXAMPLES_PER_REASON = 3
+#: Skip reasons summed up in one headline (a partial cache) instead of one log line per record.
+QUIET_REASONS = ("pending_clip",)
 
 
 @dataclass(frozen=True)
@@ -81,13 +93,21 @@ class DataReport:
     skipped: Counter = field(default_factory=Counter)
     degraded: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    #: one_clip_records ("clip": k), all_clip_records (no "clip"), all_clip_samples (what those made),
+    #: all_clip_not_done (their clips pending or failed, not trained)
+    clips: Counter = field(default_factory=Counter)
+    #: the cache's clip counts: clips, done, pending, failed
+    cache: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str, message: str) -> None:
         self.skipped[reason] += 1
         kept = self.examples.setdefault(reason, [])
         if len(kept) < EXAMPLES_PER_REASON:
             kept.append(message)
-        log.warning("skipping record: %s", message)
+        if reason in QUIET_REASONS:
+            log.debug("skipping record: %s", message)
+        else:
+            log.warning("skipping record: %s", message)
 
     def note(self, reason: str, message: str) -> None:
         """A record that is kept but degraded (e.g. SFT only); counted under ``reason``."""
@@ -99,15 +119,32 @@ class DataReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"records": self.records, "kinds": dict(self.kinds), "skipped": dict(self.skipped),
-                "degraded": dict(self.degraded), "examples": self.examples}
+                "degraded": dict(self.degraded), "clips": dict(self.clips), "cache": dict(self.cache),
+                "examples": self.examples}
+
+    def cache_headline(self) -> str | None:
+        """"cache N/M clips done (...)" when the cache is partial (some clip pending), else None."""
+        c = self.cache
+        if not c or not c["pending"]:
+            return None
+        line = f"cache {c['done']}/{c['clips']} clips done ({c['pending']} pending, {c['failed']} failed)"
+        waiting = self.skipped.get("pending_clip", 0)
+        if waiting:
+            line += f"; {waiting} record(s) wait on pending clips and are skipped (run `p4d precompute` to finish)"
+        if self.clips.get("all_clip_not_done"):
+            line += f"; {self.clips['all_clip_not_done']} clip(s) of all-clip records not done, not trained"
+        return line + "; details in data_report.json"
 
     def summary(self) -> str:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items())) or "none"
-        line = f"{self.records} records: {kinds}"
+        line = f"{self.records} records, {sum(self.kinds.values())} samples: {kinds}"
         if self.skipped:
             line += "; skipped " + ", ".join(f"{n} {k}" for k, n in sorted(self.skipped.items()))
         if self.degraded:
             line += "; " + ", ".join(f"{n} {k}" for k, n in sorted(self.degraded.items()))
+        if self.clips.get("all_clip_records"):
+            line += (f"; {self.clips['all_clip_records']} record(s) without 'clip' trained "
+                     f"{self.clips['all_clip_samples']} clip(s)")
         return line
 
 
@@ -254,6 +291,9 @@ def build_samples(
     report = DataReport()
     index = CacheIndex(store)
     n_frames = store.spec.num_frames
+    report.cache = {"clips": int(index.status.size), "done": int((index.status == STATUS_DONE).sum()),
+                    "failed": int((index.status == STATUS_FAILED).sum())}
+    report.cache["pending"] = report.cache["clips"] - report.cache["done"] - report.cache["failed"]
     samples: list[Sample] = []
     for label, record in read_records(conversations, report):
         try:
@@ -267,25 +307,49 @@ def build_samples(
             continue
         where = f"{label} (id {rid})"
         if record.get("video"):
-            sample = _video_sample(record, rid, where, turns, regions, base, index, n_frames, allow_missing_targets,
-                                   report)
+            made = _video_samples(record, rid, where, turns, regions, base, index, n_frames, allow_missing_targets,
+                                  report)
         elif record.get("image"):
-            sample = _image_sample(record, rid, where, turns, regions, base, report)
+            made = [s for s in [_image_sample(record, rid, where, turns, regions, base, report)] if s is not None]
         else:
             report.skip("no_media", f"{where}: has neither 'video' nor 'image'")
-            sample = None
-        if sample is not None:
+            made = []
+        for sample in made:
             samples.append(sample)
             report.kinds[sample.kind] += 1
+    headline = report.cache_headline()
+    if headline:
+        log.warning("%s", headline)
     log.info("data %s: %s", conversations, report.summary())
     return samples, report
 
 
-def _video_sample(record, rid, where, turns, regions, base, index: CacheIndex, n_frames, allow_missing, report):
+def _video_samples(record, rid, where, turns, regions, base, index: CacheIndex, n_frames, allow_missing,
+                   report) -> list[Sample]:
+    """The record's samples: its one clip (``"clip": k``), or every done clip of its video."""
     path = _resolve(str(record["video"]), base)
     if not _exists(path):
         report.skip("missing_video", f"{where}: video {path} does not exist")
-        return None
+        return []
+    if "clip" in record:
+        report.clips["one_clip_records"] += 1
+    else:
+        report.clips["all_clip_records"] += 1
+        row = index.find(path)
+        if row is not None:
+            first, count = index.first_clip[row], index.store.videos[row].num_clips
+            done = [g for g in range(first, first + count) if int(index.status[g]) == STATUS_DONE]
+            report.clips["all_clip_not_done"] += count - len(done)
+            if done:
+                report.clips["all_clip_samples"] += len(done)
+                return [Sample(kind="video", record_id=rid, turns=turns, media=(path,), clip=g,
+                               shard=index.store.shard_of(g), num_frames=n_frames, regions=regions) for g in done]
+        # not in the cache, or no done clip: skipped (or SFT-only) as a record of its clip 0
+    sample = _one_clip_sample(record, rid, where, turns, regions, path, index, n_frames, allow_missing, report)
+    return [] if sample is None else [sample]
+
+
+def _one_clip_sample(record, rid, where, turns, regions, path, index: CacheIndex, n_frames, allow_missing, report):
     clip = record.get("clip", 0)
     if isinstance(clip, bool) or not isinstance(clip, int) or clip < 0:
         report.skip("malformed", f"{where}: 'clip': expected an int >= 0, found {clip!r}")

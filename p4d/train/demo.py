@@ -56,26 +56,53 @@ def make_demo_conversations(video_dir: str | Path, out_jsonl: str | Path) -> Pat
     return out_jsonl
 
 
+#: the demo's settings beyond the defaults: the tiny student learns in 30 steps at these rates
+DEMO_LR = "2e-3"
+
+
+def demo_train_args(conversations: str | Path, store: str | Path, out: str | Path, *, steps: int = 30,
+                    batch_size: int = 2, progress: bool = False) -> list[str]:
+    """The ``p4d train`` arguments of the demo's training (a fresh run): every setting it changes."""
+    return ["--data", str(conversations), "--cache", str(store), "--out", str(out), "--student", "tiny",
+            "--steps", str(steps), "--batch-size", str(batch_size), "--optim.lr-llm", DEMO_LR,
+            "--optim.lr-projector", DEMO_LR, "--optim.lr-d4dp", DEMO_LR, "--optim.warmup-steps", "2",
+            "--checkpoint.every", "10", "--log.tensorboard", "false", "--log.progress", str(progress).lower()]
+
+
 def run_demo_training(conversations: str | Path, store: str | Path, out: str | Path, *, steps: int = 30,
                       batch_size: int = 2, echo=print, progress: bool = False):
-    """Train the tiny student for ``steps`` steps (CPU is fine) and echo the first and last loss terms."""
-    from p4d.train.config import resolve_config
-    from p4d.train.logs import read_log
-    from p4d.train.trainer import main
+    """Train the tiny student for ``steps`` steps (CPU is fine) through ``p4d train`` itself, echoing
+    the exact command first, then the first and last loss terms. A second call continues the run
+    in ``out`` from its last checkpoint (``--resume``); a run already at ``steps`` is not retrained.
+    Returns the trainer's result, or None when nothing was left to train."""
+    import shlex
 
-    cfg = resolve_config(overrides={
-        "out": str(out),
-        "data": {"conversations": str(conversations), "cache": str(store), "batch_size": batch_size},
-        "model": {"preset": "tiny"},
-        "optim": {"max_steps": steps, "lr_llm": 2e-3, "lr_projector": 2e-3, "lr_d4dp": 2e-3, "warmup_steps": 2},
-        "checkpoint": {"every": 0},
-        "log": {"progress": progress, "tensorboard": False},
-    })
-    result = main(cfg)
+    from p4d.train.checkpoint import list_checkpoints, read_meta
+    from p4d.train.cli import train_app
+    from p4d.train.logs import read_log
+    from p4d.train.runfolder import is_run_folder
+
+    out = Path(out)
+    if is_run_folder(out):
+        saved = list_checkpoints(out)
+        done = int(read_meta(saved[-1]).get("step", 0)) if saved else 0
+        if done >= steps:
+            echo(f"p4d train: {out} already trained {done} of {steps} steps; not retrained "
+                 f"(train longer: p4d train --resume {out} --steps {steps * 2})")
+            result = None
+        else:
+            args = ["--resume", str(out), "--steps", str(steps)]
+            echo(f"p4d train {shlex.join(args)}    # continues {out} from step {done}")
+            result = train_app()(args=args, prog_name="p4d train", standalone_mode=False)
+    else:
+        args = demo_train_args(conversations, store, out, steps=steps, batch_size=batch_size, progress=progress)
+        echo(f"p4d train {shlex.join(args)}")
+        result = train_app()(args=args, prog_name="p4d train", standalone_mode=False)
     records = read_log(out)
     terms = ("loss", "sft", "ld", "depth", "flow", "motion", "camray")
     for r in (records[0], records[-1]):
         echo(f"step {r['step']:3d}: " + "  ".join(f"{k} {r[k]:.4g}" for k in terms if r.get(k) is not None))
-    echo(f"data: {result.data['kinds']} used, skipped {result.data['skipped'] or 'none'}; "
-         f"checkpoint {result.checkpoint}; export {result.export}")
+    if result is not None:
+        echo(f"data: {result.data['kinds']} used, skipped {result.data['skipped'] or 'none'}; "
+             f"checkpoint {result.checkpoint}; export {result.export}")
     return result

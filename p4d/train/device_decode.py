@@ -1,7 +1,8 @@
 """Cache targets decoded on the trainer's device: stored parts in, float32 targets out.
 
 The loader hands the stored bytes' arrays (:func:`p4d.cache_schema.read_clip_parts`): int8
-DPCM residuals + per-channel float32 scale/offset for F_4D, float16 maps. The trainer moves them
+DPCM residuals + per-channel float32 scale/offset for F_4D (and, in dpcm-channel format v2, the
+level-1 outlier tokens' int32 indices + float32 values, put back after the affine decode), float16 maps. The trainer moves them
 to its device (a quarter of the float32 bytes over PCIe) and reconstructs there. Bit-exact with
 the numpy decoders of :mod:`p4d.cache_schema.codecs` (the same integer arithmetic, and the same
 float32 multiply-then-add), on CPU tensors as on CUDA.
@@ -18,7 +19,7 @@ import torch
 
 from p4d.errors import CacheSchemaError
 
-__all__ = ["dpcm_reconstruct", "decode_latent_parts", "decode_target_parts"]
+__all__ = ["apply_outliers", "dpcm_reconstruct", "decode_latent_parts", "decode_target_parts"]
 
 
 def _wrap_int8(v: torch.Tensor) -> torch.Tensor:
@@ -59,13 +60,31 @@ def dpcm_reconstruct(residual: torch.Tensor) -> torch.Tensor:
     return q.reshape(grid_first.shape).movedim((0, 1), (-3, -2))
 
 
+def apply_outliers(out: torch.Tensor, index: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """:func:`p4d.cache_schema.codecs.apply_outliers` on the device: ``out`` (..., N', h', w', c')
+    float32 with ``value`` (..., K, c') put at the flat (N', h', w') token ``index`` (..., K, c')
+    of each entry that is not -1 (level 0 and 2 clips hold only -1). A scatter into one spare
+    token per channel takes the -1 entries, so no host sync (no nonzero) is needed."""
+    shape = out.shape
+    tokens = shape[-4] * shape[-3] * shape[-2]
+    flat = out.reshape(*shape[:-4], tokens, shape[-1])
+    spare = torch.cat([flat, flat.new_zeros(*shape[:-4], 1, shape[-1])], dim=-2)
+    idx = index.to(torch.int64)
+    idx = torch.where(idx < 0, torch.full_like(idx, tokens), idx)
+    spare.scatter_(-2, idx, value.to(torch.float32))
+    return spare[..., :tokens, :].reshape(shape)
+
+
 def decode_latent_parts(codec: str, parts: dict[str, torch.Tensor]) -> torch.Tensor:
     """F_4D ``(..., N', h', w', c')`` float32 from a codec's stored parts (tensors on any device)."""
     if codec == "dpcm-channel":
         q = dpcm_reconstruct(parts["f4d"])
         out = q.to(torch.float32)
         out = out * parts["f4d_scale"].to(torch.float32)[..., None, None, None, :]
-        return out + parts["f4d_offset"].to(torch.float32)[..., None, None, None, :]
+        out = out + parts["f4d_offset"].to(torch.float32)[..., None, None, None, :]
+        if "f4d_outlier_index" in parts:  # format v2; a v1 store's parts have none
+            out = apply_outliers(out, parts["f4d_outlier_index"], parts["f4d_outlier_value"])
+        return out
     if codec == "int8-channel":
         return parts["f4d"].to(torch.float32) * parts["f4d_scale"].to(torch.float32)[..., None, None, None, :]
     if codec == "int8-token":

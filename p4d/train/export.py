@@ -2,7 +2,7 @@
 answerer for ``p4d eval``.
 
 :func:`export_trained` merges LoRA adapters, writes :func:`~p4d.train.model.export_student`'s
-NVILA-Lite folder (no D_4DP, no D_m) and adds the recipe to ``p4d_student.json`` under
+NVILA-Lite folder (no D_4DP, no D_m; weights in bf16 unless ``--export-dtype fp32``) and adds the recipe to ``p4d_student.json`` under
 ``"preset"`` = {strategy, loss, time_cue, trainable}, the keys ``p4d eval report`` groups by.
 
 :func:`load_exported_student` (``p4d.train.load_exported_student``, what ``p4d eval --model``
@@ -31,12 +31,14 @@ from p4d.video import student_frames
 
 log = logging.getLogger(__name__)
 
-def export_trained(model, path: str | os.PathLike, preset: dict[str, str], *, lora: bool = False) -> Path:
-    """Export ``model`` for inference (LoRA merged in place first) with its recipe ``preset``."""
+def export_trained(model, path: str | os.PathLike, preset: dict[str, str], *, lora: bool = False,
+                   dtype: str = "bf16") -> Path:
+    """Export ``model`` for inference (LoRA merged in place first) with its recipe ``preset``, the
+    floating weights stored in ``dtype`` (``bf16`` | ``fp32``; ``--export-dtype``)."""
     if lora:
         merged = merge_lora(model)
         log.info("merged %d LoRA layers before export", merged)
-    path = export_student(model, path)
+    path = export_student(model, path, dtype=dtype)
     file = Path(path) / STUDENT_FILE
     record = json.loads(file.read_text())
     record["preset"] = dict(preset)

@@ -58,15 +58,42 @@ def settings(cfg: TrainConfig | None = None) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def _yaml_value(value: Any) -> str:
+    """``value`` as one YAML flow scalar/list (what ``yaml.safe_load`` reads back as the same value)."""
+    import yaml
+
+    value = list(value) if isinstance(value, tuple) else value
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
+
+
 def format_settings(cfg: TrainConfig | None = None) -> str:
-    """One line per setting: ``--optim.lr-llm 2e-05  (default 2e-05)  LLM (or its LoRA adapters)``."""
-    rows = settings(cfg)
-    width = max(len(flag) + len(value) for flag, value, _, _ in rows) + 2
-    lines = []
-    for flag, value, default, note in rows:
-        mark = "" if value == default else " (changed)"
-        lines.append(f"{flag} {value}".ljust(width) + f"default {default}{mark}" + (f"  # {note}" if note else ""))
-    return "\n".join(lines)
+    """Every setting as YAML that ``--config`` reads back: ``section:`` then ``  field: value``, each
+    line commented with its flag, its default (``(changed)`` where it differs) and what it does::
+
+        optim:
+          lr_llm: 3.0e-05  # --optim.lr-llm; default 2e-05 (changed); LLM (or its LoRA adapters)
+    """
+    default = TrainConfig()
+    cfg = default if cfg is None else cfg
+    tree = cfg.to_dict()
+    rows: list[tuple[str, str]] = []  # (yaml text, comment)
+    flags = iter(settings(cfg))
+    for f in dataclasses.fields(TrainConfig):
+        if dataclasses.is_dataclass(getattr(cfg, f.name)):
+            rows.append((f"{f.name}:", ""))
+            for sub in dataclasses.fields(getattr(cfg, f.name)):
+                rows.append((f"  {sub.name}: {_yaml_value(tree[f.name][sub.name])}", _comment(next(flags))))
+        else:
+            rows.append((f"{f.name}: {_yaml_value(tree[f.name])}", _comment(next(flags))))
+    width = max(len(text) for text, _ in rows) + 2
+    head = ("# p4d train settings (defaults < --recipe < --config < flags); "
+            "`p4d train --config THIS_FILE` reads this back")
+    return "\n".join([head] + [text.ljust(width) + comment if comment else text for text, comment in rows])
+
+
+def _comment(row: tuple[str, str, str, str]) -> str:
+    flag, value, default, note = row
+    return f"# {flag}; default {default}" + (" (changed)" if value != default else "") + (f"; {note}" if note else "")
 
 
 def help_epilog() -> str:

@@ -16,10 +16,12 @@
   and more than one process runs, ``ddp`` for the other recipes, ``none`` for one process. The run's
   config.yaml records the resolved choice, never ``auto``.
 
-Loading without world-size copies (:func:`build_sharded_model`): rank 0 builds the student as a
-plain run does (seeded init, or ``--model.init-from`` read from disk); every other rank builds it
-with its parameters on the meta device (no bytes); all shard; rank 0 broadcasts the full state
-and each rank keeps its shard. Only rank 0 ever holds the whole student.
+Loading without world-size copies (:func:`place_sharded`, called by
+:func:`p4d.train.build.build_sharded_model`): rank 0 builds the student as a plain run does (seeded
+init, or ``--model.init-from`` read from disk); every other rank builds it with its parameters on
+the meta device (no bytes, :mod:`p4d.train.meta_device`); all shard; rank 0 broadcasts the full
+state and each rank keeps its shard. Only rank 0 ever holds the whole student. This module takes a
+built student; it never builds one (``build`` imports ``sharding``, not the other way round).
 
 Gradient accumulation under FSDP reduce-scatters every micro-batch (FSDP2 has no ``no_sync``;
 skipping the sync would keep unsharded gradients on every rank, which sharding exists to avoid).
@@ -27,16 +29,16 @@ skipping the sync would keep unsharded gradients on every rank, which sharding e
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from p4d.errors import ConfigError
 from p4d.train.config import PARALLEL
+from p4d.train.meta_device import local_tensor, materialize, parameters_on_meta
 
 log = logging.getLogger(__name__)
 
@@ -57,50 +59,6 @@ def resolve_parallel(name: str, tune: str, world_size: int) -> str:
         raise ConfigError(f"--runtime.parallel none: {world_size} processes run; pass --runtime.parallel auto, ddp "
                           "or fsdp (a run resumed at more processes than it started with keeps its recorded choice)")
     return name
-
-
-# ---- building on the meta device ------------------------------------------------------------------
-
-@contextlib.contextmanager
-def parameters_on_meta() -> Iterator[None]:
-    """Every parameter registered inside the block lives on the meta device (no bytes, no init);
-    buffers stay real (rotary frequencies and position ids are not in the state dict, so nothing
-    would restore them)."""
-    register = nn.Module.register_parameter
-
-    def on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        register(module, name, param)
-        if param is not None and not param.is_meta:
-            kind = type(param)
-            module._parameters[name] = kind(param.to("meta"), requires_grad=param.requires_grad)
-
-    nn.Module.register_parameter = on_meta
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = register
-
-
-def materialize(model: nn.Module, device: torch.device) -> None:
-    """Allocate (uninitialised) storage on ``device`` for ``model``'s meta parameters, keeping every
-    real tensor (buffers, parameters built for real) as it was."""
-    keep = {name: t.detach().clone() for name, t in _named_tensors(model) if not _local(t).is_meta}
-    model.to_empty(device=device)
-    with torch.no_grad():
-        for name, t in _named_tensors(model):
-            if name in keep:
-                _local(t).copy_(_local(keep[name]))
-
-
-def _named_tensors(model: nn.Module):
-    yield from model.named_parameters(remove_duplicate=False)
-    yield from model.named_buffers(remove_duplicate=False)
-
-
-def _local(t: torch.Tensor) -> torch.Tensor:
-    from torch.distributed.tensor import DTensor
-
-    return t.to_local() if isinstance(t, DTensor) else t
 
 
 # ---- sharding -------------------------------------------------------------------------------------
@@ -168,35 +126,31 @@ def local_parameter_bytes(model: nn.Module, *, trainable: bool = True) -> tuple[
     for p in model.parameters():
         if p.requires_grad != trainable:
             continue
-        here += _local(p).numel() * p.element_size()
+        here += local_tensor(p).numel() * p.element_size()
         total += p.numel() * p.element_size()
     return here, total
 
 
-def build_sharded_model(cfg, store, dist) -> tuple[nn.Module, dict]:
-    """The FSDP2-sharded student of the recipe on ``dist.device`` (see the module docstring): rank 0
-    builds it for real on the host and broadcasts, the other ranks build on the meta device."""
-    import torch.distributed as tdist
+def place_sharded(model: nn.Module, *, precision: str, device: torch.device) -> nn.Module:
+    """Shard a built student over the process group and fill every rank's shards from rank 0's
+    weights (every rank calls it): rank 0 passes the student built for real (on the host), the
+    other ranks the same student built with its parameters on the meta device."""
+    import torch.distributed as dist
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-    from p4d.train.build import build_model
-
-    if dist.is_main:  # on the host: the device receives shards only (8B: 31 GB of fp32 masters otherwise)
-        model, counts = build_model(cfg, store, device=torch.device("cpu"))
-        full = model.state_dict()  # references to the built tensors, before sharding drops them
-    else:
-        model, counts = build_model(cfg, store, device=dist.device, empty=True)
-        full = {}
-    shard_student(model, precision=cfg.runtime.precision, device=dist.device)
-    if not dist.is_main:
-        materialize(model, dist.device)
-    model.place_attention(dist.device)  # attn auto: as a one-process run on this device decides
+    is_main = dist.get_rank() == 0
+    full = model.state_dict() if is_main else {}  # references to the built tensors, before sharding drops them
+    shard_student(model, precision=precision, device=device)
+    if not is_main:
+        materialize(model, device)
+    model.place_attention(device)  # attn auto: as a one-process run on this device decides
     set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     del full
-    tdist.barrier()
+    dist.barrier()
     here, total = local_parameter_bytes(model)
-    log.info("fsdp: rank %d holds %.1f of %.1f MB of trainable parameters", dist.rank, here / 2**20, total / 2**20)
-    return model, counts
+    log.info("fsdp: rank %d holds %.1f of %.1f MB of trainable parameters", dist.get_rank(), here / 2**20,
+             total / 2**20)
+    return model
 
 
 def full_tensor(t: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,8 @@ class DecodeStats:
     seeks: int = 0
     decode_cpu_s: float = 0.0
     resize_cpu_s: float = 0.0
-    paths: list = field(default_factory=list)  # "seek" or "sequential" per decode_clips call
+    paths: list = field(default_factory=list)  # "seek", "sequential" or "gpu" per decode call
+    fallbacks: int = 0  # videos the GPU decoder handed back to PyAV (p4d.video.gpu_decode)
 
 
 def decode_frames(path: str | Path, frame_index, *, size: tuple[int, int] | None = None,

@@ -63,13 +63,15 @@ def teacher_input(frames, spatial: Mapping, normalisation: Mapping):
         raise ConfigError(f"teacher_input: frames are {tuple(x.shape[2:4])}, expected the decode size {(dh, dw)}")
     b, n = x.shape[:2]
     h, w = (int(v) for v in spatial["input_size"])
-    x = x.permute(0, 1, 4, 2, 3).reshape(b * n, 3, dh, dw).to(torch.float32) / 255.0
+    # in place on the fresh float tensor (.to always copies uint8): the same ops in the same order, so
+    # the same bits, without a new full-size float32 temporary per step
+    x = x.permute(0, 1, 4, 2, 3).reshape(b * n, 3, dh, dw).to(torch.float32).div_(255.0)
     if spatial.get("teacher_input", "direct") == "release":
-        x = x * 2.0 - 1.0  # the student's pixels: (x - 0.5) / 0.5
+        x = x.mul_(2.0).sub_(1.0)  # the student's pixels: (x - 0.5) / 0.5
         if (dh, dw) != (h, w):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        x = (x + 1.0) / 2.0
+        x = x.add_(1.0).div_(2.0)
     mean = torch.tensor([float(v) for v in normalisation["mean"]], device=x.device).view(1, 3, 1, 1)
     std = torch.tensor([float(v) for v in normalisation["std"]], device=x.device).view(1, 3, 1, 1)
-    x = (x - mean) / std
+    x = x.sub_(mean).div_(std)
     return x.reshape(b, n, 3, h, w).permute(0, 2, 1, 3, 4).contiguous()

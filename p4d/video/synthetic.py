@@ -5,6 +5,8 @@ their own paths (so depth, flow and motion have something to see), and, in a str
 edge of the stored (unrotated) frame, a 16-block binary code of the frame index that survives
 H.264 compression. :func:`read_frame_code` recovers the index, so tests check sampling and
 timestamps against truth recovered from the decoded pixels rather than against the decoder code.
+:func:`synthetic_clip` gives the frames' analytic 4D truth (depth by layer, flow from the object
+paths and the pan, motion mask, Plücker camera rays): the tiny teacher's training targets.
 
 Frame code: 2 rows x 8 blocks, each block ``width // 8`` wide and ``max(8, height // 16)`` high,
 black (0) or white (1); the 16-bit word is the 12-bit frame index followed by a 4-bit check
@@ -166,16 +168,110 @@ class _Scene:
         self.code_rows = 2 * _code_layout(height, width)[0]
         self.objects = [_random_object(rng, width, height) for _ in range(int(rng.integers(2, 4)))]
 
+    def offset(self, i: int) -> tuple[int, int]:
+        """(ox, oy): the top-left corner of frame i's view into the padded background (the camera pan)."""
+        pad = self.pad
+        return (pad + int(round(pad * np.sin(2 * np.pi * i / 96))),
+                pad + int(round(0.5 * pad * np.sin(2 * np.pi * i / 128))))
+
     def render(self, i: int) -> np.ndarray:
         """Frame i as (H, W, 3) uint8 RGB."""
-        pad = self.pad
-        ox = pad + int(round(pad * np.sin(2 * np.pi * i / 96)))
-        oy = pad + int(round(0.5 * pad * np.sin(2 * np.pi * i / 128)))
+        ox, oy = self.offset(i)
         frame = self.background[oy:oy + self.height, ox:ox + self.width].copy()
         for obj in self.objects:
             _draw_object(frame, obj, i, self.code_rows)
         frame[:self.code_rows] = _code_strip(i, self.height, self.width)[:, :, None]
         return frame
+
+    def object_depth(self, k: int, i: int) -> float:
+        """Distance of object k in frame i: later-drawn objects are nearer (2.0 + 1.0 per object
+        drawn after it), breathing ±0.4 with its motion phase."""
+        obj = self.objects[k]
+        angle = 2 * np.pi * i / obj["period"] + obj["phase"]
+        return 2.0 + 1.0 * (len(self.objects) - 1 - k) + 0.4 * float(np.cos(angle))
+
+    def maps(self, i: int, prev: int | None) -> dict[str, np.ndarray]:
+        """Analytic truth of frame i: depth (H, W), backward flow (H, W, 2) = where each pixel of
+        frame i was in frame ``prev`` minus where it is (zeros when ``prev`` is None), motion (H, W)
+        in {0, 1} (object pixels). The code strip is a screen overlay: depth 1, flow 0, motion 0."""
+        height, width, top = self.height, self.width, self.code_rows
+        ox, oy = self.offset(i)
+        rows = np.arange(height, dtype=np.float32)[:, None] + oy  # background texel rows
+        depth = np.broadcast_to(_BG_NEAR + (_BG_FAR - _BG_NEAR) * (1 - rows / self.background.shape[0]),
+                                (height, width)).copy()
+        flow = np.zeros((height, width, 2), np.float32)
+        if prev is not None:
+            pox, poy = self.offset(prev)
+            flow[...] = (ox - pox, oy - poy)
+        motion = np.zeros((height, width), np.float32)
+        for k, obj in enumerate(self.objects):  # in drawing order: later objects cover earlier ones
+            footprint = _object_footprint(obj, i, top, height, width)
+            if footprint is None:
+                continue
+            y0, x0, mask, _, _ = footprint
+            win = (slice(y0, y0 + mask.shape[0]), slice(x0, x0 + mask.shape[1]))
+            depth[win][mask] = self.object_depth(k, i)
+            motion[win][mask] = 1.0
+            if prev is not None:
+                cx, cy = _object_position(obj, i, top, height, width)
+                px, py = _object_position(obj, prev, top, height, width)
+                flow[win][mask] = (px - cx, py - cy)
+            else:
+                flow[win][mask] = 0.0
+        depth[:top], flow[:top], motion[:top] = 1.0, 0.0, 0.0
+        return {"depth": depth, "flow": flow, "motion": motion}
+
+    def rotation(self, i: int) -> np.ndarray:
+        """Camera-to-world rotation (3, 3) of frame i (OpenCV axes): the pan as yaw then pitch about
+        the camera centre, angles atan(offset / f) from the unpanned view, f = W pixels."""
+        ox, oy = self.offset(i)
+        yaw, pitch = np.arctan((ox - self.pad) / self.width), np.arctan((oy - self.pad) / self.width)
+        cy_, sy_, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+        r_yaw = np.array([[cy_, 0, sy_], [0, 1, 0], [-sy_, 0, cy_]])
+        r_pitch = np.array([[1, 0, 0], [0, cp, sp], [0, -sp, cp]])  # forward (z) turns towards +y (down)
+        return r_yaw @ r_pitch
+
+
+_BG_NEAR, _BG_FAR = 6.0, 12.0  # background depth at the bottom / top of the padded background
+
+
+def synthetic_clip(frame_indices: Sequence[int], *, size: tuple[int, int] = (160, 120), seed: int = 0,
+                   ray_grid: tuple[int, int] = (8, 8)) -> dict[str, np.ndarray]:
+    """Frames and analytic 4D truth of the frames ``frame_indices`` of the video that
+    :func:`write_synthetic_video` writes with this ``size`` and ``seed`` (pixels before H.264):
+
+    frames (N, H, W, 3) uint8; depth (N, H, W, 1) distance (objects 1.6-4.4 by layer order, background
+    6-12 receding upwards, code strip 1); flow (N, H, W, 2) backward flow t → t−1 in pixels between
+    consecutive *listed* frames (u, v; frame 0 zero: invalid, as the cache flags it); motion
+    (N, H, W, 1) 1 on moving objects; camray (N, h_p, w_p, 6) Plücker rays (d, c × d) through the
+    centres of a ``ray_grid`` patch grid, relative to the first listed frame's camera (the pan is a
+    rotation about a fixed centre, so the moments are 0; intrinsics f = W, principal point centred).
+    """
+    width, height = (int(v) for v in size)
+    if width < MIN_WIDTH or height < MIN_HEIGHT:
+        raise ConfigError(f"size={size!r}: synthetic videos need at least {MIN_WIDTH}x{MIN_HEIGHT} (width, height)")
+    indices = [int(i) for i in frame_indices]
+    if not indices or min(indices) < 0:
+        raise ConfigError(f"frame_indices: expected frame numbers >= 0, got {indices}")
+    scene = _Scene(width, height, seed)
+    frames, depth, flow, motion, rays = [], [], [], [], []
+    gh, gw = ray_grid
+    v = (np.arange(gh) + 0.5) * height / gh - 0.5 - (height - 1) / 2
+    u = (np.arange(gw) + 0.5) * width / gw - 0.5 - (width - 1) / 2
+    d_cam = np.stack(np.broadcast_arrays(u[None, :], v[:, None], np.full((gh, gw), float(width))), axis=-1)
+    d_cam /= np.linalg.norm(d_cam, axis=-1, keepdims=True)
+    r0 = scene.rotation(indices[0])
+    for t, i in enumerate(indices):
+        frames.append(scene.render(i))
+        m = scene.maps(i, indices[t - 1] if t else None)
+        depth.append(m["depth"])
+        flow.append(m["flow"])
+        motion.append(m["motion"])
+        d = d_cam @ (r0.T @ scene.rotation(i)).T
+        rays.append(np.concatenate([d, np.zeros_like(d)], axis=-1))
+    return {"frames": np.stack(frames), "depth": np.stack(depth)[..., None].astype(np.float32),
+            "flow": np.stack(flow).astype(np.float32), "motion": np.stack(motion)[..., None],
+            "camray": np.stack(rays).astype(np.float32)}
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -201,22 +297,39 @@ def _random_object(rng: np.random.Generator, width: int, height: int) -> dict:
     }
 
 
-def _draw_object(frame: np.ndarray, obj: dict, i: int, top: int) -> None:
-    """Draw one textured object at its position in frame i, below the code strip (rows >= top)."""
-    height, width = frame.shape[:2]
+def _object_position(obj: dict, i: float, top: int, height: int, width: int) -> tuple[float, float]:
+    """(cx, cy) in pixels of one object's centre in frame i (below the code strip, rows >= top)."""
     angle = 2 * np.pi * i / obj["period"] + obj["phase"]
     cx = width * (obj["center"][0] + obj["amp"][0] * np.sin(angle))
     cy = top + (height - top) * (obj["center"][1] + obj["amp"][1] * np.cos(angle))
+    return float(cx), float(cy)
+
+
+def _object_footprint(obj: dict, i: int, top: int, height: int, width: int):
+    """(y0, x0, mask, u, v) of one object in frame i: its bounding box's corner, the (y, x) bool mask
+    of the pixels it covers there, and their offsets from its centre; None when it is off-frame."""
+    cx, cy = _object_position(obj, i, top, height, width)
     r = obj["radius"]
     y0, y1 = max(top, int(cy - r)), min(height, int(cy + r) + 1)
     x0, x1 = max(0, int(cx - r)), min(width, int(cx + r) + 1)
     if y0 >= y1 or x0 >= x1:
-        return
+        return None
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     u, v = xx - cx, yy - cy
     mask = (u * u + v * v <= r * r) if obj["disc"] else (np.abs(u) <= r) & (np.abs(v) <= r)
+    return y0, x0, mask, u, v
+
+
+def _draw_object(frame: np.ndarray, obj: dict, i: int, top: int) -> None:
+    """Draw one textured object at its position in frame i, below the code strip (rows >= top)."""
+    height, width = frame.shape[:2]
+    footprint = _object_footprint(obj, i, top, height, width)
+    if footprint is None:
+        return
+    y0, x0, mask, u, v = footprint
+    r = obj["radius"]
     cell = max(2.0, r / 2.5)
     checker = ((np.floor(u / cell) + np.floor(v / cell)) % 2).astype(bool)
     color = np.where(checker[..., None], obj["colors"][0], obj["colors"][1])
-    region = frame[y0:y1, x0:x1]
+    region = frame[y0:y0 + mask.shape[0], x0:x0 + mask.shape[1]]
     region[mask] = color[mask].astype(np.uint8)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_cpu_dry_run_fills_the_table_and_its_checks_pass():
     (res,) = run_benchmarks("gpu-precompute", "tiny", device="cpu")
-    assert res.status == "ok" and res.shapes["teacher"] == "tiny (random weights)"
+    assert res.status == "ok" and res.shapes["teacher"] == "tiny (shipped weights)"
     rows = {r.entry.split(",")[0].split(" vs ")[0]: r for r in res.rows}
     assert len(res.rows) == 5
     for r in res.rows:

@@ -22,8 +22,8 @@ def _cos(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-def _store(tmp_path, clips=3):
-    spec = CacheSpec(modalities=(), taps=(1, 2), latent_frames=2, latent_height=8, latent_width=8, latent_dim=1408,
+def _store(tmp_path, clips=3, latent_dim=1408):
+    spec = CacheSpec(modalities=(), taps=(1, 2), latent_frames=2, latent_height=8, latent_width=8, latent_dim=latent_dim,
                      clips_per_shard=clips)
     return create_store(str(tmp_path / "c.zarr"), spec, tiny_videos((clips,)))
 
@@ -111,6 +111,44 @@ def test_summary_shows_the_fidelity_distribution_and_fallbacks(tmp_path):
     text = format_summary(open_store(store.url))
     assert "F_4D codec self-check (3 checked clips" in text
     assert "level 0 (store codec): 2 clips" in text and "level 2 (bfloat16 fallback): 1 clips" in text
+
+
+def _outlier_tokens(x, seed, k=3):
+    """``x`` (taps, N', h', w', c') with ``k`` tokens per tap pushed 30-60x the channel's SD away in every channel."""
+    rng = np.random.default_rng(seed)
+    out = x.copy()
+    for t in range(x.shape[0]):
+        flat = out[t].reshape(-1, x.shape[-1])
+        sd = flat.std(axis=0)
+        for tok in rng.choice(len(flat), k, replace=False):
+            flat[tok] += sd * rng.uniform(30, 60, size=sd.shape) * rng.choice([-1, 1], size=sd.shape)
+    return out
+
+
+def test_clips_with_outlier_tokens_stay_quantised_at_level_1(tmp_path):
+    """Issue 22 #7 in a store: clips with outlier tokens failed level 0 and, with a level 1 of the
+    same step, went to bfloat16 (level 2); now level 1 holds them (outliers exact) and they read
+    back, on the host and on the device, with >= 5x less error than level 0."""
+    import torch
+
+    from p4d.cache_schema.codecs import LATENT_CODECS
+    from p4d.train.device_decode import decode_target_parts
+
+    store = _store(tmp_path, clips=2, latent_dim=256)
+    x = np.stack([_outlier_tokens(vit_like_latents(2, 2, 8, 8, 256, seed=s), s) for s in (6, 7)])
+    _write(store, x)
+    assert open_store(store.url).array("clips/latent_codec")[:].tolist() == [1, 1]
+    y = read_clips(store, [0, 1])["f4d"]
+    codec = LATENT_CODECS["dpcm-channel"]
+    for i in range(2):
+        level0 = token_fidelity(x[i], codec.decode(codec.encode(x[i][None]))[0])
+        got = token_fidelity(x[i], y[i])
+        assert not FidelityPolicy().accepts(level0) and FidelityPolicy().accepts(got)
+        assert np.mean(level0["rel_error_per_tap"]) >= 5 * np.mean(got["rel_error_per_tap"])
+    parts = read_clips(store, [0, 1], decode=False)
+    assert (parts["f4d_outlier_index"] >= 0).all() and "f4d_bf16" not in parts
+    dev = decode_target_parts(store.spec.latent_codec, {k: torch.from_numpy(v) for k, v in parts.items()})["f4d"]
+    np.testing.assert_array_equal(dev.numpy().view(np.uint32), y.view(np.uint32))
 
 
 # --- the channel-balanced criterion (issue 24) ------------------------------------------------

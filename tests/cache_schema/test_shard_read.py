@@ -41,7 +41,9 @@ def test_parts_decode_to_the_float_targets(filled):
     from p4d.cache_schema import LATENT_CODECS
 
     assert parts["f4d_level"].shape == (len(DONE),) and "f4d_bf16" not in parts  # no clip needed bfloat16
-    decoded = LATENT_CODECS[codec].decode({k: parts[k] for k in ("f4d", "f4d_scale", "f4d_offset")})
+    stored = [p.name for p in LATENT_CODECS[codec].stored_parts(store.spec.latent_codec_version)]
+    assert "f4d_outlier_index" in stored  # level 1's outlier tokens come with the parts
+    decoded = LATENT_CODECS[codec].decode({k: parts[k] for k in stored})
     np.testing.assert_array_equal(decoded, full["f4d"])
     np.testing.assert_array_equal(parts["depth"].astype(np.float32), full["depth"])
 

@@ -36,3 +36,25 @@ def test_summary_groups_failure_reasons(store):
     text = format_summary(store)
     assert "2 x no video stream  (clips 0, 1)" in text and "1 x too short  (clips 2)" in text
     assert "status: 1 done, 3 pending, 3 failed (total 7)" in text
+
+
+def test_summary_names_the_videos_whose_clip_repeats_frames(tmp_path):
+    import numpy as np
+
+    from p4d.cache_schema import VideoEntry, create_store
+    from p4d.video.sampling import plan_clips
+
+    from .conftest import tiny_spec
+
+    def video(name, frames, note=""):
+        return VideoEntry(path=f"/videos/{name}.mp4", size_bytes=1, content_hash=name, fps=24.0, duration=1.0,
+                          num_frames=frames, width=64, height=48, rotation=0, num_clips=1, note=note)
+
+    spec = tiny_spec()  # N = 4
+    store = create_store(str(tmp_path / "c.zarr"), spec, [video("long", 48), video("short", 3), video("exact", 4),
+                                                          video("broken", 0, note="no video stream")])
+    # independent truth: the sampler repeats a frame for 3 frames but not for 4
+    assert len(np.unique(plan_clips(3, num_frames=4))) < 4 and len(np.unique(plan_clips(4, num_frames=4))) == 4
+    text = format_summary(store)
+    assert "padded clips: 1 videos have fewer than N=4 frames" in text
+    assert "/videos/short.mp4 (3)" in text and "exact.mp4" not in text.split("padded clips:")[1].splitlines()[0]

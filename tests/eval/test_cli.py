@@ -64,3 +64,20 @@ def test_errors_surface_as_p4d_errors(tmp_path, cli):
     assert isinstance(res.exception, ConfigError) and "no such file" in str(res.exception)
     res = cli(tmp_path / "missing.json", "--out", tmp_path / "x.jsonl")
     assert isinstance(res.exception, ConfigError) and "--model DIR or --baseline" in str(res.exception)
+
+
+def test_limit_scores_the_first_items_and_a_larger_limit_continues(tmp_path, mcq, write_bench, cli):
+    # first-option answers A: right on the first item only, so the score is 100 % of 1, then 50 % of 2
+    bench = write_bench(tmp_path / "b.json", [mcq("q1", "SA", "A"), mcq("q2", "SA", "B"), mcq("q3", "SA", "C")])
+    out = tmp_path / "first.jsonl"
+    res = cli(bench, "--baseline", "first-option", "--out", out, "--no-progress", "--limit", "1")
+    assert res.exit_code == 0, res.output
+    assert "| First option (strict) | 16 | 1 parser | 100.0 |" in res.output
+    assert "--limit 1: scored the first 1 of 3 items" in res.output
+    res = cli(bench, "--baseline", "first-option", "--out", out, "--no-progress", "--limit", "2")
+    assert res.exit_code == 0, res.output
+    assert "| First option (strict) | 16 | 2 parser | 50.0 |" in res.output
+    assert "1 items predicted now, 1 resumed" in res.output
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()[1:]] == ["q1", "q2"]
+    res = cli(bench, "--baseline", "first-option", "--out", out, "--limit", "0")
+    assert isinstance(res.exception, ConfigError) and "--limit 0" in str(res.exception)

@@ -31,7 +31,8 @@ def store_path(video_dir, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("inspect_cache") / "cache.zarr"
     run_precompute(PrecomputeConfig(videos=str(video_dir), store=str(path), teacher="tiny", policy="stride",
-                                    clips_per_shard=2, batch_size=2, workers=1, device="cpu", progress=False))
+                                    clips_per_shard=2, batch_size=2, workers=1, device="cpu", progress=False,
+                                    student_size=56))  # the tiny student's S (test_compare trains it on this cache)
     return path
 
 
@@ -42,3 +43,15 @@ def store(store_path):
     s = open_store(str(store_path))
     assert s.status() == {"pending": 0, "done": 4, "failed": 1, "total": 5}
     return s
+
+
+@pytest.fixture(scope="session")
+def random_store_path(video_dir, tmp_path_factory) -> Path:
+    """The same videos through the seeded random teacher (``tiny-random``): the RANDOM TEACHER labels."""
+    from p4d.precompute.config import PrecomputeConfig
+    from p4d.precompute.job import run_precompute
+
+    path = tmp_path_factory.mktemp("inspect_random_cache") / "cache.zarr"
+    run_precompute(PrecomputeConfig(videos=str(video_dir), store=str(path), teacher="tiny-random", policy="stride",
+                                    clips_per_shard=2, batch_size=2, workers=1, device="cpu", progress=False))
+    return path

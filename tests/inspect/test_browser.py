@@ -25,11 +25,11 @@ def test_the_checks_catch_console_errors_and_external_requests(tmp_path):
     assert load.external_requests == ["http://example.invalid/x.png"]
 
 
-def test_html_report_renders_cleanly_in_chromium(store_path, tmp_path):
+def test_html_report_renders_cleanly_in_chromium(random_store_path, tmp_path):
     from p4d.inspect import inspect_store
 
     page = tmp_path / "cache.html"
-    result = inspect_store(str(store_path), page, clip="all")
+    result = inspect_store(str(random_store_path), page, clip="all")
     load = load_page(page, tmp_path)
     print(f"browser: screenshot {load.screenshot.stat().st_size} bytes, {len(load.console)} console messages, "
           f"{len(load.external_requests)} external requests")

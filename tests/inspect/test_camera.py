@@ -74,7 +74,7 @@ def test_renderer_highlights_one_camera_in_red():
 @pytest.mark.parametrize("offset, spread", [((0.0, 0.0, 0.0), 1.0), ((12.3456, -3.5, 40.0), 0.02), ((-250.0, 8.0, 0.5), 30.0)])
 def test_tick_labels_are_distinct_short_and_inside_the_plot(offset, spread):
     """Each axis: three ticks whose labels differ (a small path far from the origin used to print "12", "12",
-    "12"), at most 8 characters; the axes with their tick labels fit inside the figure."""
+    "12"), at most 8 characters; the axes with their tick labels fit inside the figure at the pictures' size."""
     from p4d.heads.geometry import plucker_rays
     from p4d.inspect.camera import camera_plot_renderer
 
@@ -83,7 +83,10 @@ def test_tick_labels_are_distinct_short_and_inside_the_plot(offset, spread):
     c = np.asarray(offset) + spread * np.stack([[t, 0.3 * t, 0.5 * t] for t in np.linspace(0, 1, n)])
     K = torch.tensor([[7.0, 0, 3.5], [0, 7.0, 3.5], [0, 0, 1]], dtype=torch.float64)
     rays = plucker_rays(K.expand(n, 3, 3), (torch.from_numpy(R), torch.from_numpy(c)), (8, 8)).numpy()
-    render = camera_plot_renderer(rays, (240, 240))
+    from p4d.inspect.panels import CAMERA_PLOT_SIZE
+
+    size = CAMERA_PLOT_SIZE  # the size the pictures use
+    render = camera_plot_renderer(rays, size)
     render(None)
     fig = render.figure
     ax = next(a for a in fig.axes if a.name == "3d")
@@ -94,4 +97,20 @@ def test_tick_labels_are_distinct_short_and_inside_the_plot(offset, spread):
         # the middle tick is the plotted box's centre, which lies within the camera path's span
         assert centre.min() - spread <= float(texts[1]) <= centre.max() + spread, (texts, centre)
     tight = ax.get_tightbbox(fig.canvas.get_renderer())
-    assert tight.x0 >= -1 and tight.y0 >= -1 and tight.x1 <= 241 and tight.y1 <= 241, tight.bounds
+    assert tight.x0 >= -1 and tight.y0 >= -1 and tight.x1 <= size[1] + 1 and tight.y1 <= size[0] + 1, tight.bounds
+
+
+def test_camera_plot_is_large_with_readable_ticks_and_frame_numbers():
+    """The pictures' camera plot is at least 320 px, its tick labels at least 8 pt, and every camera
+    centre carries its frame number (issue 28: it was a 200 px thumbnail with 6 pt ticks, no numbers)."""
+    from p4d.inspect.camera import camera_plot_renderer
+    from p4d.inspect.panels import CAMERA_PLOT_SIZE
+
+    rays, *_ = _known_rays()
+    render = camera_plot_renderer(rays, CAMERA_PLOT_SIZE, title="")
+    assert render(None).shape[:2] == CAMERA_PLOT_SIZE and min(CAMERA_PLOT_SIZE) >= 320
+    ax = next(a for a in render.figure.axes if a.name == "3d")
+    sizes = {t.get_fontsize() for axis in (ax.xaxis, ax.yaxis, ax.zaxis) for t in axis.get_ticklabels()}
+    assert min(sizes) >= 8, sizes
+    labels = sorted(int(t.get_text()) for t in ax.texts)
+    assert labels == list(range(len(rays))), labels

@@ -91,19 +91,66 @@ def test_compare_panels_and_png(clip1, tmp_path):
     crop = lambda c: image[slice(*layout.tile_box(0, c)[1::2]), slice(*layout.tile_box(0, c)[0::2])]  # noqa: E731
     np.testing.assert_array_equal(crop(4), crop(5))
     assert np.abs(crop(1).astype(int) - crop(2).astype(int)).max() > 0
-    # per-pixel error maps on the magma scale: depth off by 10 % everywhere -> 0.1 of the 0.5 top, flow and
-    # motion identical -> 0 (black); the colours are matplotlib's, computed here independently
+    # per-pixel error maps on the magma scale up to the clip's 99th percentile: depth off by 10 % everywhere ->
+    # the top of the scale, flow and motion identical -> 0 (black); the colours are matplotlib's, computed here
     import matplotlib
 
     magma = lambda t: np.round(np.array(matplotlib.colormaps["magma"](t)[:3]) * 255)  # noqa: E731
     depth_err = crop(3).reshape(-1, 3).astype(int)
-    assert np.abs(depth_err - magma(0.2)).max() <= 2
+    assert np.abs(depth_err - magma(1.0)).max() <= 2
     assert np.abs(crop(6).reshape(-1, 3) - magma(0.0)).max() <= 1 and np.abs(crop(9).reshape(-1, 3) - magma(0.0)).max() <= 1
     # the motion legend, the error colorbars and the camera plot are all there (compare used to drop two)
     assert len(panels.legends) == 2 + 2 + 2 + 2 and panels.camera_legend == len(panels.legends) - 1  # (map, error) x 3 + rays error + camera
     out = tmp_path / "cmp.png"
     write_png(panels, out)
     assert out.stat().st_size > 0
+
+
+def test_error_map_is_bright_at_a_realistic_small_error_with_the_scale_on_the_legend(clip1):
+    """A student 1 % off the teacher's depth (a realistic error) must not give a black error map: the scale
+    runs to the clip's 99th percentile (0.01 here) and the legend says so. The old fixed 0..0.5 scale drew
+    it at magma(0.02), i.e. black."""
+    student = {m: v.copy() for m, v in clip1.maps.items()}
+    rng = np.random.default_rng(0)
+    student["depth"] = clip1.maps["depth"] * (1 + 0.01 * rng.uniform(0.5, 1.0, clip1.maps["depth"].shape))
+    panels = compare_panels(clip1, student)
+    image, layout = compose(panels, [4])
+    left, top, right, bottom = layout.tile_box(0, panels.columns.index("depth error"))
+    tile = image[top:bottom, left:right].astype(int)
+    assert tile.mean() > 80 and (tile.max(axis=2) > 150).mean() > 0.3, tile.mean()  # bright, not black
+    from p4d.inspect.compare import error_scale
+
+    rel = np.abs(student["depth"] - clip1.maps["depth"]) / clip1.maps["depth"]
+    assert error_scale(rel) == pytest.approx(np.percentile(rel, 99)) and 0.009 < error_scale(rel) < 0.0101
+    # the legend is the magma bar with "0" and the percentile written under its ends
+    from p4d.inspect.colors import colorbar
+    from p4d.inspect.panels import captioned
+
+    top = float(np.percentile(rel[..., 0], 99))
+    expected = captioned("depth error per pixel (rel.); bar = 0..p99 of this clip, clipped", colorbar(200, 14, "magma"),
+                         under=("0", f"{top:.3g} rel."))
+    np.testing.assert_array_equal(panels.legends[1], expected)  # (depth map legend, depth error legend, ...)
+    assert error_scale(np.zeros(5)) == 1e-6 and error_scale(np.array([np.nan, 2.0])) == 2.0
+
+
+def test_motion_overlay_stays_visible_on_a_red_scene(clip1):
+    """Pure-red frames with a moving square: the motion column must differ from the frame inside the square
+    (the fixed red overlay vanished: red blended into red is red) and equal it outside."""
+    import dataclasses
+
+    from p4d.inspect.panels import clip_panels
+
+    n, h, w = clip1.frames.shape[:3]
+    red = np.zeros_like(clip1.frames)
+    red[..., 0] = 255
+    logits = np.full((n, h, w, 1), -30.0, np.float32)
+    logits[:, h // 4: h // 2, w // 4: w // 2] = 30.0
+    data = dataclasses.replace(clip1, frames=red, maps={**clip1.maps, "motion": logits})
+    panels = clip_panels(data, camera_plot=False)
+    tile = panels.tiles[panels.columns.index("motion")].astype(int)
+    inside = np.abs(tile[:, h // 4: h // 2, w // 4: w // 2] - red[:, h // 4: h // 2, w // 4: w // 2]).max(axis=-1)
+    assert inside.min() > 100, inside.min()
+    np.testing.assert_array_equal(tile[:, 0, 0], red[:, 0, 0])
 
 
 class _FakeRun:
@@ -188,6 +235,10 @@ def test_compare_and_steps_from_a_run(run_dir, store_path, tmp_path):
     assert out.clips == [1] and (tmp_path / "cmp.png").stat().st_size > 0
     strip = inspect_store(str(store_path), tmp_path / "steps.png", clip=1, compare=str(run_dir), steps="all")
     assert strip.path.exists()
+    page = inspect_store(str(store_path), tmp_path / "cmp.html", clip=1, compare=str(run_dir), frames=[0, 8])
+    text = page.path.read_text()
+    assert page.clips == [1] and text.count('src="data:image/png;base64,') == 1 and "teacher vs student:" in text
+    assert "http" not in text.replace("http-equiv", "")  # self-contained: nothing to fetch
     one = run_dir / "checkpoints" / "step-000001"
     assert inspect_store(str(store_path), tmp_path / "one.png", clip=1, compare=str(one), frames=[3]).path.exists()
     with pytest.raises(ConfigError, match=r"no checkpoints at steps \[7\]"):

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from p4d.inspect import inspect_store
+from p4d.inspect.panels import CAMERA_PLOT_SIZE
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,7 @@ def test_every_img_is_an_inline_png_that_pillow_decodes(page):
             im.load()
             assert im.format == "PNG" and im.width > 5 * 112
             # 4 evenly spaced frames per clip by default
-            assert 4 * 112 < im.height < 4 * 112 + 400
+            assert 4 * 112 < im.height < 4 * 112 + 200 + CAMERA_PLOT_SIZE[0]  # rows + title + legends (camera plot tallest)
 
 
 def test_page_references_no_external_url(page):

@@ -16,12 +16,21 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def clip1(store):
-    return load_clip(store, 1)
+def random_store(random_store_path):
+    from p4d.cache_schema import open_store
+
+    return open_store(str(random_store_path))
 
 
-def test_summary_and_titles_say_random_teacher(store, clip1):
-    assert RANDOM_TEACHER_LABEL in format_summary(store)
+@pytest.fixture(scope="module")
+def clip1(random_store):
+    return load_clip(random_store, 1)
+
+
+def test_summary_and_titles_say_random_teacher(random_store, store, clip1):
+    assert RANDOM_TEACHER_LABEL in format_summary(random_store)
+    assert RANDOM_TEACHER_LABEL not in format_summary(store)              # the shipped (trained) tiny teacher
+    assert load_clip(store, 1).teacher_note is None
     assert clip1.title_lines()[0].startswith(f"{RANDOM_TEACHER_LABEL}: random weights")
     # the source is 96x64 (aspect 1.5), the teacher input 112x112: the note says so
     assert "frames squashed from 96x64 to 112x112 (aspect 1.50 -> 1.00), as the teacher saw them" in clip1.title_lines()

@@ -41,8 +41,8 @@ def test_compare_needs_a_run_with_checkpoints(store_path, tmp_path):
     (tmp_path / "run" / "checkpoints" / "step-000005").mkdir(parents=True)  # incomplete: no meta.json
     with pytest.raises(CheckpointError, match=r"--compare .*run: no student checkpoint there"):
         inspect_store(str(store_path), tmp_path / "x.png", clip=1, compare=str(tmp_path / "run"))
-    with pytest.raises(ConfigError, match="--compare writes a .png or .mp4"):
-        inspect_store(str(store_path), tmp_path / "x.html", clip=1, compare="runs/p4d")
+    with pytest.raises(ConfigError, match="--compare --steps writes a .png"):
+        inspect_store(str(store_path), tmp_path / "x.html", clip=1, compare="runs/p4d", steps="all")
 
 
 def test_default_clip_is_the_first_done_one(store_path, tmp_path):

@@ -27,7 +27,9 @@ def test_mp4_frame_count_size_and_source_timing(store_path, tmp_path):
     assert len(sizes) == 1
     width, height = sizes.pop()
     assert width % 2 == 0 and height % 2 == 0
-    assert width >= 9 * 112 and 112 < height < 2 * 112 + 300  # one row of 9 tiles + title + legends
+    from p4d.inspect.panels import CAMERA_PLOT_SIZE
+
+    assert width >= 9 * 112 and 112 < height < 2 * 112 + 100 + CAMERA_PLOT_SIZE[0]  # one row of 9 tiles + title + legends
     # clip 3 = good1.mp4 frames 0..15 at 12 fps: the stored timestamps i / 12 s, from 0
     times = np.array([t for _, _, t, _ in frames])
     np.testing.assert_allclose(times, np.arange(16) / 12, atol=1e-3)

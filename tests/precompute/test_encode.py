@@ -35,6 +35,24 @@ def test_dpcm_encode_is_bit_exact_with_numpy(block):
         assert value.tobytes() == ref.tobytes(), name
 
 
+@pytest.mark.parametrize("block", [None, 1, 4])
+def test_level1_outlier_split_is_bit_exact_with_numpy(block):
+    """Level 1 (per channel 8 tokens kept exactly, the rest at their finest step) on the hard latents,
+    whose .5-step channel has many tokens tied at the 8th largest |x - mean|: the same tokens are
+    chosen, every part has the same bytes."""
+    from p4d.cache_schema.codecs import dpcm_encode as numpy_dpcm
+
+    x = _hard_latents(3)
+    x[0, 1, 0, 0, :3, :] *= 50.0  # three tokens scaled 50x
+    want = numpy_dpcm(x, step_over_rms=0.0, outliers=True)
+    got = dpcm_encode(torch.from_numpy(x), step_over_rms=0.0, outliers=True, block=block)
+    assert sorted(got) == sorted(want) and (want["f4d_outlier_index"] >= 0).all()
+    for name, ref in want.items():
+        value = got[name].numpy()
+        assert value.dtype == ref.dtype and value.shape == ref.shape
+        assert value.tobytes() == ref.tobytes(), name
+
+
 def test_encoded_parts_decode_within_half_a_step():
     x = _hard_latents(1)
     parts = encode_latents("dpcm-channel", torch.from_numpy(x))
@@ -113,3 +131,18 @@ def test_device_self_check_matches_the_numpy_one_level_for_level():
         assert mine["level"] == ref["level"]
         assert mine["mean_cosine"] == pytest.approx(ref["mean_cosine"], abs=1e-6)
         assert mine["worst_cosine"] == pytest.approx(ref["worst_cosine"], abs=1e-6)
+
+
+def test_device_self_check_takes_outlier_clips_at_level_1_like_numpy():
+    """Clips with outlier tokens: both checks pick level 1 (the outlier split), store the same bytes."""
+    from p4d.cache_schema.fidelity import FidelityPolicy
+    from p4d.cache_schema.fidelity import encode_checked as numpy_checked
+    from p4d.precompute.encode import encode_checked
+
+    x = np.stack([vit_like_latents(2, 2, 8, 8, 128, seed=s) for s in (5, 6)])
+    x[:, :, 1, 2, 3:5, :] += 60.0 * x.std(axis=(2, 3, 4))[:, :, None]  # two tokens per tap 60 SD out in every channel
+    parts, bf16, levels, _ = numpy_checked("dpcm-channel", x, np.ones(2, bool), FidelityPolicy())
+    got = encode_checked("dpcm-channel", torch.from_numpy(x), FidelityPolicy())
+    assert levels.tolist() == [1, 1] and got["levels"].tolist() == [1, 1] and bf16 is None
+    for name, ref in parts.items():
+        assert got[name].tobytes() == ref.tobytes(), name

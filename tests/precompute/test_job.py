@@ -55,6 +55,8 @@ def test_every_clip_terminal_bad_videos_recorded(finished_store):
     with pytest.raises(ClipNotAvailableError, match="bad_random"):
         read_clip(store, 1)
     assert verify(store).problems == []
+    runs = store.shard_runs()  # the decoder each worker resolved (--decoder auto on a CPU worker: PyAV)
+    assert len(runs) == 4 and {(r["decoder"], r["decode_fallbacks"]) for r in runs.values()} == {("cpu", 0)}
 
 
 def test_cached_targets_match_the_teacher_run_directly(finished_store, video_list):

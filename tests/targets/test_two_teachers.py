@@ -26,7 +26,7 @@ def test_second_teacher_beside_the_first(teacher_cache, tmp_path):
     shutil.copytree(teacher_cache.store, root)
     before = read_clips(open_store(root), DONE)
     second = teacher_url(root, "second")
-    run_precompute(PrecomputeConfig(videos=str(teacher_cache.videos), store=second, teacher="tiny", seed=1,
+    run_precompute(PrecomputeConfig(videos=str(teacher_cache.videos), store=second, teacher="tiny-random", seed=1,
                                     policy="stride", clips_per_shard=3, workers=1, device="cpu", progress=False))
 
     # the root store reads as before: a v2 reader sees nothing new

@@ -87,10 +87,10 @@ def test_l4p_rejects_other_frame_counts_and_has_published_shapes_on_meta():
 
 def test_seeded_init_is_reproducible_and_leaves_global_rng_alone():
     state = torch.random.get_rng_state()
-    a, b = build_teacher("tiny", seed=3), build_teacher("tiny", seed=3)
+    a, b = build_teacher("tiny-random", seed=3), build_teacher("tiny-random", seed=3)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert weights_hash(a.state_dict()) == weights_hash(b.state_dict())
-    assert weights_hash(build_teacher("tiny", seed=4).state_dict()) != weights_hash(a.state_dict())
+    assert weights_hash(build_teacher("tiny-random", seed=4).state_dict()) != weights_hash(a.state_dict())
 
 
 def test_modalities_subset_and_dtype():

@@ -13,6 +13,8 @@ from p4d.video import write_synthetic_video
 
 GOOD = 5
 FRAMES, FPS = 20, 10
+#: the tiny student's S: the cache's teacher input is made from frames squashed to it (the trainer checks)
+TINY_STUDENT_SIZE = 56
 
 
 def write_jsonl(path: Path, records: list) -> Path:
@@ -49,7 +51,8 @@ def train_cache(tmp_path_factory) -> SimpleNamespace:
     (videos / "bad.mp4").write_text("not a video\n")
     store = root / "cache.zarr"
     run_precompute(PrecomputeConfig(videos=str(videos), store=str(store), teacher="tiny", policy="uniform",
-                                    clips_per_shard=2, workers=1, device="cpu", progress=False))
+                                    clips_per_shard=2, workers=1, device="cpu", progress=False,
+                                    student_size=TINY_STUDENT_SIZE))
     return SimpleNamespace(root=root, videos=videos, store=str(store))
 
 

@@ -42,7 +42,8 @@ def main(config_json: str, out: str) -> None:
     from p4d.train.build import build_model
     from p4d.train.config import resolve_config
     from p4d.train.distributed import close_distributed, init_distributed, world_size
-    from p4d.train.sharding import build_sharded_model, local_parameter_bytes, resolve_parallel
+    from p4d.train.build import build_sharded_model
+    from p4d.train.sharding import local_parameter_bytes, resolve_parallel
 
     cfg = resolve_config(overrides=json.loads(config_json))
     cfg.runtime.parallel = resolve_parallel(cfg.runtime.parallel, cfg.recipe.tune, world_size())

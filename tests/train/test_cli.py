@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
@@ -58,4 +59,40 @@ def test_demo_conversations_and_training(train_cache, tmp_path):
     lines = []
     result = run_demo_training(data, train_cache.store, tmp_path / "run", steps=2, echo=lines.append)
     assert result.steps == 2 and result.data["kinds"] == {"video": 10}
-    assert lines[0].startswith("step   1: loss") and "sft" in lines[0] and lines[1].startswith("step   2")
+    assert lines[0].startswith("p4d train --data ") and "--optim.lr-llm 2e-3" in lines[0]
+    assert lines[1].startswith("step   1: loss") and "sft" in lines[1] and lines[2].startswith("step   2")
+
+
+@pytest.mark.slow
+def test_demo_prints_the_command_it_runs_and_resumes(train_cache, conversations, tmp_path):
+    """Issue 27: the printed `p4d train` line is what ran (its lr and batch are in the run's config.yaml),
+    and a second call continues the run instead of training it again."""
+    import shlex
+
+    from p4d.train.config import parse_overrides
+
+    run = tmp_path / "run"
+    lines = []
+    run_demo_training(conversations, train_cache.store, run, steps=1, echo=lines.append)
+    printed = shlex.split(lines[0])
+    assert printed[:2] == ["p4d", "train"]
+    # the printed line, parsed by the trainer's own flag parser, matches what the run recorded
+    flags = parse_overrides(printed[2:])
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert float(flags["optim"]["lr_llm"]) == saved["optim"]["lr_llm"] == 2e-3
+    assert int(flags["data"]["batch_size"]) == saved["data"]["batch_size"] == 2
+    assert int(flags["optim"]["max_steps"]) == saved["optim"]["max_steps"] == 1
+    log_before = (run / "log.jsonl").read_text()
+    assert len(log_before.splitlines()) == 1
+
+    lines.clear()   # a second run with the same steps: nothing retrained
+    assert run_demo_training(conversations, train_cache.store, run, steps=1, echo=lines.append) is None
+    assert lines[0].startswith(f"p4d train: {run} already trained 1 of 1 steps; not retrained")
+    assert (run / "log.jsonl").read_text() == log_before
+
+    lines.clear()   # more steps: continues from step 1, step 1 kept as it was
+    result = run_demo_training(conversations, train_cache.store, run, steps=2, echo=lines.append)
+    assert lines[0] == f"p4d train --resume {run} --steps 2    # continues {run} from step 1"
+    after = (run / "log.jsonl").read_text().splitlines()
+    assert result.steps == 2 and len(after) == 2 and after[:1] == log_before.splitlines()
+    assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr_llm"] == 2e-3

@@ -39,7 +39,9 @@ def test_saved_config_round_trips(tmp_path):
         ({"recipe": {"strategy": "p5d"}}, "--recipe.strategy"),
         ({"recipe": {"tune": "tune-everything"}}, "--recipe.tune"),
         ({"recipe": {"strategy": "zero-shot"}}, "--strategy zero-shot"),
-        ({"augment": {"temporal_subsample": 2}}, "--augment.temporal-subsample"),
+        ({"augment": {"temporal_subsample": 2}}, "unknown setting --augment.temporal-subsample"),   # removed: it did nothing
+        ({"checkpoint": {"export_dtype": "fp16"}}, "--export-dtype 'fp16'"),
+        ({"runtime": {"dist_timeout": 0}}, "--runtime.dist-timeout"),
         ({"augment": {"hflip": 0.5}}, "--augment.hflip"),                               # LD on by default
         ({"augment": {"hflip": 0.5}, "recipe": {"strategy": "4d-concat"}}, "--augment.hflip"),
         ({"data": {"batch_size": 0}}, "--data.batch-size"),
@@ -53,6 +55,29 @@ def test_errors_name_the_flag(overrides, flag):
         tree["data"] = {**REQUIRED["data"], **overrides["data"]}
     with pytest.raises(ConfigError, match=flag.replace(".", r"\.").replace("+", r"\+")):
         resolve_config(overrides=tree)
+
+
+def test_export_dtype_flag_and_default():
+    assert resolve_config(overrides=REQUIRED).checkpoint.export_dtype == "bf16"
+    flags = parse_overrides(["--export-dtype", "fp32"])
+    assert resolve_config(overrides={**REQUIRED, **flags}).checkpoint.export_dtype == "fp32"
+
+
+def test_a_saved_config_with_the_retired_temporal_subsample_still_loads():
+    """Runs saved before --augment.temporal-subsample was removed recorded its only value, 1; their
+    meta.json / config.yaml still resume. Any other value stays an unknown setting."""
+    from p4d.train.config import config_from_json, drop_retired
+
+    saved = TrainConfig().to_dict()
+    saved["augment"]["temporal_subsample"] = 1
+    assert config_from_json(__import__("json").dumps(saved)).augment.hflip == 0.0
+    assert "temporal_subsample" not in drop_retired(saved)["augment"]
+    assert TrainConfig.from_dict(saved, source="checkpoints/step-000001/meta.json").augment.hflip == 0.0
+    with pytest.raises(ConfigError, match="unknown setting --augment.temporal-subsample"):
+        TrainConfig.from_dict(saved, source="flags")            # a flag: refused, it does nothing
+    saved["augment"]["temporal_subsample"] = 2
+    with pytest.raises(ConfigError, match="unknown setting --augment.temporal-subsample"):
+        config_from_json(__import__("json").dumps(saved))
 
 
 def test_hflip_allowed_when_the_cache_can_follow():

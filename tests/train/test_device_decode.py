@@ -50,3 +50,20 @@ def test_device_decode_bit_exact_with_numpy(codec):
     # and the decode is a faithful inverse, not merely the same as numpy's
     cos = (want * x).sum(-1) / np.linalg.norm(want, axis=-1) / np.linalg.norm(x, axis=-1)
     assert cos.mean() > 0.99
+
+
+def test_device_decode_applies_level1_outliers_bit_exactly():
+    """dpcm-channel level-1 parts (outlier tokens stored exactly), with a level-0 clip (-1 entries)
+    in the same batch: the device decode equals numpy's, and the outlier tokens are exact."""
+    from p4d.cache_schema.codecs import dpcm_encode
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 2, 4, 5, 16), dtype=np.float32)
+    x[:, :, 0, 1, 2, :] += 80.0  # an outlier token in every channel
+    level1, level0 = dpcm_encode(x[:1], step_over_rms=0.0, outliers=True), dpcm_encode(x[1:])
+    parts = {k: np.concatenate([level1[k], level0[k]]) for k in level1}
+    want = LATENT_CODECS["dpcm-channel"].decode(parts)
+    got = decode_latent_parts("dpcm-channel", {k: torch.from_numpy(v) for k, v in parts.items()})
+    np.testing.assert_array_equal(got.numpy().view(np.uint32), want.view(np.uint32))
+    np.testing.assert_array_equal(want[0, :, 0, 1, 2, :], x[0, :, 0, 1, 2, :])
+    assert np.abs(want[1, :, 0, 1, 2, :] - x[1, :, 0, 1, 2, :]).max() > 0  # level 0: quantised there

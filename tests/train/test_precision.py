@@ -14,7 +14,8 @@ import torch
 import yaml
 
 from p4d.cache_schema import open_store
-from p4d.train.build import build_model, build_optimizer
+from p4d.train.build import build_model
+from p4d.train.optim import build_optimizer
 from p4d.train.trainer import main
 from tests.train.conftest import small_config
 

@@ -115,3 +115,67 @@ def test_demo_videos(tmp_path):
 def test_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         write_synthetic_video(tmp_path / "x.mp4", **kwargs)
+
+
+# --- analytic 4D truth (the tiny teacher's training targets) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def truth():
+    from p4d.video.synthetic import synthetic_clip
+
+    return synthetic_clip(range(0, 48, 3), size=(160, 120), seed=1)
+
+
+def test_truth_frames_are_the_video_pixels(truth, tmp_path):
+    """synthetic_clip renders the same frames write_synthetic_video encodes (up to H.264 loss)."""
+    path = write_synthetic_video(tmp_path / "v.mp4", num_frames=48, size=(160, 120), seed=1)
+    _, frames = plain_decode(path)
+    decoded = np.stack([frames[i].to_ndarray(format="rgb24") for i in range(0, 48, 3)]).astype(int)
+    later = np.stack([frames[i + 1].to_ndarray(format="rgb24") for i in range(0, 48, 3)]).astype(int)
+    same, off_by_one = np.abs(decoded - truth["frames"]).mean(), np.abs(later - truth["frames"]).mean()
+    assert same < 10 and same < 0.5 * off_by_one, (same, off_by_one)  # 4:2:0 chroma and grain cost ~7 levels
+
+
+def test_backward_flow_warps_each_frame_onto_the_previous_one(truth):
+    """Sampling frame t-1 at p + flow_t(p) reproduces frame t far better than no motion does."""
+    f, flow = truth["frames"].astype(np.float32), truth["flow"]
+    assert not flow[0].any()                                     # frame 0: no previous frame
+    h, w = f.shape[1:3]
+    yy, xx = np.mgrid[0:h, 0:w]
+    rows = yy >= 16                                              # below the frame-code strip
+    warped_err, still_err = [], []
+    for t in range(1, len(f)):
+        x2 = np.clip(np.round(xx + flow[t, ..., 0]).astype(int), 0, w - 1)
+        y2 = np.clip(np.round(yy + flow[t, ..., 1]).astype(int), 0, h - 1)
+        warped_err.append(np.abs(f[t - 1][y2, x2] - f[t])[rows].mean())
+        still_err.append(np.abs(f[t - 1] - f[t])[rows].mean())
+    assert np.mean(warped_err) < 0.3 * np.mean(still_err), (np.mean(warped_err), np.mean(still_err))
+
+
+def test_depth_layers_and_motion_mask(truth):
+    depth, motion, flow = truth["depth"][..., 0], truth["motion"][..., 0], truth["flow"]
+    assert set(np.unique(motion)) == {0.0, 1.0} and not motion[:, :16].any()
+    assert depth[motion == 1].max() < depth[(motion == 0) & (np.arange(120)[None, :, None] >= 16)].min()  # objects nearer
+    assert np.all(depth[:, :16] == 1.0) and not flow[:, :16].any()  # the code strip: a screen overlay
+    # background pixels all move with the pan (one shift per frame)
+    for t in range(1, 16):
+        bg = flow[t][(motion[t] == 0) & (np.arange(120)[:, None] >= 16)]
+        assert np.ptp(bg, axis=0).max() == 0
+
+
+def test_camera_rays_are_a_pure_rotation_with_the_stated_intrinsics(truth):
+    import torch
+
+    from p4d.heads import camera_centre_from_rays, intrinsics_from_rays
+
+    rays = torch.from_numpy(truth["camray"]).double()
+    assert rays.shape == (16, 8, 8, 6)
+    np.testing.assert_allclose(rays[..., :3].norm(dim=-1), 1.0, atol=1e-6)
+    assert rays[..., 3:].abs().max() == 0                           # centre fixed at the origin
+    np.testing.assert_allclose(camera_centre_from_rays(rays).numpy(), 0.0, atol=1e-6)
+    K = intrinsics_from_rays(rays, image_hw=(120, 160)).numpy()    # DLT + RQ, independent of the writer
+    np.testing.assert_allclose(K[:, 0, 0], 160, rtol=1e-4)
+    np.testing.assert_allclose(K[:, 1, 1], 160, rtol=1e-4)
+    np.testing.assert_allclose(K[:, :2, 2], np.broadcast_to([79.5, 59.5], (16, 2)), atol=1e-3)
+    assert not torch.allclose(rays[5, ..., :3], rays[0, ..., :3])  # the pan turns the camera

@@ -41,7 +41,9 @@ from p4d.train.model.tokenizer import (
     encode_chat,
     load_tokenizer,
     pad_batch,
+    save_tokenizer,
     special_ids,
+    tokenizer_fingerprint,
 )
 from p4d.train.model.tpe import mark_timestamps, time_prompt, timestamp_pe
 from p4d.train.model.trainability import TRAINABILITY_PRESETS, LoraSettings, apply_trainability, merge_lora
@@ -92,9 +94,11 @@ __all__ = [
     "rearrange_to_teacher_grid",
     "resolve_attn",
     "resolve_f4d_shape",
+    "save_tokenizer",
     "sft_loss",
     "special_ids",
     "student_preset",
     "time_prompt",
     "timestamp_pe",
+    "tokenizer_fingerprint",
 ]

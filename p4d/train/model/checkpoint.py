@@ -44,6 +44,10 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 
 def _folder(path: Path, name: str) -> Path:
+    if not path.is_dir():
+        raise CheckpointNotFoundError(
+            f"--model.init-from {path}: no such folder; expected an NVILA-Lite directory with llm/, vision_tower/, "
+            "mm_projector/")
     sub = path / name
     if not sub.is_dir():
         raise CheckpointNotFoundError(

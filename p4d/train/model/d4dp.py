@@ -105,3 +105,47 @@ class D4DP(nn.Module):
     def forward(self, hidden: Tensor) -> Tensor:
         grid = rearrange_to_teacher_grid(hidden, self.grid, self.time).to(self.dtype)
         return torch.stack([m(grid) for m in self.maps], dim=1)
+
+
+# ---- the ceiling the rearrange implies ----------------------------------------------------------
+
+def rearrange_operators(student_grid: tuple[int, int, int], grid: tuple[int, int, int],
+                        time: str = "stride") -> tuple[Tensor, Tensor]:
+    """The linear maps of :func:`rearrange_to_teacher_grid` from the student's (N, h, w) tokens to
+    the teacher's (N', h', w'): time T (N', N) and space S (h'·w', h·w), float64, so that the
+    rearranged grid is (T ⊗ S) · tokens. Read off by rearranging the basis vectors (the same code path)."""
+    n, h, w = student_grid
+    n_t, h_t, w_t = grid
+    eye_t = torch.eye(n, dtype=torch.float64).reshape(1, n, 1, 1, n)
+    t = rearrange_to_teacher_grid(eye_t, (n_t, 1, 1), time).reshape(n_t, n)
+    eye_s = torch.eye(h * w, dtype=torch.float64).reshape(1, 1, h, w, h * w)
+    s = rearrange_to_teacher_grid(eye_s, (1, h_t, w_t), time).reshape(h_t * w_t, h * w)
+    return t, s
+
+
+def _range_projection(a: Tensor) -> Tensor:
+    """The orthogonal projection onto the column space of ``a`` (M, K): U Uᵀ over the nonzero singular values."""
+    u, sv, _ = torch.linalg.svd(a, full_matrices=False)
+    keep = sv > sv.max() * max(a.shape) * torch.finfo(a.dtype).eps if sv.numel() else sv.bool()
+    u = u[:, keep]
+    return u @ u.T
+
+
+def grid_cosine_ceiling(f4d: Tensor, student_grid: tuple[int, int, int], time: str = "stride") -> float:
+    """The best mean token cosine a student with an (N, h, w) token grid can reach on ``f4d``
+    (..., N', h', w', c') through D_4DP's rearrange, whatever its hidden states.
+
+    D_4DP's output is (T ⊗ S)·X·W + b (X: the hidden states, W, b: the per-tap linear map), so it
+    lies in the column space of T ⊗ S (constants included: bilinear rows sum to 1). The closest such
+    grid to F_4D (least squares, token by token over c') is the projection (P_T ⊗ P_S)·F_4D; the
+    ceiling is the mean over tokens (and leading axes: clips, taps) of cos(F_4D, its projection).
+    1.0 when the student's grid can hold the teacher's; channel capacity (c vs c') is not counted."""
+    if f4d.dim() < 4:
+        raise ConfigError(f"F_4D: expected (..., N', h', w', c'), found shape {tuple(f4d.shape)}")
+    n_t, h_t, w_t, c_t = f4d.shape[-4:]
+    t, s = rearrange_operators(student_grid, (n_t, h_t, w_t), time)
+    p_t, p_s = _range_projection(t), _range_projection(s)
+    x = f4d.to(torch.float64).reshape(-1, n_t, h_t * w_t, c_t)
+    reached = torch.einsum("nm,ts,bmsc->bntc", p_t, p_s, x)
+    cos = F.cosine_similarity(reached, x, dim=-1, eps=1e-12)
+    return float(cos.mean())

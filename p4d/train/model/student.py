@@ -189,6 +189,7 @@ class Student(nn.Module):
         f4d: Tensor | None = None,
         return_logits: bool = False,
         tpe: bool = True,
+        log_untrained: bool = True,
     ) -> dict[str, Any]:
         """Returns {"loss": scalar or None, "losses": {term: unweighted float32 scalar},
         "f4d_hat": (B, taps, N', h', w', c') or None, "hidden": F_hidden (B, N, h, w, c),
@@ -197,6 +198,8 @@ class Student(nn.Module):
         targets: cache targets {"f4d", "depth", "flow", "motion", "camray"}; a missing key (or
         weight 0, or no heads) drops its term. f4d: input F_4D for 4d-concat / 4d-pe.
         tpe: False skips the time cue (``add``/``mark``) for this batch (image records).
+        log_untrained: with ``loss.log_all``, compute the weight-0 terms (LD, ED) for the log; the trainer
+        sets it only on logged steps (``--log.every``), so the weight-0 heads cost nothing in between.
         """
         cfg = self.cfg
         b, n = check_frames(frames, timestamps)
@@ -216,25 +219,31 @@ class Student(nn.Module):
         if return_logits:
             out["logits"] = self.llm.lm_head(hidden)
         if targets and self.d4dp is not None:
-            weighted = self._distillation_terms(f_hidden, targets, out)
+            weighted = self._distillation_terms(f_hidden, targets, out, log_untrained=log_untrained)
             for name, value in weighted.items():
                 total = value if total is None else total + value
         out["loss"] = total
         return out
 
-    def _distillation_terms(self, f_hidden: Tensor, targets: Mapping[str, Tensor], out: dict) -> dict[str, Tensor]:
-        """L_LD and Δ_m (unweighted into out["losses"]); returns the weighted terms."""
+    def _distillation_terms(self, f_hidden: Tensor, targets: Mapping[str, Tensor], out: dict, *,
+                            log_untrained: bool = True) -> dict[str, Tensor]:
+        """L_LD and Δ_m (unweighted into out["losses"]); returns the weighted terms. Weight-0 terms are
+        computed without gradient for the log when ``loss.log_all`` and ``log_untrained``."""
         lc = self.cfg.loss
         terms = out["losses"]
         weighted: dict[str, Tensor] = {}
         f4d_hat = self.d4dp(f_hidden)
         out["f4d_hat"] = f4d_hat
+        log_zero = lc.log_all and log_untrained
         if "f4d" in targets and lc.ld_weight > 0:
             terms["ld"] = L.latent_loss(f4d_hat, targets["f4d"], lc.ld)
             weighted["ld"] = lc.ld_weight * terms["ld"]
+        elif "f4d" in targets and log_zero:  # weight 0: logged only, like ED
+            with torch.no_grad():
+                terms["ld"] = L.latent_loss(f4d_hat.detach(), targets["f4d"], lc.ld)
         present = [m for m in self.heads.heads if m in targets] if self.heads is not None else []
         trained = [m for m in present if lc.weight(m) > 0]
-        logged = [m for m in present if lc.weight(m) == 0] if lc.log_all else []
+        logged = [m for m in present if lc.weight(m) == 0] if log_zero else []
         heads_dtype = next(self.heads.parameters()).dtype if present else None
         if trained:
             # the heads' outputs before their activations: log-depth for depth, the maps otherwise

@@ -12,9 +12,11 @@ the ``tiny`` preset; real checkpoints bring their tokenizer in ``llm/``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -67,14 +69,47 @@ def build_tiny_tokenizer(vocab_size: int = 300):
     )
 
 
-def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer saved in ``path`` (an NVILA-Lite ``llm/`` folder or an export), offline."""
-    from transformers import AutoTokenizer
+def load_tokenizer(path: str | os.PathLike, *, fingerprint: str | None = None):
+    """The tokenizer saved in ``path`` (an NVILA-Lite ``llm/`` folder or an export), offline and as
+    saved: ``tokenizer.json`` (normalizer, pre-tokenizer, BPE, added tokens) is loaded unchanged.
 
+    Not through ``AutoTokenizer``: next to ``llm/config.json`` (model_type ``qwen2``) it picks
+    ``Qwen2Tokenizer``, which rebuilds its own pre-tokenizer (digits split off one by one) over the
+    saved one, so a tokenizer trained with another pre-tokenizer (the tiny one: " 1" is one token)
+    would encode differently after export (" 1" -> " ", "1"). ``fingerprint``: the
+    :func:`tokenizer_fingerprint` recorded at export; a loaded tokenizer that differs is a CheckpointError.
+    Folders without ``tokenizer.json`` (sentencepiece only) go through ``AutoTokenizer``."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    folder = Path(path)
     try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if (folder / "tokenizer.json").is_file():
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: no loadable tokenizer (tokenizer.json / tokenizer_config.json): {exc}") from exc
+    if fingerprint is not None and tokenizer_fingerprint(tokenizer) != fingerprint:
+        raise CheckpointError(
+            f"{folder / 'tokenizer.json'}: the loaded tokenizer (sha256 {tokenizer_fingerprint(tokenizer)[:12]}…) is not "
+            f"the one the student was trained and exported with ({fingerprint[:12]}…); re-export the student")
+    return tokenizer
+
+
+def save_tokenizer(tokenizer, folder: str | os.PathLike) -> str | None:
+    """Write ``tokenizer`` (the training one, unchanged) to ``folder`` for :func:`load_tokenizer`;
+    returns its :func:`tokenizer_fingerprint` (recorded by the export)."""
+    tokenizer.save_pretrained(str(folder))
+    return tokenizer_fingerprint(tokenizer)
+
+
+def tokenizer_fingerprint(tokenizer) -> str | None:
+    """sha256 of the tokenizer's full definition (``tokenizers`` JSON: normalizer, pre-tokenizer,
+    model, added tokens); None for a tokenizer without a ``tokenizers`` backend."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    return hashlib.sha256(backend.to_str().encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,54 @@ def test_defaults_are_the_release_and_bad_choices_are_named():
         TINY.replace(d4dp="conv")
     with pytest.raises(ConfigError, match="d4dp_time"):
         TINY.replace(d4dp_time="max")
+
+
+# ---- the cosine ceiling of the rearrange ------------------------------------------------------
+
+def test_ceiling_by_hand_one_token_up_to_two():
+    """A 1×1 grid upsampled to 1×2 copies the token: the best reachable pair is (m, m), m the mean of
+    the targets (least squares). Targets (1, 0), (0, 1): m = (0.5, 0.5), cos = 0.5 / (1 · √0.5) = 1/√2 each.
+    Targets (1, 0), (1, 1): m = (1, 0.5), cos = 1/√1.25 and 1.5/(√2·√1.25)."""
+    from p4d.train.model.d4dp import grid_cosine_ceiling
+
+    ortho = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).reshape(1, 1, 2, 2)  # (N'=1, h'=1, w'=2, c'=2)
+    assert grid_cosine_ceiling(ortho, (1, 1, 1)) == pytest.approx(1 / math.sqrt(2), abs=1e-12)
+    mixed = torch.tensor([[1.0, 0.0], [1.0, 1.0]]).reshape(1, 1, 2, 2)
+    want = (1 / math.sqrt(1.25) + 1.5 / (math.sqrt(2) * math.sqrt(1.25))) / 2
+    assert grid_cosine_ceiling(mixed, (1, 1, 1)) == pytest.approx(want, abs=1e-12)
+
+
+def test_space_operator_is_bilinear_by_hand():
+    """1×2 → 1×4, align_corners False: source x = (i + 0.5)/2 − 0.5 = −0.25, 0.25, 0.75, 1.25 (clamped)."""
+    from p4d.train.model.d4dp import rearrange_operators
+
+    t, s = rearrange_operators((2, 1, 2), (1, 1, 4), "stride")
+    assert torch.equal(t, torch.tensor([[1.0, 0.0]], dtype=torch.float64))  # frame 0 kept
+    want = torch.tensor([[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]], dtype=torch.float64)
+    assert torch.allclose(s, want, atol=1e-12)
+
+
+@pytest.mark.parametrize("time", ["stride", "mean"])
+def test_ceiling_is_one_when_the_student_grid_holds_the_teachers(time):
+    from p4d.train.model.d4dp import grid_cosine_ceiling
+
+    f4d = torch.randn(2, 3, 4, 5, 5, 6, generator=torch.Generator().manual_seed(0))  # (B, taps, N', h', w', c')
+    assert grid_cosine_ceiling(f4d, (8, 5, 5), time) == pytest.approx(1.0, abs=1e-9)  # same space, N' | N
+    assert grid_cosine_ceiling(f4d, (8, 11, 11), time) == pytest.approx(1.0, abs=1e-9)  # finer: shrinks exactly
+    assert grid_cosine_ceiling(f4d, (8, 2, 2), time) < 0.5  # random targets, 4 of 25 directions per frame
+
+
+def test_ceiling_equals_the_projection_onto_the_full_rearrange():
+    """Independent route: the whole rearrange (time and space at once) read off on a basis of all
+    N·h·w tokens, its range projected onto by least squares; the mean token cosine must match."""
+    from p4d.train.model.d4dp import grid_cosine_ceiling
+
+    n, h, w, grid = 4, 2, 3, (2, 5, 4)
+    k = n * h * w
+    full = rearrange_to_teacher_grid(torch.eye(k, dtype=torch.float64).reshape(1, n, h, w, k), grid, "mean")
+    r = full.reshape(-1, k)  # (N'h'w', Nhw)
+    f4d = torch.randn(3, *grid, 7, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    target = f4d.reshape(3, -1, 7)
+    fitted = r @ torch.linalg.lstsq(r.expand(3, -1, -1), target, driver="gelsd").solution  # best (T⊗S)·X (rank 12 of 24)
+    want = torch.nn.functional.cosine_similarity(fitted, target, dim=-1).mean()
+    assert grid_cosine_ceiling(f4d, (n, h, w), "mean") == pytest.approx(float(want), abs=1e-9)

@@ -88,3 +88,33 @@ def test_export_refuses_unmerged_lora(tmp_path):
     peft.inject_adapter_in_model(peft.LoraConfig(r=2, target_modules=["q_proj"]), model.llm)
     with pytest.raises(ConfigError, match="lora"):
         export_student(model, tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_export_dtype_stores_and_loads_either(tmp_path, dtype):
+    """``--export-dtype``: bf16 stores every floating weight in bfloat16 (half the bytes of fp32);
+    the loader reads both into the dtype it builds in (float32 on the CPU): bf16 gives the model's
+    weights rounded to bfloat16, fp32 gives them exactly."""
+    torch.manual_seed(0)
+    model = build_student(TINY.replace(strategy="4d-pe"), f4d_shape=F4D_SHAPE).eval()
+    export_student(model, tmp_path / dtype, dtype=dtype)
+    want = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    files = _file_keys(tmp_path / dtype)
+    assert files and {v.dtype for v in files.values() if v.is_floating_point()} == {want}
+    record = json.loads((tmp_path / dtype / STUDENT_FILE).read_text())
+    assert record["weights_dtype"] == str(want).removeprefix("torch.")
+    loaded = load_exported_student(tmp_path / dtype, device="cpu")
+    kept = dict(model.named_parameters())
+    for n, p in loaded.named_parameters():
+        assert p.dtype == torch.float32, n
+        assert torch.equal(p, kept[n].detach().to(want).to(torch.float32)), n
+    if dtype == "bf16":
+        sizes = {d: sum(f.stat().st_size for f in (tmp_path / d).rglob("*.safetensors")) for d in ("bf16",)}
+        export_student(model, tmp_path / "fp32-ref", dtype="fp32")
+        full = sum(f.stat().st_size for f in (tmp_path / "fp32-ref").rglob("*.safetensors"))
+        assert sizes["bf16"] < 0.55 * full
+
+
+def test_export_dtype_is_validated(tmp_path):
+    with pytest.raises(ConfigError, match="--export-dtype 'fp8'"):
+        export_student(build_student(TINY.replace(strategy="4d-sft")), tmp_path, dtype="fp8")

@@ -198,3 +198,25 @@ def test_attention_and_dtype_are_selectable(tiny_heads, clip):
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out["losses"].values())
     out["loss"].backward()
     assert model.llm.model.layers[0].self_attn.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_weight_zero_ld_is_logged_like_ed_and_nothing_at_weight_zero_off_log_steps(tiny_heads, clip, monkeypatch):
+    """LD at weight 0 is logged without gradient (as ED is); with log_untrained=False (the trainer's
+    steps between --log.every) no weight-0 term is computed and the weight-0 heads do not run."""
+    torch.manual_seed(0)
+    model = build_student(TINY.replace(loss=dict(ld_weight=0.0, camray_weight=0.0)), heads=tiny_heads)
+    frames, timestamps = clip
+    batch = _batch(model)
+    targets = _targets(tiny_heads, ("f4d", "depth", "camray"))
+    out = model(frames, timestamps, **batch, targets=targets)
+    t = out["losses"]
+    assert set(t) == {"sft", "ld", "depth", "camray"}
+    assert float(t["ld"]) > 0 and not t["ld"].requires_grad
+    assert torch.allclose(out["loss"], t["sft"] + 0.1 * t["depth"])
+    calls = []
+    real = type(tiny_heads).forward
+    monkeypatch.setattr(type(tiny_heads), "forward",
+                        lambda self, f4d, **kw: calls.append(tuple(kw.get("modalities") or ())) or real(self, f4d, **kw))
+    quiet = model(frames, timestamps, **batch, targets=targets, log_untrained=False)
+    assert set(quiet["losses"]) == {"sft", "depth"} and calls == [("depth",)]
+    assert torch.allclose(quiet["loss"], out["loss"])
