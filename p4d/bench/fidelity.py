@@ -2,7 +2,7 @@
 batches, trained K steps on F_4D targets that went through each latent codec.
 
 Setup (in a temporary folder, as ``p4d bench train``): synthetic H.264 videos -> the tiny teacher
-(randomly initialised, float32 on CPU) run once per clip -> its F_4D and maps are the *exact*
+(the ``tiny`` preset, float32 on CPU) run once per clip -> its F_4D and maps are the *exact*
 targets. Each training row replaces only the F_4D targets by their codec round trip (the maps stay
 exact, so every difference comes from the latent codec):
 
