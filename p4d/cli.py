@@ -56,7 +56,7 @@ NumFramesOpt = Annotated[int, typer.Option(help="N, frames per clip (the l4p tea
 PolicyOpt = Annotated[str, typer.Option(help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart).")]
 FrameStrideOpt = Annotated[int, typer.Option(help="With --policy stride: source frames between sampled frames.")]
 ModalitiesOpt = Annotated[str, typer.Option(help="Comma-separated maps to cache.")]
-CodecOpt = Annotated[Optional[str], typer.Option(help="Latent codec (default: the cache's default; see `p4d cache codecs`).")]
+CodecOpt = Annotated[Optional[str], typer.Option(help="Latent codec (default: dpcm-channel, ~0.13 of raw; `exact` = bfloat16, the release-exact choice; see `p4d cache codecs`).")]
 ClipsPerShardOpt = Annotated[int, typer.Option(help="S, clips per shard: the unit of work and of writing.")]
 TeacherInputOpt = Annotated[str, typer.Option(help="How the teacher's input is made: release (the 4D-RGPT release: frames squashed to the student's S x S by Pillow bicubic, then torch bilinear antialiased to the teacher size, [0, 1], L4P normalisation) or direct (decoded straight to the teacher size, Pillow bilinear).")]
 StudentSizeOpt = Annotated[int, typer.Option(help="S, the student's input size the release transform goes through (NVILA-Lite: 448).")]
@@ -150,10 +150,14 @@ def cache_repair(store: str = typer.Argument(..., help="Path or fsspec URL of a 
 def cache_codecs() -> None:
     """List the latent codecs a store can use."""
     from p4d.cache_schema import DEFAULT_LATENT_CODEC, LATENT_CODECS
+    from p4d.cache_schema.codecs import LATENT_CODEC_ALIASES
 
     for name, codec in LATENT_CODECS.items():
         mark = " (default)" if name == DEFAULT_LATENT_CODEC else ""
         typer.echo(f"{name:16s}{mark:10s} {codec.description}")
+    for alias, name in LATENT_CODEC_ALIASES.items():
+        typer.echo(f"{alias:16s}{'':10s} = {name}: release-exact, the precision the public release trains in "
+                   "(no quantisation step; the self-check has nothing to fall back to)")
 
 
 # --- teacher ---------------------------------------------------------------------------
@@ -195,6 +199,7 @@ def precompute(
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
     min_cosine: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Thresholds of the latent codec's self-check (default 0.999,0.995): a clip whose decoded F_4D has a mean (worst) token cosine to the teacher's below MEAN (WORST) is re-encoded with each channel's 8 outlier tokens kept exactly and the rest at a finer step, then stored as bfloat16. Stricter values cost space (see `p4d cache summary`)."),
+    min_channel_r2: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Channel-balanced thresholds of the same self-check (default 0.99,0.95): per tap, the mean (worst) over channels of each channel's R^2 (its error relative to its own spread in the clip) must reach MEAN (WORST), else the same fallbacks. The token cosine alone cannot see small channels destroyed."),
     clips_per_shard: ClipsPerShardOpt = 16,
     teacher_input: TeacherInputOpt = "release",
     student_size: StudentSizeOpt = 448,
@@ -222,7 +227,7 @@ def precompute(
         num_frames=num_frames, policy=policy,
         taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
         frame_stride=frame_stride, modalities=_modalities(modalities),
-        codec=codec, min_cosine=min_cosine, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype,
+        codec=codec, min_cosine=min_cosine, min_channel_r2=min_channel_r2, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype,
         device=device, decoder=decoder, allow_mixed_precision=allow_mixed_precision,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
         retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,
@@ -238,7 +243,7 @@ def precompute(
 
 @app.command()
 def bench(
-    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | gpu-train | cost | all"),
+    name: str = typer.Argument("all", help="cache | loader | teacher | precompute | train | gpu-precompute | gpu-train | cost | fidelity | all"),
     size: str = typer.Option("tiny", help="tiny (seconds, CPU) | small | paper (the real L4P shapes; GPU where there is one)."),
     out: Optional[Path] = typer.Option(None, help="Folder for bench.json (with machine info), report.md and PNG plots."),
     teacher_rate: Optional[float] = typer.Option(None, help="precompute only: replace the teacher by a stand-in "
@@ -257,6 +262,7 @@ def bench(
     tb_month_usd: float = typer.Option(23.0, help="cost only: price of a TB-month of storage."),
     store: Optional[str] = typer.Option(None, help="cost only: a local store to measure bytes per clip on "
                                                    "(default: synthetic paper-shape clips)."),
+    steps: Optional[int] = typer.Option(None, help="fidelity only: training steps K per codec row (default: 12 tiny, 40 small)."),
 ) -> None:
     """Benchmarks that print ratios to a baseline measured side by side in the same run; `cost` prints
     GPU-hours online vs cached, TB stored, break-even runs and GPU memory for your case."""
@@ -267,7 +273,7 @@ def bench(
     machine = machine_info()
     typer.echo(f"machine: {describe_machine(machine)}")
     costs = dict(clips=clips, epochs=epochs, runs=runs, student=student, gpus=gpus, gpu_mem=gpu_mem,
-                 gpu_tflops=gpu_tflops, gpu_hour_usd=gpu_hour_usd, tb_month_usd=tb_month_usd, store=store)
+                 gpu_tflops=gpu_tflops, gpu_hour_usd=gpu_hour_usd, tb_month_usd=tb_month_usd, store=store, steps=steps)
     results = run_benchmarks(name, size, device=device, **costs,
                              **({} if teacher_rate is None else {"teacher_rate": teacher_rate}))
     for res in results:

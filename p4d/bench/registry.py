@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "gpu-precompute": "p4d.bench.gpu_precompute",
     "gpu-train": "p4d.bench.gpu_train",
     "cost": "p4d.bench.cost",
+    "fidelity": "p4d.bench.fidelity",
 }
 
 

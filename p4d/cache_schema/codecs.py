@@ -63,6 +63,8 @@ __all__ = [
     "outlier_count",
     "LATENT_CODECS",
     "DEFAULT_LATENT_CODEC",
+    "LATENT_CODEC_ALIASES",
+    "resolve_latent_codec",
     "float32_to_bfloat16_bits",
     "bfloat16_bits_to_float32",
 ]
@@ -506,3 +508,13 @@ LATENT_CODECS: dict[str, LatentCodec] = {
 }
 
 DEFAULT_LATENT_CODEC: str = "dpcm-channel"
+
+#: names that stand for a codec: ``exact`` is the release-exact choice, F_4D kept at the precision
+#: the public release trains in (bf16: its teacher runs online under bf16 and DeepSpeed bf16), no
+#: quantisation step; a store records the codec it resolves to.
+LATENT_CODEC_ALIASES: dict[str, str] = {"exact": "bfloat16"}
+
+
+def resolve_latent_codec(name: str) -> str:
+    """The codec an alias stands for (``exact`` -> ``bfloat16``); other names unchanged."""
+    return LATENT_CODEC_ALIASES.get(name, name)

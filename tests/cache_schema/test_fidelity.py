@@ -138,3 +138,120 @@ def test_clips_with_outlier_tokens_stay_quantised_at_level_1(tmp_path):
     assert (parts["f4d_outlier_index"] >= 0).all() and "f4d_bf16" not in parts
     dev = decode_target_parts(store.spec.latent_codec, {k: torch.from_numpy(v) for k, v in parts.items()})["f4d"]
     np.testing.assert_array_equal(dev.numpy().view(np.uint32), y.view(np.uint32))
+
+
+# --- the channel-balanced criterion (issue 24) ------------------------------------------------
+
+
+def test_channel_r2_by_hand():
+    x = np.zeros((1, 1, 1, 4, 2), np.float32)
+    x[0, 0, 0, :, 0] = [1, 2, 3, 4]        # mean 2.5, spread sum (x - mean)^2 = 5
+    x[0, 0, 0, :, 1] = [10, 10, 10, 12]    # its own scale: spread 3
+    y = x.copy()
+    y[0, 0, 0, 3, 0] = 5                   # error^2 = 1 -> R^2 = 1 - 1/5 = 0.8
+    st = token_fidelity(x, y)
+    assert st["channel_r2_worst_per_tap"] == [pytest.approx(0.8)]
+    assert st["channel_r2_mean_per_tap"] == [pytest.approx(0.9)]
+    assert (st["channel_r2_mean"], st["channel_r2_worst"]) == (pytest.approx(0.9), pytest.approx(0.8))
+    y[0, 0, 0, :, 1] = 0                   # zeroed: far worse than the channel's mean -> clipped to 0
+    assert token_fidelity(x, y)["channel_r2_worst"] == 0.0
+
+
+def _zero_small_channels(x: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    """A 'codec' that returns ``x`` exactly but with the ``fraction`` smallest-spread channels zeroed."""
+    spread = x.reshape(x.shape[0], -1, x.shape[-1]).std(axis=1).mean(axis=0)
+    small = np.argsort(spread)[: int(fraction * x.shape[-1])]
+    y = x.copy()
+    y[..., small] = 0
+    return y
+
+
+def test_zeroing_a_tenth_of_the_small_channels_passes_the_token_cosine_but_fails_the_channel_check():
+    x = vit_like_latents(2, 2, 8, 8, 1408, seed=0)
+    st = token_fidelity(x, _zero_small_channels(x))
+    old = FidelityPolicy()
+    # the token cosine (the only criterion before issue 24) cannot see it ...
+    assert st["mean_cosine"] >= old.min_mean_cosine and st["worst_cosine"] >= old.min_worst_cosine
+    assert st["mean_cosine"] > 0.9999
+    # ... the channel-balanced one can: 10 % of the channels at R^2 = 0
+    assert st["channel_r2_worst"] == 0.0 and st["channel_r2_mean"] == pytest.approx(0.9, abs=0.002)
+    assert old.failures(st) == ["channel R2"] and not old.accepts(st)
+
+
+def test_pca_keeping_a_fifth_of_the_components_fails_the_channel_check_where_dpcm_passes():
+    """Per-tap PCA keeping 64 of 352 components (the ratio of 256 of 1408) on correlated latents
+    with strong outlier channels: the token cosine is held up by the outliers, the channels are not."""
+    from p4d.bench.latents import correlated_latents, pca_roundtrip
+    from p4d.cache_schema.codecs import LATENT_CODECS
+
+    x = correlated_latents(1, 4, 16, 16, 352, seed=0, num_outliers=4, outlier_scale=(300.0, 1000.0))
+    policy = FidelityPolicy()
+    pca = token_fidelity(x, pca_roundtrip(x, 64)[0])
+    assert pca["mean_cosine"] >= policy.min_mean_cosine and pca["worst_cosine"] >= policy.min_worst_cosine
+    assert policy.failures(pca) == ["channel R2"] and pca["channel_r2_mean"] < 0.98 and pca["channel_r2_worst"] < 0.9
+    dpcm = LATENT_CODECS["dpcm-channel"]
+    st = token_fidelity(x, dpcm.decode(dpcm.encode(x)))
+    # dpcm's step 0.13 x RMS: R^2 = 1 - 0.13^2 / 12 = 0.9986 per channel, less where artifact tokens set the step
+    assert "channel R2" not in policy.failures(st) and 0.997 < st["channel_r2_mean"] < 0.99861 and st["channel_r2_worst"] > 0.98
+
+
+def test_device_channel_figures_equal_the_numpy_ones():
+    import torch
+
+    from p4d.cache_schema.codecs import LATENT_CODECS
+    from p4d.precompute import encode
+
+    x = vit_like_latents(2, 2, 8, 8, 1408, seed=7)
+    dpcm = LATENT_CODECS["dpcm-channel"]
+    for y in (dpcm.decode(dpcm.encode(x)), _zero_small_channels(x)):
+        want = token_fidelity(x, y)
+        got = encode.token_fidelity(torch.from_numpy(x), torch.from_numpy(y))
+        assert set(got) == set(want)
+        for key in ("channel_r2_mean", "channel_r2_worst"):
+            assert got[key] == pytest.approx(want[key], abs=1e-6)
+        for key in ("channel_r2_mean_per_tap", "channel_r2_worst_per_tap"):
+            np.testing.assert_allclose(got[key], want[key], atol=1e-6)
+
+
+def test_channel_thresholds_parse_and_are_recorded_per_shard(tmp_path):
+    p = FidelityPolicy.parse(None, "0.995,0.9")
+    assert (p.min_mean_cosine, p.min_channel_r2_mean, p.min_channel_r2_worst) == (0.999, 0.995, 0.9)
+    assert FidelityPolicy.parse("0.99", "0.98").min_channel_r2_worst == 0.95
+    with pytest.raises(ConfigError, match="--min-channel-r2"):
+        FidelityPolicy.parse(None, "0.9,x")
+    with pytest.raises(ConfigError, match="--min-channel-r2"):
+        FidelityPolicy(min_channel_r2_mean=1.5)
+    store = _store(tmp_path)
+    x = np.stack([vit_like_latents(2, 2, 8, 8, 1408, seed=s) for s in range(3)])
+    write_shard(store, 0, {"f4d": x, "frame_index": np.zeros((3, 16), np.int32),
+                           "timestamp": np.zeros((3, 16), np.float32)}, fidelity=p)
+    record = json.loads(store.read_side_file("fidelity/shard-0.json"))
+    assert record["policy"]["min_channel_r2_mean"] == 0.995 and record["policy"]["min_channel_r2_worst"] == 0.9
+    for st in record["clips"].values():
+        assert st["level"] == 0 and st["channel_r2_mean"] >= 0.995 and len(st["channel_r2_worst_per_tap"]) == 2
+    from p4d.cache_schema import format_summary
+
+    text = format_summary(open_store(store.url))
+    assert "channel R2, mean" in text and "thresholds (--min-channel-r2): mean >= 0.995, worst >= 0.9 (1 shards)" in text
+
+
+def test_exact_codec_is_bfloat16_with_no_lossy_step(tmp_path):
+    """``--codec exact``: the store records bfloat16; F_4D reads back as its bfloat16 rounding, bit
+    for bit (torch's .bfloat16()), nothing quantised and nothing to fall back from."""
+    import torch
+
+    from p4d.cache_schema.codecs import float32_to_bfloat16_bits
+
+    spec = CacheSpec(modalities=(), taps=(1, 2), latent_frames=2, latent_height=8, latent_width=8, latent_dim=64,
+                     clips_per_shard=2, latent_codec="exact")
+    assert spec.latent_codec == "bfloat16"
+    store = create_store(str(tmp_path / "e.zarr"), spec, tiny_videos((2,)))
+    x = np.stack([vit_like_latents(2, 2, 8, 8, 64, seed=s) for s in range(2)])
+    _write(store, x)
+    store = open_store(store.url)
+    assert store.spec.latent_codec == "bfloat16" and store.attrs["latent_codec"]["name"] == "bfloat16"
+    got = read_clips(store, [0, 1])["f4d"]
+    np.testing.assert_array_equal(got, torch.from_numpy(x).bfloat16().float().numpy())
+    np.testing.assert_array_equal(got.view(np.uint32) >> 16, float32_to_bfloat16_bits(x))
+    with pytest.raises(Exception, match="latent_codec.*exact"):
+        CacheSpec(latent_codec="nope")

@@ -21,7 +21,7 @@ def two_stores(tmp_path_factory):
     write_synthetic_video(root / "videos" / "a.mp4", num_frames=34, fps=12, size=(96, 64), seed=7)
     stores = {}
     for name, min_cosine in (("default", None), ("strict", "0.99999999,0.9999999")):
-        cfg = PrecomputeConfig(videos=str(root / "videos"), store=str(root / f"{name}.zarr"), teacher="tiny",
+        cfg = PrecomputeConfig(videos=str(root / "videos"), store=str(root / f"{name}.zarr"), teacher="tiny-random",
                                policy="stride", clips_per_shard=2, batch_size=2, workers=1, device="cpu",
                                progress=False, min_cosine=min_cosine)
         report = run_precompute(cfg)
