@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from p4d.cache_schema import format_summary, open_store, read_clips
