@@ -11,7 +11,7 @@ def test_misspelt_teacher_is_refused_before_asking_for_weights(tmp_path):
     for command in (["precompute"], ["cache", "init"]):
         result = CliRunner().invoke(app, [*command, str(tmp_path), str(tmp_path / "c.zarr"), "--teacher", "tinny"])
         assert isinstance(result.exception, ConfigError), result.output
-        assert str(result.exception) == "--teacher 'tinny': unknown preset (known: l4p, tiny)"
+        assert str(result.exception) == "--teacher 'tinny': unknown preset (known: l4p, tiny, tiny-random)"
         assert not (tmp_path / "c.zarr").exists()
 
 

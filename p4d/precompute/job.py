@@ -96,6 +96,11 @@ class PrecomputeReport:
                 f"{'; shards ' + where if where else ''}{stop}")
 
 
+def _random_weights(cfg: PrecomputeConfig, preset: TeacherPreset) -> bool:
+    """Whether the teacher runs a random init: no --teacher-weights and no weights shipped with the preset."""
+    return cfg.weights is None and preset.packaged_weights is None
+
+
 def _requested_spec(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *, random_weights: bool):
     """The CacheSpec this run asks for."""
     return build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
@@ -182,7 +187,7 @@ def run_precompute(cfg: PrecomputeConfig, *, shard_fn: Callable = process_shard)
         list_videos(cfg.videos, video_root=cfg.video_root)  # a bad VIDEOS fails here, before a cluster starts
     else:  # everything but the weights hash (only a worker loads the teacher) is checked before a cluster starts
         _refuse_other_settings(cfg, existing, _requested_spec(cfg, preset, existing.spec.teacher.get("weights_hash", ""),
-                                                              random_weights=cfg.weights is None))
+                                                              random_weights=_random_weights(cfg, preset)))
     report = PrecomputeReport()
     t0 = time.perf_counter()
     report.phase = "starting the dask cluster"
@@ -222,7 +227,7 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
 
     if _dashboard(client):
         log.warning("dask dashboard: %s", _dashboard(client))
-    random_weights = cfg.weights is None and preset.packaged_weights is None
+    random_weights = _random_weights(cfg, preset)
     # --- the teacher's identity, from a worker (the driver never loads the teacher) ---
     report.phase = "building the teacher"
     log.warning("%s", teacher_status(job, random_weights))

@@ -77,7 +77,8 @@ def store_and_run(tmp_path_factory):
         write_synthetic_video(root / f"v{i}.mp4", num_frames=34, fps=12, size=(96, 64), seed=i)
     store = root / "cache.zarr"
     run_precompute(PrecomputeConfig(videos=str(root), store=str(store), teacher="tiny", policy="stride",
-                                    clips_per_shard=2, batch_size=2, workers=1, device="cpu", progress=False))
+                                    clips_per_shard=2, batch_size=2, workers=1, device="cpu", progress=False,
+                                    student_size=56))  # the tiny student's S: `p4d train` checks it
     turns = [{"from": "human", "value": "<video>\nWhich way?\nA. left\nB. right"}, {"from": "gpt", "value": "A"}]
     conv = root / "conv.jsonl"
     conv.write_text("".join(json.dumps({"id": f"r{i}", "video": f"v{i}.mp4", "conversations": turns}) + "\n"

@@ -20,6 +20,7 @@ import json
 import math
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,8 +148,15 @@ def readout_problems(driver, truth, grid, stride, frame) -> list[str]:
     return problems
 
 
-def run_checks(driver, path, truth) -> tuple[dict[str, str | None], dict]:
-    """Every check on the page at ``path``: {check: problem or None}, plus measurements."""
+def store_is_random(store_path) -> bool:
+    """The store's own record (its root zarr.json, read as plain JSON) of a random-weights teacher."""
+    attrs = json.loads((Path(store_path) / "zarr.json").read_text())["attributes"]
+    return bool(attrs["spec"]["teacher"].get("random_weights", False))
+
+
+def run_checks(driver, path, truth, *, random_teacher: bool) -> tuple[dict[str, str | None], dict]:
+    """Every check on the page at ``path``: {check: problem or None}, plus measurements. ``random_teacher``:
+    whether the store's teacher had random weights (the page must show the banner exactly then)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -200,7 +208,9 @@ def run_checks(driver, path, truth) -> tuple[dict[str, str | None], dict]:
     after = driver.find_element(By.ID, "frame").get_attribute("value")
     problems["play"] = None if after != before and playing == "pause" and play.text == "play" else (
         f"play: frame {before} -> {after}, button {playing!r} then {play.text!r}")
-    problems["random banner"] = None if "RANDOM TEACHER" in driver.find_element(By.ID, "overview").text else "no RANDOM TEACHER banner"
+    shown = "RANDOM TEACHER" in driver.find_element(By.ID, "overview").text
+    problems["random banner"] = None if shown == random_teacher else (
+        "no RANDOM TEACHER banner" if random_teacher else "a RANDOM TEACHER banner on a trained teacher's store")
     console = console_messages(driver)
     problems["console"] = "; ".join(console) or None
     ext = external(requested_urls(driver))
@@ -212,7 +222,7 @@ def test_view_page_clicked_in_chromium(page, truth, store_path):
     result, _ = page
     driver = chrome()
     try:
-        problems, seen = run_checks(driver, result.path, truth)
+        problems, seen = run_checks(driver, result.path, truth, random_teacher=store_is_random(store_path))
     finally:
         driver.quit()
     print(f"view page: {result.bytes / 1e6:.2f} MB, stride {result.strides}, ready in {seen['load_s']:.2f} s "
@@ -246,7 +256,8 @@ def sabotaged(path, out, *, hide_canvases=False):
     teacher["depth"]["img"] = _png_frames_frozen(teacher["depth"]["img"], clip["grid"][0])
     clip["layers"]["student"] = clip["layers"]["error"] = teacher
     clip["camera"] = {"teacher": {"note": "control: no camera"}}
-    data["overview"]["random_teacher"] = None
+    # the banner flipped: shown for a trained teacher's store, hidden for a random one's
+    data["overview"]["random_teacher"] = None if data["overview"]["random_teacher"] else "RANDOM TEACHER: control"
     blob = json.dumps(data).replace("</", "<\\/")
     text = re.sub(r'(<script type="application/json" id="p4d-data">).*?(</script>)', lambda m: m.group(1) + blob + m.group(2),
                   text, flags=re.S)
@@ -258,12 +269,15 @@ def sabotaged(path, out, *, hide_canvases=False):
     return out
 
 
-def test_control_pages_fail_every_check(page, truth, tmp_path):
+def test_control_pages_fail_every_check(page, truth, store_path, tmp_path):
     result, _ = page
     driver = chrome()
     try:
-        bad, _ = run_checks(driver, sabotaged(result.path, tmp_path / "control.html"), truth)
-        hidden, _ = run_checks(driver, sabotaged(result.path, tmp_path / "hidden.html", hide_canvases=True), truth)
+        random_teacher = store_is_random(store_path)
+        bad, _ = run_checks(driver, sabotaged(result.path, tmp_path / "control.html"), truth,
+                            random_teacher=random_teacher)
+        hidden, _ = run_checks(driver, sabotaged(result.path, tmp_path / "hidden.html", hide_canvases=True), truth,
+                               random_teacher=random_teacher)
     finally:
         driver.quit()
     print("control page:", bad)

@@ -55,5 +55,5 @@ def test_unknown_preset_names_the_flag():
 
     from p4d.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"--preset 'big': unknown preset \(known: l4p, tiny\)"):
+    with pytest.raises(ConfigError, match=r"--preset 'big': unknown preset \(known: l4p, tiny, tiny-random\)"):
         format_info("big")

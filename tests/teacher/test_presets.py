@@ -27,7 +27,7 @@ def test_tiny_grids():
 
 
 def test_unknown_preset_names_choices():
-    with pytest.raises(ConfigError, match=r"'x': unknown preset \(known: l4p, tiny\)"):
+    with pytest.raises(ConfigError, match=r"'x': unknown preset \(known: l4p, tiny, tiny-random\)"):
         get_preset("x")
 
 
