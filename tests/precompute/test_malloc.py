@@ -42,14 +42,21 @@ def test_only_dask_worker_processes_are_tuned():
     """In-process callers (tests, tools writing videos with libx264) keep glibc's defaults."""
     from distributed import Client, LocalCluster
 
-    from p4d.precompute import malloc
-    from p4d.precompute.worker import TeacherJob, get_teacher, teacher_identity
+    from p4d.precompute.worker import TeacherJob, teacher_identity
     from p4d.teacher.presets import get_preset
 
     job = TeacherJob(preset=get_preset("tiny"), weights=None, seed=0, device="cpu", dtype="fp32", batch_size=1,
                      max_pixels=None)
-    get_teacher(job)
-    assert malloc._STATE == []
+    # in a fresh interpreter: the pytest process may already hold a tuned state from a bench run in-process
+    probe = ("from p4d.precompute import malloc\n"
+             "from p4d.precompute.worker import TeacherJob, get_teacher\n"
+             "from p4d.teacher.presets import get_preset\n"
+             "get_teacher(TeacherJob(preset=get_preset('tiny'), weights=None, seed=0, device='cpu', dtype='fp32',"
+             " batch_size=1, max_pixels=None))\n"
+             "print(malloc._STATE)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out
 
     def state():
         from p4d.precompute import malloc
