@@ -97,6 +97,13 @@ def rotation_of(frame: av.VideoFrame) -> int:
     return quarter * 90
 
 
+def first_frame(path: str | Path, max_pixels: int) -> av.VideoFrame | None:
+    """The first decodable frame of the video stream (its rotation, its size), None when there is none."""
+    with open_video(path) as container:
+        stream = video_stream(container, path, max_pixels)
+        return next(iter(container.decode(stream)), None)
+
+
 def to_display(rgb: np.ndarray, rotation: int) -> np.ndarray:
     """Rotate an (H, W, 3) frame counter-clockwise by ``rotation`` degrees (as a player displays it)."""
     k = (rotation // 90) % 4

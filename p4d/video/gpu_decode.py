@@ -34,7 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from p4d.errors import ConfigError, VideoDecodeError
-from p4d.video._container import DEFAULT_MAX_PIXELS, open_video, rotation_of, video_stream
+from p4d.video._container import DEFAULT_MAX_PIXELS, first_frame, open_video, rotation_of, video_stream
 from p4d.video.decode import Clip, DecodeStats, _check_index
 from p4d.video.resize import check_size
 
@@ -109,12 +109,10 @@ def packet_table(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tupl
     """(every frame's pts in presentation order, the stream's time base, display rotation): demuxed
     packets (no decode) and the first frame's rotation. GpuDecodeUnsupported when indices cannot be
     mapped by pts (a packet without pts, two packets with one pts)."""
-    with open_video(path) as container:
-        stream = video_stream(container, path, max_pixels)
-        first = next(iter(container.decode(stream)), None)
-        if first is None:
-            raise VideoDecodeError(f"video {path}: no decodable frame")
-        rotation = rotation_of(first)
+    first = first_frame(path, max_pixels)
+    if first is None:
+        raise VideoDecodeError(f"video {path}: no decodable frame")
+    rotation = rotation_of(first)
     pts = []
     with open_video(path) as container:
         stream = video_stream(container, path, max_pixels)

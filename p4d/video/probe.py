@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 
 from p4d.errors import VideoDecodeError
-from p4d.video._container import DEFAULT_MAX_PIXELS, open_video, rotation_of, video_stream
+from p4d.video._container import DEFAULT_MAX_PIXELS, first_frame, open_video, rotation_of, video_stream
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,7 @@ def probe(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInf
             num_frames = sum(1 for packet in container.demux(stream) if packet.size > 0)
     if num_frames <= 0:
         raise VideoDecodeError(f"video {p}: the video stream holds no frames")
-    with open_video(p) as container:
-        stream = video_stream(container, p, max_pixels)
-        first = next(iter(container.decode(stream)), None)
+    first = first_frame(p, max_pixels)
     if first is None:
         raise VideoDecodeError(f"video {p}: no decodable frame (header declares {num_frames} frames)")
     rotation = rotation_of(first)
