@@ -243,8 +243,9 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     resolved = runtime_of(identity)
     check_runtime(cfg.store, recorded_runtimes(store), resolved, allow_mixed=cfg.allow_mixed_precision)
     record_runtimes(store, [resolved])  # before any shard is written
-    if padded_line(store):
-        log.warning("%s", padded_line(store))
+    padded = padded_line(store)
+    if padded:
+        log.warning("%s", padded)
     job = dataclasses.replace(job, runtime=resolved, allow_mixed=cfg.allow_mixed_precision)
     wait_result(client.submit(save_heads_to_store, store.url, job, pure=False))  # same bytes on every run
     todo = store.shards_to_do(retry_failed=cfg.retry_failed, force=cfg.force)
