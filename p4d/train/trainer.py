@@ -63,14 +63,14 @@ class TrainResult:
 
 def needed_targets(cfg: TrainConfig, modalities: Sequence[str] | None = None) -> tuple[str, ...]:
     """Cache targets the recipe's losses read: F_4D for LD and every map of the loss preset, a term
-    with weight 0 included when ``loss.log_all`` (it is logged, not trained, as the release logs every
-    modality's ED) and, for a map, when the cache holds it (``modalities``: the store's; None: all)."""
+    with weight 0 included (it is logged, not trained, as the release logs every modality's ED: the
+    student's ``LossConfig.log_all``, on for every run ``p4d train`` builds) and, for a map, when the
+    cache holds it (``modalities``: the store's; None: all)."""
     out = []
-    log_all = getattr(cfg.loss, "log_all", True)
     for t in cfg.loss_terms:
         weight = getattr(cfg.loss, f"{t}_weight")
         if t == "ld":  # F_4D does not mirror: at weight 0 it is not read when frames may be flipped
-            if weight is None or weight > 0 or (log_all and not cfg.augment.hflip):
+            if weight is None or weight > 0 or not cfg.augment.hflip:
                 out.append("f4d")
         elif (weight is None or weight > 0) or modalities is None or t in modalities:
             out.append(t)
