@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.p4d-installed
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast install clean lmms-env
 
 install: $(STAMP)
 
@@ -25,5 +25,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
+# lmms-eval in its own environment (.venv-lmms: lmms-eval would move torch and PyAV), p4d installed editable
+lmms-env:
+	bash bench/lmms_env.sh .venv-lmms
+
 clean:
-	rm -rf $(VENV) demo
+	rm -rf $(VENV) .venv-lmms demo
