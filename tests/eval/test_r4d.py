@@ -339,3 +339,68 @@ def test_student_as_lmms_eval_model_answers_as_p4d_eval(r4d, tmp_path, monkeypat
         k: r["raw"] for k, r in records.items() if k != "v4"}
     with pytest.raises(NotImplementedError):
         model.loglikelihood(requests)
+
+
+LMMS_METRICS = ("r4d_accuracy", "r4d_static", "r4d_dynamic", "r4d_VG", "r4d_DM", "r4d_SR", "r4d_R", "r4d_C", "r4d_T",
+                "r4d_FP", "r4d_SA", "r4d_DP")
+
+
+@pytest.mark.slow
+@pytest.mark.lmms
+def test_real_lmms_eval_runs_the_student_and_reports_p4d_evals_fractions(r4d, tmp_path):
+    """The real lmms-eval (the python P4D_LMMS_PYTHON names; bench/lmms_env.sh builds it) runs
+    ``python -m lmms_eval --model p4d --tasks r4d_bench`` on the miniature with the tiny exported student.
+    Its 12 reported metrics equal the fractions computed here from the per-item scores of
+    ``p4d eval --protocol release --seed 0`` on the same folder and export (random letters seeded 0 in both:
+    R4D_BENCH_SEED=0), and its answers equal p4d eval's raw answers item for item (cut at lmms-eval's
+    default stop "\\n\\n")."""
+    import os
+    import subprocess
+
+    import torch
+
+    from p4d.train.model import build_student, export_student
+    from p4d.train.model.config import TINY
+
+    python = os.environ.get("P4D_LMMS_PYTHON")
+    if not python:
+        pytest.skip("P4D_LMMS_PYTHON is unset: no lmms-eval environment (bash bench/lmms_env.sh builds .venv-lmms; "
+                    "export P4D_LMMS_PYTHON=$PWD/.venv-lmms/bin/python)")
+    torch.manual_seed(0)
+    export = export_student(build_student(TINY.replace(strategy="4d-sft")), tmp_path / "export")
+    run_eval(EvalConfig(bench=r4d, out=tmp_path / "p4d.jsonl", model_dir=export, frames=4, seed=0, protocol="release",
+                        device="cpu", batch_size=1, progress=False))
+    _, records = read_predictions(tmp_path / "p4d.jsonl")
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "R4D_BENCH_ROOT": r4d.name, "R4D_BENCH_SEED": "0", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(repo)}
+    command = [python, "-m", "lmms_eval", "--model", "p4d", "--model_args", f"pretrained={export},num_frames=4,device=cpu",
+               "--tasks", "r4d_bench", "--include_path", str(repo / "p4d/eval/lmms_eval_task"), "--batch_size", "1",
+               "--output_path", str(tmp_path / "lmms"), "--log_samples"]
+    run = subprocess.run(command, cwd=r4d.parent, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (results_file,) = (tmp_path / "lmms").rglob("*_results.json")
+    (samples_file,) = (tmp_path / "lmms").rglob("*_samples_r4d_bench.jsonl")
+    reported = json.loads(results_file.read_text())["results"]["r4d_bench"]
+
+    def fraction(selected, key="score"):
+        scores = [r[key] for r in records.values() if selected(r)]
+        return sum(scores) / len(scores) if scores else 0.0  # an empty column is 0.0 in the release's task
+
+    expected = {"r4d_accuracy": fraction(lambda r: True), "r4d_static": fraction(lambda r: r["split"] == "static"),
+                "r4d_dynamic": fraction(lambda r: r["split"] == "dynamic"),
+                **{f"r4d_{c}": fraction(lambda r, c=c: r["category"] == c)
+                   for c in ("VG", "DM", "SR", "R", "C", "T", "FP", "SA", "DP")}}
+    assert {m: reported[f"{m},none"] for m in LMMS_METRICS} == pytest.approx(expected, abs=1e-12)
+    assert reported["r4d_accuracy_matched,none"] == pytest.approx(fraction(lambda r: True, "score_matched"))
+    assert len(records) == 7 and sum(r["rule"] == "parser" for r in records.values()) >= 1  # not all random letters
+
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    answers = {s["r4d_accuracy"]["id"]: s["filtered_resps"] for s in samples}
+    answers = {k: a[0] if isinstance(a, list) else a for k, a in answers.items()}
+    assert answers == {k: (r["raw"] or "").split("\n\n")[0] for k, r in records.items()}
+    assert {k: s["r4d_accuracy"]["pred_letter"] for k, s in zip(answers, samples)} == {
+        k: r["parsed"] for k, r in records.items()}
+    printed = run.stdout + run.stderr
+    assert "|r4d_bench|" in printed and "r4d_accuracy" in printed  # lmms-eval's own results table
