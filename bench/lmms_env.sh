@@ -11,11 +11,12 @@
 # and av at the main venv's versions. Reused when its stamp is newer than setup.cfg and this script.
 # Output: one line with the build time and size; pip's log stays in VENV/install.log.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SCRIPT=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+cd "$(dirname "$SCRIPT")/.."
 VENV=${1:-.venv-lmms}
 LMMS_EVAL_VERSION=${LMMS_EVAL_VERSION:-0.7.3}
 STAMP=$VENV/.p4d-lmms-installed
-if [ -f "$STAMP" ] && [ "$STAMP" -nt setup.cfg ] && [ "$STAMP" -nt "$0" ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt setup.cfg ] && [ "$STAMP" -nt "$SCRIPT" ]; then
     echo "lmms env: $VENV reused ($(cat "$STAMP"))"
     exit 0
 fi
