@@ -1,15 +1,15 @@
 """A p4d student as an lmms-eval model (``--model p4d``), on lmms-eval's documented "simple" model API.
 
-Install (in an environment of its own: lmms-eval 0.7 moves torch and PyAV, see docs/eval.md)::
+Install in an environment of its own (lmms-eval 0.7's own requirements move torch and PyAV):
+``bash bench/lmms_env.sh`` builds ``.venv-lmms`` (docs/eval.md, "lmms-eval"), then::
 
-    pip install 'p4d[lmms]'      # lmms-eval; p4d registers through the entry point group lmms_eval.models
-    python -m lmms_eval --model p4d --model_args pretrained=RUN/export,num_frames=16 \
+    .venv-lmms/bin/python -m lmms_eval --model p4d --model_args pretrained=RUN/export,num_frames=16 \
         --tasks r4d_bench --include_path p4d/eval/lmms_eval_task --batch_size 8
 
-Registration: the entry point ``p4d = p4d.eval.lmms_model:model_manifest`` (setup.cfg) hands
-lmms-eval a ``ModelManifest(model_id="p4d", simple_class_path="p4d.eval.lmms_model.P4DStudent")``;
-older lmms-eval versions import this module through ``LMMS_EVAL_PLUGINS=p4d.eval.lmms_model``, where
-``@register_model("p4d")`` registers it.
+Registration: the entry point ``p4d = p4d.eval.lmms_model:model_manifest`` (setup.cfg, group
+``lmms_eval.models``, which lmms-eval 0.7.3 loads) hands lmms-eval a
+``ModelManifest(model_id="p4d", simple_class_path="p4d.eval.lmms_model.P4DStudent")``;
+``@register_model("p4d")`` also enters it in lmms-eval's older ``MODEL_REGISTRY`` on import.
 
 Per request (``Instance.args = (context, gen_kwargs, doc_to_visual, doc_id, task, split)``): the
 task's visuals are read in order: images (PIL images or image paths) become the images shown before
