@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
+from p4d.cache_schema.summary import _human as human_bytes  # the units of `p4d cache summary`
 from p4d.cache_schema.summary import padded_line, store_bytes
 from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
@@ -91,9 +92,9 @@ class PrecomputeReport:
                           for (d, t, g), n in self.placements().items())
         return (f"{self.shards_written} shards written ({self.clips_done} clips done, {self.clips_failed} failed), "
                 f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}; "
-                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB "
-                f"(heads file {self.heads_bytes / 2**20:.1f} MiB, arrays and side files "
-                f"{(self.store_bytes - self.heads_bytes) / 2**20:.1f} MiB)"
+                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {human_bytes(self.store_bytes)} "
+                f"(heads file {human_bytes(self.heads_bytes)}, arrays and side files "
+                f"{human_bytes(self.store_bytes - self.heads_bytes)})"
                 f"{'; shards ' + where if where else ''}{stop}")
 
 
