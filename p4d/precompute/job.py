@@ -27,15 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
+from p4d.cache_schema.summary import _human as human_bytes  # the units of `p4d cache summary`
 from p4d.cache_schema.summary import padded_line, store_bytes
 from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
 from p4d.precompute.config import PrecomputeConfig
 from p4d.precompute.plan import build_spec, check_num_frames, plan_store, resolve_teacher
+from p4d.precompute.progress import ClipProgress, display_mode, progress_topic, subscribe, unsubscribe
 from p4d.precompute.runtime import MixedRuntimeError, check_runtime, record_runtimes, recorded_runtimes, runtime_of
 from p4d.precompute.sources import list_videos
 from p4d.teacher.presets import TeacherPreset
@@ -61,6 +61,8 @@ class PrecomputeReport:
     worker_peak_rss_mib: float = 0.0  # the largest worker's peak RSS (sampled every 0.5 s)
     shard_runs: dict[int, dict] = field(default_factory=dict)  # shard -> its task's result: device, dtype, gpu, stage CPU-s
     in_flight: int = 1                # shards the cluster runs at once (its worker threads)
+    clip_events: int = 0              # clip-progress events the driver received (one per clip processed)
+    clips_counted: int = 0            # clips the progress display ended at, skipped shards' clips included
 
     def placements(self) -> dict[tuple[str, str, str], int]:
         """(device, dtype, GPU name) -> shards computed there, as each worker resolved them."""
@@ -90,9 +92,9 @@ class PrecomputeReport:
                           for (d, t, g), n in self.placements().items())
         return (f"{self.shards_written} shards written ({self.clips_done} clips done, {self.clips_failed} failed), "
                 f"{self.shards_skipped} of {self.shards_total} skipped as already complete{lost}; "
-                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {self.store_bytes / 2**20:.1f} MiB "
-                f"(heads file {self.heads_bytes / 2**20:.1f} MiB, arrays and side files "
-                f"{(self.store_bytes - self.heads_bytes) / 2**20:.1f} MiB)"
+                f"{self.wall_s:.1f} s, {rate:.2f} clips/s, store {human_bytes(self.store_bytes)} "
+                f"(heads file {human_bytes(self.heads_bytes)}, arrays and side files "
+                f"{human_bytes(self.store_bytes - self.heads_bytes)})"
                 f"{'; shards ' + where if where else ''}{stop}")
 
 
@@ -259,10 +261,17 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
     report.phase = "running shards"
     report.in_flight = max(1, sum(client.nthreads().values()))
     extra = {"identity": store_identity(store)} if shard_fn is process_shard else {}
+    in_range = range(*cfg.shards) if cfg.shards is not None else range(store.num_shards)
+    todo_set = set(todo)
+    skipped = [s for s in in_range if s < store.num_shards and s not in todo_set]  # complete: done at start
+    progress = ClipProgress(total=sum(len(store.shard_clips(s)) for s in (*todo, *skipped)),
+                            initial=sum(len(store.shard_clips(s)) for s in skipped),
+                            show=display_mode(cfg.progress))
+    topic = progress_topic(client.id)
+    if subscribe(client, topic, progress):  # before any shard is submitted: no event is missed
+        job = dataclasses.replace(job, progress_topic=topic)
     futures = {client.submit(shard_fn, store.url, s, job, retries=cfg.retries, pure=False,
                              key=f"p4d-shard-{s}-{client.id}", **extra): s for s in todo}
-    bar = tqdm(total=sum(len(store.shard_clips(s)) for s in todo), desc="clips", unit="clip",
-               disable=not cfg.progress)
     try:
         for fut in as_completed(futures):
             shard = futures[fut]
@@ -283,14 +292,15 @@ def _run_on(client, cfg: PrecomputeConfig, preset: TeacherPreset, job: TeacherJo
             report.clips_done += res["done"]
             report.clips_failed += res["failed"]
             report.completions.append((time.perf_counter() - t0, res["done"] + res["failed"]))
-            bar.update(res["done"] + res["failed"])
-            bar.set_postfix(done=report.clips_done, failed=report.clips_failed)
+            progress.on_shard(shard, store.shard_clips(shard), res["failed"])
     except KeyboardInterrupt:
         quiet_dask()
         client.cancel(list(futures))
         raise
     finally:
-        bar.close()
+        unsubscribe(client, topic)
+        progress.close()
+        report.clip_events, report.clips_counted = progress.events, progress.count
     if cfg.allow_mixed_precision:  # every runtime a shard ran on, in the store's record
         record_runtimes(store, list(report.shard_runs.values()))
     if cfg.scheduler is None:

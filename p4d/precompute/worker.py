@@ -49,6 +49,7 @@ from p4d.cache_schema.store import RUNS_DIR
 from p4d.errors import ConfigError, P4DError, VideoDecodeError
 from p4d.precompute.malloc import tune_malloc
 from p4d.precompute.plan import plan_video
+from p4d.precompute.progress import report_clip
 from p4d.precompute.runtime import check_shard_runtime
 from p4d.teacher.presets import TeacherPreset
 from p4d.video import DecodeStats, decode_clips, decode_size, plan_clips, teacher_input
@@ -82,6 +83,7 @@ class TeacherJob:
     runtime: dict | None = None  # {"device": cpu|cuda, "dtype"} the driver resolved on a worker (p4d.precompute.runtime)
     allow_mixed: bool = False    # --allow-mixed-precision: shards may run on another runtime than ``runtime``
     decoder: str = "auto"        # --decoder auto | cpu | gpu, resolved in each worker (worker_decoder)
+    progress_topic: str | None = None  # dask event topic of the driver's clip progress (p4d.precompute.progress)
 
 
 @dataclass(frozen=True)
@@ -519,12 +521,15 @@ def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, 
                     frame_index[i - first] = clip.frame_index
                     timestamp[i - first] = clip.timestamp
         cpu["encode_cpu_s"] += time.thread_time() - t
+        for i, _ in batch:
+            report_clip(job.progress_topic, shard_id, i, i not in failures)
 
     batch: list[tuple[int, object]] = []
     gpu = (place.index if place.index is not None else 0) if decoder == "gpu" else None
     for i, clip in _decode_ahead(store, clips, plan, job, decode_stats, gpu):
         if isinstance(clip, str):
             failures[i] = clip
+            report_clip(job.progress_topic, shard_id, i, False)
             continue
         batch.append((i, clip))
         if len(batch) == job.batch_size:

@@ -69,6 +69,17 @@ def demo_train_args(conversations: str | Path, store: str | Path, out: str | Pat
             "--checkpoint.every", "10", "--log.tensorboard", "false", "--log.progress", str(progress).lower()]
 
 
+def data_summary(report: dict) -> str:
+    """The trainer's data report (``data_report.json``'s dict) as its one-line summary, e.g.
+    ``6 records, 12 samples: 12 video; 6 record(s) without 'clip' trained 12 clip(s)``."""
+    from collections import Counter
+
+    from p4d.train.data import DataReport
+
+    return DataReport(records=report["records"], kinds=Counter(report["kinds"]), skipped=Counter(report["skipped"]),
+                      degraded=Counter(report.get("degraded", {})), clips=Counter(report.get("clips", {}))).summary()
+
+
 def run_demo_training(conversations: str | Path, store: str | Path, out: str | Path, *, steps: int = 30,
                       batch_size: int = 2, echo=print, progress: bool = False):
     """Train the tiny student for ``steps`` steps (CPU is fine) through ``p4d train`` itself, echoing
@@ -103,6 +114,6 @@ def run_demo_training(conversations: str | Path, store: str | Path, out: str | P
     for r in (records[0], records[-1]):
         echo(f"step {r['step']:3d}: " + "  ".join(f"{k} {r[k]:.4g}" for k in terms if r.get(k) is not None))
     if result is not None:
-        echo(f"data: {result.data['kinds']} used, skipped {result.data['skipped'] or 'none'}; "
+        echo(f"data: {data_summary(result.data)} ({out / 'data_report.json'}); "
              f"checkpoint {result.checkpoint}; export {result.export}")
     return result

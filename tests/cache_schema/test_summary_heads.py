@@ -36,4 +36,7 @@ def test_precompute_end_line_names_the_heads_file():
     from p4d.precompute.job import PrecomputeReport
 
     line = PrecomputeReport(store_bytes=1369 * 2**20, heads_bytes=1289 * 2**20).headline()
-    assert "store 1369.0 MiB (heads file 1289.0 MiB, arrays and side files 80.0 MiB)" in line
+    # in `cache summary`'s decimal units (the demo printed "heads file 5.0 MiB" above "heads 5.3 MB"):
+    # 1369 MiB = 1,435,500,544 B, 1289 MiB = 1,351,614,464 B, 80 MiB = 83,886,080 B
+    assert "store 1.4 GB (heads file 1.4 GB, arrays and side files 83.9 MB)" in line
+    assert f"heads file {_human(1289 * 2**20)}" in line

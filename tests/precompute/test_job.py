@@ -47,6 +47,7 @@ def test_every_clip_terminal_bad_videos_recorded(finished_store):
     assert store.num_clips == 11 and store.num_shards == 4
     assert store.status() == {"pending": 0, "done": 6, "failed": 5, "total": 11}
     assert (report.clips_done, report.clips_failed, report.shards_written) == (6, 5, 4)
+    assert report.clip_events == 11 and report.clips_counted == 11  # one progress event per clip, local cluster
     reasons = store.failures()
     assert sorted(reasons) == [0, 1, 2, 3, 10]
     for clip, name in zip([0, 1, 2, 3, 10], BAD):

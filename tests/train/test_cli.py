@@ -61,6 +61,7 @@ def test_demo_conversations_and_training(train_cache, tmp_path):
     assert result.steps == 2 and result.data["kinds"] == {"video": 10}
     assert lines[0].startswith("p4d train --data ") and "--optim.lr-llm 2e-3" in lines[0]
     assert lines[1].startswith("step   1: loss") and "sft" in lines[1] and lines[2].startswith("step   2")
+    assert lines[3].startswith("data: 10 records, 10 samples: 10 video") and "{" not in lines[3]  # not a dict repr
 
 
 @pytest.mark.slow
