@@ -48,6 +48,14 @@ def inspect_command(
         typer.echo(f"  clip {c} not rendered: {why}")
 
 
+def _stride_words(stride: int) -> str:
+    """How a clip's maps were sampled, in words: full resolution, every 2nd pixel, every 3rd, ..."""
+    if stride == 1:
+        return "full resolution"
+    suffix = "th" if stride % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(stride % 10, "th")
+    return f"every {stride}{suffix} pixel"
+
+
 def view_command(
     store: str = typer.Argument(..., help="Path or fsspec URL of a cache store (may still be being written: done clips only)."),
     out: Path = typer.Option(..., "--out", "-o", help="FILE.html: one self-contained page (data embedded, no external requests)."),
@@ -73,7 +81,7 @@ def view_command(
         serve_view(store, out, port=port, **kwargs)
         return
     result = write_view(store, out, **kwargs)
-    shown = ", ".join(f"{c} (every {s}. pixel)" for c, s in result.strides.items())
+    shown = ", ".join(f"{c} ({_stride_words(s)})" for c, s in result.strides.items())
     typer.echo(f"wrote {result.path} ({result.bytes / 1e6:.2f} MB; clips: {shown})")
     for c, why in sorted(result.not_rendered.items()):
         typer.echo(f"  clip {c} not shown: {why}")

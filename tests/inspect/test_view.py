@@ -76,7 +76,7 @@ def test_view_command_line_and_errors(store_path, tmp_path):
     out = tmp_path / "c.html"
     res = CliRunner().invoke(app, ["view", str(store_path), "--clip", "3", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert f"wrote {out}" in res.output and "clips: 3 (every 1. pixel)" in res.output
+    assert f"wrote {out}" in res.output and "clips: 3 (full resolution)" in res.output
     assert [c["clip"] for c in payload(out.read_text())["clips"]] == [3]
     res = CliRunner().invoke(app, ["view", str(store_path), "--out", str(tmp_path / "c.png")])
     assert isinstance(res.exception, ConfigError) and "--out" in str(res.exception) and ".html" in str(res.exception)
@@ -170,3 +170,11 @@ def test_page_of_a_paper_shape_clip_fits_15_mb(paper_store, tmp_path):
     print(line)
     assert result.bytes <= 15e6
     assert data["grid"] == [224 // data["stride"] + (224 % data["stride"] > 0)] * 2
+
+
+def test_view_names_the_sampling_in_words():
+    from p4d.inspect.cli import _stride_words
+
+    assert [_stride_words(k) for k in (1, 2, 3, 4, 11, 21, 22)] == [
+        "full resolution", "every 2nd pixel", "every 3rd pixel", "every 4th pixel",
+        "every 11th pixel", "every 21st pixel", "every 22nd pixel"]
