@@ -7,7 +7,8 @@ A store's ``CacheSpec.map_codec`` names one of :data:`MAP_CODECS`:
   blosc-zstd byte shuffle.
 * ``quant16`` (default of new stores): per clip and channel, ``maps/<m>`` int16 codes q and
   ``maps/<m>_quant`` (clips, 2, ch) float32 = (step, offset), value ``v = q * step + offset``
-  (float32 multiply, then add), and for depth ``depth = exp(v)``. The step is fixed per map
+  (float32 multiply, then add), and for depth ``depth = exp(v)`` (computed in float64, rounded to
+  float32, so numpy and torch decodes agree bit for bit). The step is fixed per map
   (below), so each map's maximum error is a stated constant; the offset centres the clip's range.
 
   ========  ==================  ======================  =========================================
@@ -124,8 +125,8 @@ def decode_map(modality: str, codes: np.ndarray, quant: np.ndarray) -> np.ndarra
                                f"{codes.dtype} {codes.shape} and {quant.shape}")
     lead = (slice(None),) + (None,) * (codes.ndim - 2)
     out = codes.astype(np.float32) * quant[:, 0][lead] + quant[:, 1][lead]
-    if MAP_QUANT[modality].log:
-        out = np.exp(out)
+    if MAP_QUANT[modality].log:  # exp in float64, rounded once: the torch decode gives the same float32
+        out = np.exp(out.astype(np.float64)).astype(np.float32)
     fallback = is_fallback(quant)
     if fallback.any():
         out[fallback] = codes[fallback].view(np.float16).astype(np.float32)

@@ -100,13 +100,13 @@ def decode_latent_parts(codec: str, parts: dict[str, torch.Tensor]) -> torch.Ten
 def decode_map_parts(modality: str, codes: torch.Tensor, quant: torch.Tensor) -> torch.Tensor:
     """A quant16 map (B, N, H, W, ch) float32 from its int16 ``codes`` and ``quant`` (B, 2, ch)
     (step, offset): ``codes * step + offset`` (exp for depth); clips whose step is NaN hold float16
-    bits. :func:`p4d.cache_schema.map_codecs.decode_map` on the device (the same float32 arithmetic;
-    exp may differ from numpy's in the last bit)."""
+    bits. :func:`p4d.cache_schema.map_codecs.decode_map` on the device, bit for bit (the same float32
+    arithmetic; depth's exp in float64, rounded once)."""
     lead = (slice(None),) + (None,) * (codes.dim() - 2)
     quant = quant.to(torch.float32)
     out = codes.to(torch.float32) * quant[:, 0][lead] + quant[:, 1][lead]
-    if MAP_QUANT[modality].log:
-        out = out.exp()
+    if MAP_QUANT[modality].log:  # float64 exp rounded once, as the numpy decode does
+        out = out.double().exp().float()
     fallback = torch.isnan(quant[:, 0, 0]).view((-1,) + (1,) * (codes.dim() - 1))
     return torch.where(fallback, codes.view(torch.float16).to(torch.float32), out)
 
