@@ -103,9 +103,9 @@ def map_error(modality: str, decoded: np.ndarray, source: np.ndarray) -> np.ndar
     """(S,) max error of each clip: relative for depth (|d'/d - 1|), absolute for the others; inf
     where the source or the decode is not finite."""
     s = len(source)
-    src = np.asarray(source, np.float64).reshape(s, -1)
-    dec = np.asarray(decoded, np.float64).reshape(s, -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    src = np.asarray(source, np.float32).reshape(s, -1)
+    dec = np.asarray(decoded, np.float32).reshape(s, -1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         err = np.abs(dec / src - 1.0) if MAP_QUANT[modality].log else np.abs(dec - src)
     err = np.where(np.isfinite(err), err, np.inf)
     return err.max(axis=1) if err.shape[1] else np.zeros(s)
@@ -144,11 +144,11 @@ def _encode_clip(rule: MapQuant, x: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     """(codes int16, quant (2, ch) float32, fits) of one clip ``x`` (N, H, W, ch) float32; ``fits``:
     finite (and > 0 for log maps) with a range of at most 2 x 32767 steps per channel."""
     ch = x.shape[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.log(x.astype(np.float64)) if rule.log else x.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # float32 throughout: the check decides
+        v = np.log(x) if rule.log else x
         flat = v.reshape(-1, ch)
         offset = ((flat.min(axis=0) + flat.max(axis=0)) / 2).astype(np.float32) if flat.size else np.zeros(ch, np.float32)
-        q = np.rint((v - offset.astype(np.float64)) / float(np.float32(rule.step)))
+        q = np.rint((v - offset) * np.float32(1.0 / np.float32(rule.step)))
     fits = bool(np.isfinite(q).all() and np.abs(q).max(initial=0) <= _Q)
     quant = np.stack([np.full(ch, rule.step, np.float32), np.where(np.isfinite(offset), offset, np.float32(0))])
     return (q.astype(np.int16) if fits else np.zeros(x.shape, np.int16)), quant, fits

@@ -50,7 +50,7 @@ def test_depth_ramp_round_trip_within_the_relative_bound_and_the_bound_is_tight(
     codes, quant, err = encode_map("depth", depth)
     assert quant[0, 1, 0] == pytest.approx((np.log(0.5) + np.log(80.0)) / 2, abs=1e-6)
     assert codes.min() == pytest.approx(-np.log(160) / 2 / MAP_QUANT["depth"].step, abs=1)
-    assert err[0] == pytest.approx(rel)
+    assert err[0] == pytest.approx(rel, rel=1e-4)  # the recorded error (float32 arithmetic)
 
 
 def test_flow_of_known_pixel_values():
@@ -65,7 +65,7 @@ def test_flow_of_known_pixel_values():
     assert quant[0, 1, 0] == pytest.approx((100.0 - 250.125) / 2) and quant[0, 0, 0] == np.float32(step)
     want_codes = np.rint((values - np.float32((100.0 - 250.125) / 2)) / np.float32(step))
     np.testing.assert_array_equal(codes[0, 0, 0, :, 0], want_codes)
-    assert np.abs(got - flow).max() <= 1 / 16 and err[0] == pytest.approx(float(np.abs(got - flow).max()))
+    assert np.abs(got - flow).max() <= 1 / 16 and err[0] == pytest.approx(float(np.abs(got - flow).max()), rel=1e-4)
 
 
 def test_a_clip_past_the_range_or_non_finite_falls_back_to_float16():
