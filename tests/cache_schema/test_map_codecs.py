@@ -157,3 +157,23 @@ def test_map_error_measures():
     src = np.array([[1.0, 2.0, 4.0]], np.float32)
     assert map_error("depth", src * 1.001, src)[0] == pytest.approx(0.001, rel=1e-4)
     assert map_error("flow", src + 0.01, src)[0] == pytest.approx(0.01, rel=1e-4)
+
+
+def test_the_documented_numpy_map_decoder_equals_read_clips(tmp_path):
+    """The ```python block defining decode_map in docs/design.md, as a user would paste it."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text()
+    section = text[text.index("## Reading the cache without p4d"):]
+    code = next(c for c in re.findall(r"```python\n(.*?)```", section, re.S) if "def decode_map" in c)
+    namespace: dict = {}
+    exec(compile(code, "docs/design.md", "exec"), namespace)
+    store = create_store(str(tmp_path / "c.zarr"), tiny_spec(), tiny_videos())
+    arrays = shard_arrays(store, 0)
+    arrays["camray"][1, 0, 0, 0, 3] = 1e3  # clip 1's camray misses its bound: float16
+    write_shard(store, 0, arrays)
+    truth = read_clips(store, [0, 1])
+    for m in store.spec.modalities:
+        for clip in (0, 1):
+            np.testing.assert_array_equal(namespace["decode_map"](store.url, m, clip), truth[m][clip])
+    assert np.isnan(np.asarray(store.array("maps/camray_quant")[1])[0]).all()
