@@ -205,7 +205,8 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
             values, quant, err = encode_map(m, data[m])
             quant[failed_rows] = 0.0
             put(f"maps/{quant_part(m)}", quant)
-            map_record[m] = {"max_error": [None if i in failed_rows else float(e) for i, e in enumerate(err)],
+            map_record[m] = {"max_error": [None if i in failed_rows else float(e) if np.isfinite(e) else "inf"
+                                           for i, e in enumerate(err)],  # "inf": NaN/Inf in the source
                              "float16": [rng.start + int(i) for i in np.flatnonzero(is_fallback(quant) & good)]}
         else:
             with np.errstate(over="ignore"):
