@@ -150,7 +150,7 @@ def cache_repair(store: str = typer.Argument(..., help="Path or fsspec URL of a 
 
 @cache_app.command("codecs")
 def cache_codecs() -> None:
-    """List the latent codecs a store can use."""
+    """List the latent codecs and the map codecs a store can use."""
     from p4d.cache_schema import DEFAULT_LATENT_CODEC, LATENT_CODECS
     from p4d.cache_schema.codecs import LATENT_CODEC_ALIASES
 
@@ -160,6 +160,13 @@ def cache_codecs() -> None:
     for alias, name in LATENT_CODEC_ALIASES.items():
         typer.echo(f"{alias:16s}{'':10s} = {name}: release-exact, the precision the public release trains in "
                    "(no quantisation step; the self-check has nothing to fall back to)")
+    from p4d.cache_schema.map_codecs import DEFAULT_MAP_CODEC, MAP_QUANT
+
+    typer.echo("\nmap codecs (--map-codec):")
+    typer.echo(f"{'quant16':16s}{' (default)' if DEFAULT_MAP_CODEC == 'quant16' else '':10s} int16 codes, per clip "
+               "(step, offset); each clip checked, float16 where it misses: "
+               + ", ".join(f"{m} {r.describe()}" for m, r in MAP_QUANT.items()))
+    typer.echo(f"{'float16':16s}{'':10s} float16 maps (the layout of stores made before map codecs)")
 
 
 # --- teacher ---------------------------------------------------------------------------

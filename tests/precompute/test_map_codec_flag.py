@@ -34,3 +34,13 @@ def test_a_resume_keeps_the_stores_map_codec_unless_the_flag_asks_for_another(tm
     cfg = PrecomputeConfig(videos="v", store=store.url, teacher="tiny", map_codec="quant16")
     with pytest.raises(CacheSchemaError, match=r"map_codec: store has 'float16', requested 'quant16'"):
         _refuse_other_settings(cfg, store, build_spec(**SETTINGS, map_codec="quant16"))
+
+
+def test_cache_codecs_lists_the_map_codecs_with_their_bounds():
+    from typer.testing import CliRunner
+
+    from p4d.cli import app
+
+    out = CliRunner().invoke(app, ["cache", "codecs"]).output
+    assert "quant16          (default)" in out and "flow max absolute error 0.0625 px" in out
+    assert "depth max relative error 0.0025" in out and "\nfloat16 " in out
