@@ -10,6 +10,8 @@ A store's ``CacheSpec.map_codec`` names one of :data:`MAP_CODECS`:
   (float32 multiply, then add), and for depth ``depth = exp(v)`` (computed in float64, rounded to
   float32, so numpy and torch decodes agree bit for bit). The step is fixed per map
   (below), so each map's maximum error is a stated constant; the offset centres the clip's range.
+  A flow, motion or camray channel whose std in the clip is under 8 steps gets the finer step
+  std / 8 (a map that barely moves keeps its shape; the error only gets smaller).
 
   ========  ==================  ======================  =========================================
   map       stored              bound (max per clip)     teacher's own error, for scale
@@ -51,6 +53,10 @@ _Q = 32767  # codes in [-32767, 32767]; -32768 never written
 #: the step is 2 x bound x this, so float32 rounding of the decode stays inside the bound
 _STEP_MARGIN = 1.0 - 1.0 / 64
 _F16_MAX = 65504.0
+#: linear maps: a channel whose spread in the clip (std) is under this many bound-steps is quantised at
+#: std / SPREAD_STEPS instead, finer than the bound, so a map that barely moves is not flattened to a few
+#: levels (the tiny teacher's flow: std ~0.05 px against a 0.12 px step); L4P-scale maps keep the bound's step
+SPREAD_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ def map_codec_attrs(modality: str, codec: str) -> dict:
     value = "exp(q * step + offset)" if rule.log else "q * step + offset"
     return {"name": "quant16", "version": QUANT_CODEC_VERSION, "bound": rule.bound,
             "bound_kind": "relative" if rule.log else f"absolute ({rule.unit})", "step": rule.step,
+            "step_rule": ("fixed" if rule.log else f"this step, or std / {SPREAD_STEPS} of a channel whose std in the "
+                          f"clip is under {SPREAD_STEPS} steps (each clip's own step is in its quant row)"),
             "meaning": (f"{modality} = {value}, q = this int16 array, (step, offset) = maps/{quant_part(modality)}"
                         f"[clip, 0|1, channel] in float32; a clip whose step is NaN failed the bound and holds "
                         f"float16 bit patterns here (view as float16)")}
@@ -148,9 +156,13 @@ def _encode_clip(rule: MapQuant, x: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         v = np.log(x) if rule.log else x
         flat = v.reshape(-1, ch)
         offset = ((flat.min(axis=0) + flat.max(axis=0)) / 2).astype(np.float32) if flat.size else np.zeros(ch, np.float32)
-        q = np.rint((v - offset) * np.float32(1.0 / np.float32(rule.step)))
+        step = np.full(ch, rule.step, np.float32)
+        if not rule.log and flat.size:  # a channel spread over fewer than SPREAD_STEPS steps gets std / SPREAD_STEPS
+            std = flat.std(axis=0)
+            step = np.where(np.isfinite(std) & (std > 0), np.minimum(step, std / SPREAD_STEPS), step).astype(np.float32)
+        q = np.rint((v - offset) * (np.float32(1.0) / step))
     fits = bool(np.isfinite(q).all() and np.abs(q).max(initial=0) <= _Q)
-    quant = np.stack([np.full(ch, rule.step, np.float32), np.where(np.isfinite(offset), offset, np.float32(0))])
+    quant = np.stack([step, np.where(np.isfinite(offset), offset, np.float32(0))])
     return (q.astype(np.int16) if fits else np.zeros(x.shape, np.int16)), quant, fits
 
 

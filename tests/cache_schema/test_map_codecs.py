@@ -177,3 +177,17 @@ def test_the_documented_numpy_map_decoder_equals_read_clips(tmp_path):
         for clip in (0, 1):
             np.testing.assert_array_equal(namespace["decode_map"](store.url, m, clip), truth[m][clip])
     assert np.isnan(np.asarray(store.array("maps/camray_quant")[1])[0]).all()
+
+
+def test_a_map_that_barely_moves_keeps_its_shape():
+    """A flow channel with std 0.05 px (the tiny teacher's) is quantised at std / 8, not flattened to the
+    ~5 levels the 0.123 px bound-step would leave; one at L4P scale (std 3 px) keeps the bound's step."""
+    rng = np.random.default_rng(1)
+    small = rng.normal(0, 0.05, (1, 4, 16, 16, 2)).astype(np.float32)
+    big = small * 60
+    codes, quant, err = encode_map("flow", np.concatenate([small, big]))
+    std = small[0].reshape(-1, 2).std(axis=0)
+    np.testing.assert_allclose(quant[0, 0], std / 8, rtol=1e-6)
+    assert (quant[1, 0] == np.float32(MAP_QUANT["flow"].step)).all()
+    assert err[0] <= float(std.max()) / 16 * 1.01 and err[1] <= 1 / 16
+    assert len(np.unique(codes[0, ..., 0])) > 40  # vs ~5 levels at the bound's step
