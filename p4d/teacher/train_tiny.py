@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import math
 import time
@@ -46,20 +47,30 @@ log = logging.getLogger(__name__)
 DEFAULT_OUT = Path(__file__).parent / "weights" / "tiny.safetensors"
 SCENE_SEED0 = 100_000
 SOURCE_SIZE = (160, 120)  # (W, H) of the rendered scenes, the demo videos' size
-FLOW_SCALE = 4.0  # px: flow L1 is divided by this
+# per-map loss normalisation: each L1 is divided by roughly its target's spread across videos
+DEPTH_SCALE = 0.5  # log-depth units
+FLOW_SCALE = 2.0  # px at 112x112
 MOTION_POS_WEIGHT = 3.0  # moving pixels are ~1/5 of a frame: BCE weighs them up
-STEPS = 210
+STEPS = 800
+LR, WARMUP, MIN_LR_RATIO = 1.5e-3, 40, 0.05
 
 
 def training_clip(step: int, preset) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(x (1, 3, N, S, S) normalised teacher input, targets) of training step ``step``."""
-    from p4d.video.synthetic import synthetic_clip
-
+    """(x (1, 3, N, S, S) normalised teacher input, targets) of training step ``step``: scene seed
+    ``SCENE_SEED0 + step``, random stride 1-5 and start 0-119 drawn from the same seed."""
     rng = np.random.default_rng(SCENE_SEED0 + step)
-    n, s = preset.num_frames, preset.img_size
     stride = int(rng.integers(1, 6))
     start = int(rng.integers(0, 120))
-    clip = synthetic_clip(range(start, start + n * stride, stride), size=SOURCE_SIZE, seed=SCENE_SEED0 + step,
+    return scene_clip(SCENE_SEED0 + step, start, stride, preset)
+
+
+def scene_clip(seed: int, start: int, stride: int, preset) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(x (1, 3, N, S, S) normalised teacher input, targets) of the N frames ``start, start + stride, ...``
+    of scene ``seed``: log_depth, flow (px at S×S), motion (1, N, S, S, C) and camray (1, N, h_p, w_p, 6)."""
+    from p4d.video.synthetic import synthetic_clip
+
+    n, s = preset.num_frames, preset.img_size
+    clip = synthetic_clip(range(start, start + n * stride, stride), size=SOURCE_SIZE, seed=seed,
                           ray_grid=preset.ray_grid)
     w, h = SOURCE_SIZE
 
@@ -81,6 +92,52 @@ def training_clip(step: int, preset) -> tuple[torch.Tensor, dict[str, torch.Tens
     return x, targets
 
 
+#: Held-out scenes of :func:`held_out_scores`: (seed, start, stride); seeds 0-7 are never training scenes.
+HELD_OUT = tuple((seed, 0, 2 + seed % 3) for seed in range(8))
+
+
+def held_out_scores(model, *, held_out=HELD_OUT, baseline_steps: int = 32) -> dict[str, dict[str, float]]:
+    """The teacher's maps against the analytic truth of held-out scenes, per map (log-depth, flow
+    frames 1..N−1 in px, motion σ(logit), camray): ``r`` (Pearson), ``residual_r`` and ``r2`` against the
+    video-blind baseline (the per-element mean of the targets of training steps 0..``baseline_steps``−1;
+    :class:`p4d.eval.distill.ResidualFit`), and ``video_specific``: the share of the truth's variance the
+    baseline leaves (1 − SS(baseline)/SS(total)); motion also ``iou`` (σ > 0.5)."""
+    from p4d.eval.distill import ResidualFit
+
+    def comparable(t: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return {"depth": t["log_depth"][0].double().numpy(), "flow": t["flow"][0, 1:].double().numpy(),
+                "motion": t["motion"][0].double().numpy(), "camray": t["camray"][0].double().numpy()}
+
+    preset = model.preset
+    sums: dict[str, np.ndarray] = {}
+    for step in range(baseline_steps):
+        for k, v in comparable(training_clip(step, preset)[1]).items():
+            sums[k] = sums.get(k, 0.0) + v
+    mean = {k: v / baseline_steps for k, v in sums.items()}
+    fits = {k: ResidualFit() for k in mean}
+    raw = {k: ResidualFit() for k in mean}  # r against a zero "mean": plain Pearson r over all elements
+    inter = union = 0.0
+    for seed, start, stride in held_out:
+        x, targets = scene_clip(seed, start, stride, preset)
+        with torch.no_grad():
+            out = model.heads(model.encoder.forward_intermediates(x, preset.taps), raw=True)
+        pred = comparable({"log_depth": out["depth"], "flow": out["flow"],
+                           "motion": torch.sigmoid(out["motion"]), "camray": out["camray"]})
+        truth = comparable(targets)
+        for k in fits:
+            fits[k].add(pred[k], truth[k], mean[k])
+            raw[k].add(pred[k], truth[k], np.zeros_like(mean[k]))
+        hit, moving = pred["motion"] > 0.5, truth["motion"] > 0.5
+        inter, union = inter + float((hit & moving).sum()), union + float((hit | moving).sum())
+    scores: dict[str, dict[str, float]] = {}
+    for k, fit in fits.items():
+        total = raw[k].syy - raw[k].sy ** 2 / raw[k].n  # SS of the truth about its scalar mean
+        scores[k] = {"r": round(raw[k].r, 4), "residual_r": round(fit.r, 4), "r2": round(fit.r2, 4),
+                     "video_specific": round(fit.sse_base / total, 4)}
+    scores["motion"]["iou"] = round(inter / max(union, 1.0), 4)
+    return scores
+
+
 DENSE = ("depth", "flow", "motion")
 
 
@@ -90,7 +147,7 @@ def losses(model, x: torch.Tensor, targets: dict[str, torch.Tensor],
     taps = model.encoder.forward_intermediates(x, model.preset.taps)
     out = model.heads(taps, modalities=modalities, raw=True)
     terms = {
-        "depth": lambda: (out["depth"] - targets["log_depth"]).abs().mean(),
+        "depth": lambda: (out["depth"] - targets["log_depth"]).abs().mean() / DEPTH_SCALE,
         "flow": lambda: (out["flow"][:, 1:] - targets["flow"][:, 1:]).abs().mean() / FLOW_SCALE,
         "motion": lambda: F.binary_cross_entropy_with_logits(out["motion"], targets["motion"],
                                                              pos_weight=torch.tensor(MOTION_POS_WEIGHT)),
@@ -99,7 +156,7 @@ def losses(model, x: torch.Tensor, targets: dict[str, torch.Tensor],
     return {m: terms[m]() for m in modalities}
 
 
-def train(steps: int, out: Path, *, lr: float = 1.5e-3, warmup: int = 30, log_every: int = 15) -> dict:
+def train(steps: int, out: Path, *, lr: float = LR, warmup: int = WARMUP, log_every: int = 25) -> dict:
     """Train and write ``out``; returns {"sha256", "cpu_s", "wall_s", "final": {loss: mean of the last 20 steps}}.
     Runs with one CPU thread and deterministic algorithms, then restores the caller's settings."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
@@ -123,7 +180,8 @@ def _train(steps: int, out: Path, *, lr: float, warmup: int, log_every: int) -> 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+        opt, lambda i: min(1.0, (i + 1) / warmup) * (
+            MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))))
     history: list[dict[str, float]] = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for step in range(steps):
@@ -142,11 +200,23 @@ def _train(steps: int, out: Path, *, lr: float, warmup: int, log_every: int) -> 
                         "  ".join(f"{k} {v:.4f}" for k, v in recent.items()), time.process_time() - cpu0)
     model.eval()
     model.requires_grad_(False)
-    export_safetensors(model.half(), out)
+    export_safetensors(model.half(), out, metadata=recipe(steps, lr=lr, warmup=warmup))
     digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
     first, final = _means(history[:30]), _means(history[-30:])
     return {"sha256": digest, "cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - wall0,
             "first": first, "final": final, "bytes": Path(out).stat().st_size}
+
+
+def recipe(steps: int, *, lr: float = LR, warmup: int = WARMUP) -> dict[str, str]:
+    """The safetensors metadata naming the preset and how the weights were made (fixed content:
+    the same run writes the same bytes)."""
+    return {"p4d_teacher_preset": "tiny", "p4d_init": "tiny-random seed 0",
+            "p4d_recipe": (f"p4d.teacher.train_tiny: {steps} steps, batch 1, AdamW lr {lr:g} wd 1e-4, warmup {warmup}, "
+                           f"cosine to {MIN_LR_RATIO:g}x, clip 1; losses log-depth L1/{DEPTH_SCALE:g}, "
+                           f"flow L1/{FLOW_SCALE:g} px, motion BCE pos_weight {MOTION_POS_WEIGHT:g}, camray L1"),
+            "p4d_data": (f"synthetic_clip scenes {SOURCE_SIZE[0]}x{SOURCE_SIZE[1]}, seeds {SCENE_SEED0}+step, "
+                         "16 frames, stride 1-5, start 0-119, squashed to 112x112"),
+            "p4d_torch": torch.__version__}
 
 
 def _means(history: list[dict[str, float]]) -> dict[str, float]:
@@ -159,8 +229,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=STEPS, help=f"training steps (clips), default {STEPS}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")
+    parser.add_argument("--score", type=Path, metavar="WEIGHTS", default=None,
+                        help="train nothing: print the held-out scores of this tiny-teacher .safetensors file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.score is not None:
+        from p4d.teacher.model import build_teacher
+
+        print(json.dumps(held_out_scores(build_teacher("tiny", weights=args.score, dtype=torch.float32)), indent=1))
+        return
     result = train(args.steps, args.out)
     print(result)
 
