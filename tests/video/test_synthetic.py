@@ -190,11 +190,11 @@ def test_depth_and_pan_differ_between_scenes():
     clips = [synthetic_clip(range(0, 32, 4), seed=seed) for seed in range(8)]
     log_depth = np.log(np.stack([c["depth"][..., 0] for c in clips]))[:, :, 16:]      # below the code strip
     background = np.stack([c["motion"][..., 0] == 0 for c in clips])[:, :, 16:]
-    blind = ((log_depth - log_depth.mean(0)) ** 2)[background].sum()          # the per-pixel mean pattern's error
+    pattern = (log_depth * background).sum(0) / np.maximum(background.sum(0), 1)  # per-pixel mean over videos
+    blind = ((log_depth - pattern) ** 2)[background].sum()                    # the video-blind pattern's error
     total = ((log_depth - log_depth[background].mean()) ** 2)[background].sum()
-    assert blind / total > 0.3, blind / total
-    pans = {tuple(c["flow"][t][(c["motion"][t, ..., 0] == 0) & (np.arange(120)[:, None] >= 16)][0])
-            for c in clips for t in (2,)}
+    assert blind / total > 0.15, blind / total                             # 0.25 measured (old generator: 1e-12)
+    pans = {tuple(c["flow"][2][(c["motion"][2, ..., 0] == 0) & (np.arange(120)[:, None] >= 16)][0]) for c in clips}
     assert len(pans) >= 4, pans
 
 
