@@ -2,8 +2,8 @@
 
 Each frame shows a background (a plain sky over a textured ground, the horizon row random per scene)
 seen by a panning camera (amplitude, period and phase random per scene), 2-3 textured objects moving on
-their own paths, nearer the larger they look (so depth, flow and motion have something to see), and, in a strip along the top
-edge of the stored (unrotated) frame, a 16-block binary code of the frame index that survives
+their own paths, nearer the larger they look (so depth, flow and motion have something to see),
+and, in a strip along the top edge of the stored (unrotated) frame, a 16-block binary code of the frame index that survives
 H.264 compression. :func:`read_frame_code` recovers the index, so tests check sampling and
 timestamps against truth recovered from the decoded pixels rather than against the decoder code.
 :func:`synthetic_clip` gives the frames' analytic 4D truth (depth by layer, flow from the object
@@ -261,7 +261,8 @@ def synthetic_clip(frame_indices: Sequence[int], *, size: tuple[int, int] = (160
     :func:`write_synthetic_video` writes with this ``size`` and ``seed`` (pixels before H.264):
 
     frames (N, H, W, 3) uint8; depth (N, H, W, 1) distance (objects 2.0-5.6, ``_OBJECT_SIZE`` over their
-    apparent radius, larger in front; sky 30; ground a plane from 7-10 at the bottom to 30 at the horizon; code strip 1); flow (N, H, W, 2) backward flow t → t−1 in pixels between
+    apparent radius, larger in front; sky 30; ground a plane from 7-10 at the bottom to 30 at the
+    horizon; code strip 1); flow (N, H, W, 2) backward flow t → t−1 in pixels between
     consecutive *listed* frames (u, v; frame 0 zero: invalid, as the cache flags it); motion
     (N, H, W, 1) 1 on moving objects; camray (N, h_p, w_p, 6) Plücker rays (d, c × d) through the
     centres of a ``ray_grid`` patch grid, relative to the first listed frame's camera (the pan is a
