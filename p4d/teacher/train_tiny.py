@@ -24,7 +24,8 @@ same file, byte for byte (tested across two processes).
 
 Measured on the run that wrote the shipped file (torch 2.13.0 CPU, one thread, nice, on a 2-core
 machine shared with ~7 jobs): 500 steps, 738 CPU-s (21 min wall at a load of 5-11), file sha256
-6f58f0702e3d0374fbccbd7ce5c19cafb0257320029c7225b416e52489f0964d. Losses (scaled as above), mean of the
+6f58f0702e3d0374fbccbd7ce5c19cafb0257320029c7225b416e52489f0964d (a second full run, in
+another process, wrote the same sha256). Losses (scaled as above), mean of the
 first / last 30 steps: depth 4.68 / 0.99, flow 1.08 / 0.84, motion 0.94 / 0.55, camray 0.245 / 0.046.
 Held out (:func:`held_out_scores`: 8 scenes, seeds 0-7, strides 2-4, train mean of 32 training clips),
 residual r / plain r: log-depth 0.41 / 0.83, motion 0.42 / 0.58 (IoU 0.41), camray 0.18 / 0.98, flow
