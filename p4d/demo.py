@@ -3,7 +3,7 @@
 
 ``p4d demo --out demo`` generates a few short H.264 videos (textured objects moving under a
 panning camera) on first run, runs ``p4d precompute`` over them with the tiny teacher preset
-(its shipped weights, trained on synthetic scenes: real L4P weights cannot be downloaded here) on
+(its shipped weights, trained ~12 CPU-minutes on synthetic scenes: real L4P weights cannot be downloaded here) on
 a local dask cluster, prints the cache summary, trains the tiny student for 30 steps on
 conversations made from the demo videos (printing the loss terms), and writes ``p4d inspect`` views
 of the cache (a PNG of one clip, an HTML page of all). It prints the exact ``p4d`` command of each
@@ -43,7 +43,7 @@ def run_demo(out: Path, *, num_videos: int = 3, echo=print) -> Path:
     store_path = out / "cache.zarr"
     echo(f"[2/4] p4d precompute {video_dir} {store_path} --teacher tiny --policy stride --frame-stride 2 "
          "--clips-per-shard 4 --workers 1 --device cpu --student-size 56\n"
-         "      (the tiny teacher was trained for a few CPU-minutes on synthetic scenes like these against their\n"
+         "      (the tiny teacher was trained for ~12 CPU-minutes on synthetic scenes like these against their\n"
          "       analytic depth, flow, motion and camera rays: toy targets; real ones need\n"
          "       `--teacher l4p --teacher-weights L4P.ckpt`)")
     report = run_precompute(PrecomputeConfig(

@@ -190,23 +190,41 @@ def published_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in out.items()}
 
 
-def export_safetensors(model: nn.Module, path: str | Path) -> Path:
+def export_safetensors(model: nn.Module, path: str | Path, *, metadata: Mapping[str, str] | None = None) -> Path:
     """Write the teacher's weights as ``.safetensors`` in the published L4P key layout.
 
-    Loading the file goes through the same mapping as the released ``.ckpt``.
+    Loading the file goes through the same mapping as the released ``.ckpt``. ``metadata`` adds
+    string entries to the header (``p4d_teacher_preset`` defaults to the model's preset name). The
+    bytes are canonical: the same tensors and metadata give the same file (:func:`canonical_safetensors`).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"export path {path}: expected a .safetensors file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     preset = getattr(model, "preset", None)
-    metadata = {"format": "pt", "layout": "l4p-lightning-state_dict"}
+    header = {"format": "pt", "layout": "l4p-lightning-state_dict"}
     if preset is not None:
-        metadata["p4d_teacher_preset"] = preset.name
-    save_file(published_state_dict(model), str(path), metadata=metadata)
+        header["p4d_teacher_preset"] = preset.name
+    header.update({str(k): str(v) for k, v in (metadata or {}).items()})
+    path.write_bytes(canonical_safetensors(save(published_state_dict(model), metadata=header)))
     return path
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted (tensors and ``__metadata__``
+    entries alike) and compact, space-padded to 8 bytes as safetensors pads it. safetensors writes
+    the header from hash maps, so its key order (and the file's sha256) varies between processes;
+    the tensor bytes and their offsets are left as they are."""
+    import json
+    import struct
+
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + size:]
 
 
 def weights_hash(state_dict: Mapping[str, torch.Tensor]) -> str:

@@ -1,8 +1,9 @@
 """Synthetic test/demo videos: real H.264 files whose frame index is readable from the pixels.
 
-Each frame shows a textured background seen by a panning camera, 2-3 textured objects moving on
-their own paths (so depth, flow and motion have something to see), and, in a strip along the top
-edge of the stored (unrotated) frame, a 16-block binary code of the frame index that survives
+Each frame shows a background (a plain sky over a textured ground, the horizon row random per scene)
+seen by a panning camera (amplitude, period and phase random per scene), 2-3 textured objects moving on
+their own paths, nearer the larger they look (so depth, flow and motion have something to see),
+and, in a strip along the top edge of the stored (unrotated) frame, a 16-block binary code of the frame index that survives
 H.264 compression. :func:`read_frame_code` recovers the index, so tests check sampling and
 timestamps against truth recovered from the decoded pixels rather than against the decoder code.
 :func:`synthetic_clip` gives the frames' analytic 4D truth (depth by layer, flow from the object
@@ -158,21 +159,33 @@ def _code_strip(index: int, height: int, width: int) -> np.ndarray:
 
 
 class _Scene:
-    """A panning textured background plus 2-3 textured moving objects, deterministic in ``seed``."""
+    """A panning sky-over-ground background plus 2-3 textured moving objects, deterministic in ``seed``."""
 
     def __init__(self, width: int, height: int, seed: int):
         rng = np.random.default_rng(seed)
         self.width, self.height = width, height
         self.pad = max(8, max(width, height) // 4)
-        self.background = _texture(rng, height + 2 * self.pad, width + 2 * self.pad)
+        bg_h, bg_w = height + 2 * self.pad, width + 2 * self.pad
+        self.horizon = float(rng.uniform(0.25, 0.6) * bg_h)  # background row where the ground meets the sky
+        self.ground_near = float(rng.uniform(*_GROUND_NEAR))  # ground distance at the background's bottom row
+        ground, sky = _texture(rng, bg_h, bg_w), _sky(rng, bg_h, bg_w)
+        self.background = np.where(np.arange(bg_h)[:, None, None] < self.horizon, sky, ground)
         self.code_rows = 2 * _code_layout(height, width)[0]
-        self.objects = [_random_object(rng, width, height) for _ in range(int(rng.integers(2, 4)))]
+        # drawn smallest first: a larger object is nearer (distance ∝ 1 / apparent size), so it covers the others
+        objects = [_random_object(rng, width, height) for _ in range(int(rng.integers(2, 4)))]
+        self.objects = sorted(objects, key=lambda o: o["radius"])
+        # the pan: per axis an amplitude (fraction of pad), a period (frames) and a phase
+        self.pan = {"amp": (float(rng.uniform(0.4, 1.0)), float(rng.uniform(0.2, 0.6))),
+                    "period": (float(rng.uniform(64, 160)), float(rng.uniform(96, 192))),
+                    "phase": tuple(float(v) for v in rng.uniform(0, 2 * np.pi, size=2))}
 
     def offset(self, i: int) -> tuple[int, int]:
-        """(ox, oy): the top-left corner of frame i's view into the padded background (the camera pan)."""
-        pad = self.pad
-        return (pad + int(round(pad * np.sin(2 * np.pi * i / 96))),
-                pad + int(round(0.5 * pad * np.sin(2 * np.pi * i / 128))))
+        """(ox, oy): the top-left corner of frame i's view into the padded background (the camera pan,
+        whole pixels, within [0, 2 * pad])."""
+        pad, pan = self.pad, self.pan
+        ox, oy = (pad + int(round(pan["amp"][a] * pad * np.sin(2 * np.pi * i / pan["period"][a] + pan["phase"][a])))
+                  for a in (0, 1))
+        return ox, oy
 
     def render(self, i: int) -> np.ndarray:
         """Frame i as (H, W, 3) uint8 RGB."""
@@ -183,12 +196,18 @@ class _Scene:
         frame[:self.code_rows] = _code_strip(i, self.height, self.width)[:, :, None]
         return frame
 
-    def object_depth(self, k: int, i: int) -> float:
-        """Distance of object k in frame i: later-drawn objects are nearer (2.0 + 1.0 per object
-        drawn after it), breathing ±0.4 with its motion phase."""
+    def object_depth(self, k: int) -> float:
+        """Distance of object k: ``_OBJECT_SIZE`` over its radius as a fraction of min(W, H) (2.0-5.6)."""
         obj = self.objects[k]
-        angle = 2 * np.pi * i / obj["period"] + obj["phase"]
-        return 2.0 + 1.0 * (len(self.objects) - 1 - k) + 0.4 * float(np.cos(angle))
+        return _OBJECT_SIZE * min(self.width, self.height) / obj["radius"]
+
+    def background_depth(self, rows: np.ndarray) -> np.ndarray:
+        """Distance of background rows (padded-background coordinates): the sky, above the horizon, at
+        ``_SKY_DEPTH``; the ground below it a plane whose inverse distance falls linearly with the row,
+        from 1 / ``ground_near`` at the bottom row to 1 / ``_SKY_DEPTH`` at the horizon."""
+        below = np.clip((rows - self.horizon) / (self.background.shape[0] - self.horizon), 0.0, 1.0)
+        inverse = 1 / _SKY_DEPTH + (1 / self.ground_near - 1 / _SKY_DEPTH) * below
+        return np.where(rows < self.horizon, _SKY_DEPTH, 1 / inverse).astype(np.float32)
 
     def maps(self, i: int, prev: int | None) -> dict[str, np.ndarray]:
         """Analytic truth of frame i: depth (H, W), backward flow (H, W, 2) = where each pixel of
@@ -197,8 +216,7 @@ class _Scene:
         height, width, top = self.height, self.width, self.code_rows
         ox, oy = self.offset(i)
         rows = np.arange(height, dtype=np.float32)[:, None] + oy  # background texel rows
-        depth = np.broadcast_to(_BG_NEAR + (_BG_FAR - _BG_NEAR) * (1 - rows / self.background.shape[0]),
-                                (height, width)).copy()
+        depth = np.broadcast_to(self.background_depth(rows), (height, width)).copy()
         flow = np.zeros((height, width, 2), np.float32)
         if prev is not None:
             pox, poy = self.offset(prev)
@@ -210,7 +228,7 @@ class _Scene:
                 continue
             y0, x0, mask, _, _ = footprint
             win = (slice(y0, y0 + mask.shape[0]), slice(x0, x0 + mask.shape[1]))
-            depth[win][mask] = self.object_depth(k, i)
+            depth[win][mask] = self.object_depth(k)
             motion[win][mask] = 1.0
             if prev is not None:
                 cx, cy = _object_position(obj, i, top, height, width)
@@ -232,7 +250,9 @@ class _Scene:
         return r_yaw @ r_pitch
 
 
-_BG_NEAR, _BG_FAR = 6.0, 12.0  # background depth at the bottom / top of the padded background
+_GROUND_NEAR = (7.0, 10.0)  # range of the ground's distance at the padded background's bottom row
+_SKY_DEPTH = 30.0  # distance of the sky (and of the ground at the horizon)
+_OBJECT_SIZE = 0.45  # an object's distance times its radius as a fraction of min(W, H)
 
 
 def synthetic_clip(frame_indices: Sequence[int], *, size: tuple[int, int] = (160, 120), seed: int = 0,
@@ -240,8 +260,9 @@ def synthetic_clip(frame_indices: Sequence[int], *, size: tuple[int, int] = (160
     """Frames and analytic 4D truth of the frames ``frame_indices`` of the video that
     :func:`write_synthetic_video` writes with this ``size`` and ``seed`` (pixels before H.264):
 
-    frames (N, H, W, 3) uint8; depth (N, H, W, 1) distance (objects 1.6-4.4 by layer order, background
-    6-12 receding upwards, code strip 1); flow (N, H, W, 2) backward flow t → t−1 in pixels between
+    frames (N, H, W, 3) uint8; depth (N, H, W, 1) distance (objects 2.0-5.6, ``_OBJECT_SIZE`` over their
+    apparent radius, larger in front; sky 30; ground a plane from 7-10 at the bottom to 30 at the
+    horizon; code strip 1); flow (N, H, W, 2) backward flow t → t−1 in pixels between
     consecutive *listed* frames (u, v; frame 0 zero: invalid, as the cache flags it); motion
     (N, H, W, 1) 1 on moving objects; camray (N, h_p, w_p, 6) Plücker rays (d, c × d) through the
     centres of a ``ray_grid`` patch grid, relative to the first listed frame's camera (the pan is a
@@ -285,14 +306,25 @@ def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return np.clip(base + stripes[..., None] + grain, 0, 255).astype(np.uint8)
 
 
+def _sky(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """(height, width, 3) uint8: a smooth vertical gradient between two random sky colours, faint
+    large clouds and light grain (plainer than the ground's :func:`_texture`, so the horizon shows)."""
+    top, bottom = rng.uniform([20, 40, 120], [120, 160, 250], size=(2, 3))
+    ramp = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    coarse = rng.uniform(-25, 25, size=(height // 24 + 2, width // 24 + 2)).astype(np.float32)
+    clouds = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC))
+    grain = rng.normal(0, 3, size=(height, width, 1))
+    return np.clip(top + (bottom - top) * ramp + clouds[..., None] + grain, 0, 255).astype(np.uint8)
+
+
 def _random_object(rng: np.random.Generator, width: int, height: int) -> dict:
     return {
-        "radius": float(rng.uniform(0.12, 0.2) * min(width, height)),
+        "radius": float(rng.uniform(0.08, 0.22) * min(width, height)),
         "disc": bool(rng.integers(0, 2)),
         "colors": rng.uniform(0, 255, size=(2, 3)).astype(np.float32),
         "period": float(rng.uniform(40, 90)),
         "phase": float(rng.uniform(0, 2 * np.pi)),
-        "amp": rng.uniform(0.15, 0.35, size=2),
+        "amp": rng.uniform(0.1, 0.35, size=2),
         "center": rng.uniform(0.35, 0.65, size=2),
     }
 

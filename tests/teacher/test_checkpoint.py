@@ -213,6 +213,34 @@ def test_safetensors_export_has_published_layout_and_reloads_identically(ckpt, t
     assert weights_hash(a) == weights_hash(b)
 
 
+def test_export_bytes_are_canonical_whatever_order_safetensors_writes(tmp_path):
+    """The header is re-written with sorted keys: the same tensors + metadata give the same bytes
+    (safetensors' own header order comes from hash maps), and the file reads back the same."""
+    import json
+    import struct
+
+    from safetensors import safe_open
+    from safetensors.torch import save
+
+    from p4d.teacher.checkpoint import canonical_safetensors
+
+    tensors = {"b": torch.arange(5.0), "a": torch.ones(3, dtype=torch.float16), "c": torch.zeros(2, 2)}
+    one = save(tensors, metadata={"z": "1", "a": "2"})
+    size = struct.unpack("<Q", one[:8])[0]
+    header = json.loads(one[8:8 + size])
+    shuffled = json.dumps(dict(reversed(list(header.items())))).encode()  # another order, another layout
+    shuffled += b" " * (-len(shuffled) % 8)
+    two = struct.pack("<Q", len(shuffled)) + shuffled + one[8 + size:]
+    assert one != two and canonical_safetensors(one) == canonical_safetensors(two)
+    out = canonical_safetensors(two)
+    (n,) = struct.unpack("<Q", out[:8])
+    assert n % 8 == 0 and list(json.loads(out[8:8 + n])) == ["__metadata__", "a", "b", "c"]
+    (tmp_path / "c.safetensors").write_bytes(out)
+    with safe_open(str(tmp_path / "c.safetensors"), "pt") as f:
+        assert f.metadata() == {"a": "2", "z": "1"}
+        assert all(torch.equal(f.get_tensor(k), v) for k, v in tensors.items())
+
+
 def test_weights_hash_identifies_the_weights(ckpt):
     sd = build_teacher("tiny", weights=ckpt).state_dict()
     h = weights_hash(sd)

@@ -179,3 +179,35 @@ def test_camera_rays_are_a_pure_rotation_with_the_stated_intrinsics(truth):
     np.testing.assert_allclose(K[:, 1, 1], 160, rtol=1e-4)
     np.testing.assert_allclose(K[:, :2, 2], np.broadcast_to([79.5, 59.5], (16, 2)), atol=1e-3)
     assert not torch.allclose(rays[5, ..., :3], rays[0, ..., :3])  # the pan turns the camera
+
+
+def test_depth_and_pan_differ_between_scenes():
+    """Same frame numbers, eight scenes: the background's depth (horizon, ground distance) and the pan
+    differ by video, so a teacher must look at the video to get them (the old generator drew one
+    background layout and one pan for every scene: share 0)."""
+    from p4d.video.synthetic import synthetic_clip
+
+    clips = [synthetic_clip(range(0, 32, 4), seed=seed) for seed in range(8)]
+    log_depth = np.log(np.stack([c["depth"][..., 0] for c in clips]))[:, :, 16:]      # below the code strip
+    background = np.stack([c["motion"][..., 0] == 0 for c in clips])[:, :, 16:]
+    pattern = (log_depth * background).sum(0) / np.maximum(background.sum(0), 1)  # per-pixel mean over videos
+    blind = ((log_depth - pattern) ** 2)[background].sum()                    # the video-blind pattern's error
+    total = ((log_depth - log_depth[background].mean()) ** 2)[background].sum()
+    assert blind / total > 0.15, blind / total                             # 0.25 measured (old generator: 1e-12)
+    pans = {tuple(c["flow"][2][(c["motion"][2, ..., 0] == 0) & (np.arange(120)[:, None] >= 16)][0]) for c in clips}
+    assert len(pans) >= 4, pans
+
+
+def test_ground_is_a_plane_and_the_sky_is_far(truth):
+    """Background depth per row: the sky at 30 above the horizon; below it 1/depth falls linearly
+    with the row (a ground plane), objects nearer than the ground behind them."""
+    depth, motion = truth["depth"][..., 0], truth["motion"][..., 0]
+    for t in range(len(depth)):
+        rows = [r for r in range(16, 120) if (motion[t, r] == 0).any()]
+        d = np.array([depth[t, r][motion[t, r] == 0][0] for r in rows])
+        assert all(np.all(depth[t, r][motion[t, r] == 0] == v) for r, v in zip(rows, d))  # one depth per row
+        ground = d < 30
+        assert np.all(np.diff(ground.astype(int)) >= 0)                    # sky rows above, ground rows below
+        inv, rr = 1 / d[ground].astype(np.float64), np.array(rows)[ground]
+        if len(rr) > 2:
+            np.testing.assert_allclose(np.diff(inv) / np.diff(rr), (inv[-1] - inv[0]) / (rr[-1] - rr[0]), rtol=1e-3)
