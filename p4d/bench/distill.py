@@ -140,16 +140,27 @@ def clips_of(store, videos: list[Path]) -> list[int]:
 # ---- training runs -------------------------------------------------------------------------------
 
 
+def student_file(root: Path, image_size: int) -> Path:
+    """The tiny student at ``image_size`` px (a StudentConfig JSON for ``--model.config-file``)."""
+    from p4d.train.model import student_preset
+
+    tiny = student_preset("tiny")
+    path = root / f"student-{image_size}.json"
+    path.write_text(json.dumps(tiny.replace(vision={**tiny.vision, "image_size": image_size}).to_dict()))
+    return path
+
+
 def train_run(out: Path, conversations: Path, store: str, *, steps: int, strategy: str = "p4d",
               time_cue: str = "tpe", loss: str = "ld-only", probe_from: Path | None = None, export: bool = False,
-              seed: int = 0):
-    """One real ``p4d train`` run of the tiny student (CPU, the demo's rates, logged at the end only)."""
+              seed: int = 0, student: Path | None = None):
+    """One real ``p4d train`` run of the tiny student (CPU, the demo's rates, logged at the end only);
+    ``student``: a StudentConfig JSON instead of the tiny preset."""
     from p4d.train.config import resolve_config
     from p4d.train.trainer import main
 
     overrides = {
         "out": str(out), "data": {"conversations": str(conversations), "cache": store, "batch_size": BATCH},
-        "model": {"preset": "tiny"}, "recipe": {"strategy": strategy, "time_cue": time_cue, "loss": loss},
+        "model": {"preset": "tiny"} if student is None else {"config_file": str(student)}, "recipe": {"strategy": strategy, "time_cue": time_cue, "loss": loss},
         "optim": {"max_steps": steps, "lr_llm": LR, "lr_projector": LR, "lr_d4dp": LR, "warmup_steps": 2},
         "log": {"progress": False, "tensorboard": False, "every": steps},
         "checkpoint": {"export": export}, "runtime": {"seed": seed, "device": "cpu"}}
@@ -232,6 +243,7 @@ class Setup:
 
     root: Path
     store: str
+    student: Path | None     # a StudentConfig JSON (another image size than the tiny preset's), or None
     train_videos: list[Path]
     held_videos: list[Path]
     train_clips: list[int]
@@ -242,8 +254,9 @@ class Setup:
     frames: int              # N of the cached clips
 
 
-def prepare(root: Path, train_videos: int, held_videos: int) -> Setup:
-    """Videos, ``p4d precompute`` with the tiny teacher, conversations and held-out items under ``root``."""
+def prepare(root: Path, train_videos: int, held_videos: int, image_size: int | None = None) -> Setup:
+    """Videos, ``p4d precompute`` with the tiny teacher, conversations and held-out items under ``root``;
+    ``image_size``: the student's (default the tiny preset's), which the cache's teacher input follows."""
     from p4d.cache_schema import open_store
     from p4d.eval.temporal import make_temporal
     from p4d.precompute.config import PrecomputeConfig
@@ -254,11 +267,12 @@ def prepare(root: Path, train_videos: int, held_videos: int) -> Setup:
     store = str(root / "cache.zarr")
     run_precompute(PrecomputeConfig(videos=str(root / "videos"), store=store, teacher="tiny", policy="uniform",
                                     clips_per_shard=4, workers=1, device="cpu", progress=False,
-                                    student_size=student_preset("tiny").image_size))
+                                    student_size=image_size or student_preset("tiny").image_size))
     opened = open_store(store)
     conv, durations = temporal_conversations(train_v, root / "train.jsonl")
     items = make_temporal(root / "videos" / "held", root / "held-temporal.jsonl", numeric=True, progress=False).path
-    return Setup(root=root, store=store, train_videos=train_v, held_videos=held_v,
+    return Setup(root=root, store=store, student=None if image_size is None else student_file(root, image_size),
+                 train_videos=train_v, held_videos=held_v,
                  train_clips=clips_of(opened, train_v), held_clips=clips_of(opened, held_v), conversations=conv,
                  durations=durations, held_items=items, frames=opened.spec.num_frames)
 
@@ -271,11 +285,14 @@ def held_out_scores(s: Setup, steps: int, stages: Stages | None = None) -> dict[
     ``s.root``; {P4D, PROBE, eval distill's BASELINE: its row over the held-out clips}."""
     stages = stages or Stages()
     with stages(f"train P4D student ({steps} steps)"):
-        train_run(s.root / "p4d", s.conversations, s.store, steps=steps, strategy="p4d", export=True)
+        train_run(s.root / "p4d", s.conversations, s.store, steps=steps, strategy="p4d", export=True,
+                  student=s.student)
     with stages(f"train SFT-only student, time cue tpe ({steps} steps)"):
-        train_run(s.root / "sft-tpe", s.conversations, s.store, steps=steps, strategy="4d-sft", export=True)
+        train_run(s.root / "sft-tpe", s.conversations, s.store, steps=steps, strategy="4d-sft", export=True,
+                  student=s.student)
     with stages(f"train probe on the frozen SFT-only (tpe) student ({steps} steps)"):
-        train_run(s.root / "probe", s.conversations, s.store, steps=steps, probe_from=s.root / "sft-tpe")
+        train_run(s.root / "probe", s.conversations, s.store, steps=steps, probe_from=s.root / "sft-tpe",
+                  student=s.student)
     with stages("eval distill on the held-out clips"):
         return distill_rows(s.store, {P4D: s.root / "p4d", PROBE: s.root / "probe"}, s.held_clips, s.train_clips)
 
@@ -317,7 +334,8 @@ def run(size: str, steps: int | None = None) -> BenchResult:
         # (b) time cues on the numeric temporal task ----------------------------------------------
         for cue in TIME_CUES[:-1]:  # tpe: (a)'s SFT-only student
             with stages(f"train SFT-only student, time cue {cue} ({k} steps)"):
-                train_run(tmp / f"sft-{cue}", conv, store, steps=k, strategy="4d-sft", time_cue=cue, export=True)
+                train_run(tmp / f"sft-{cue}", conv, store, steps=k, strategy="4d-sft", time_cue=cue, export=True,
+                          student=s.student)
         with stages("eval numeric temporal task (5 students)"):
             mra = {cue: temporal_mra(tmp / f"sft-{cue}" / "export", items, tmp / f"eval-{cue}.jsonl", store, frames)
                    for cue in TIME_CUES}
