@@ -12,9 +12,10 @@ Every student is a real ``p4d train`` run (tiny preset, same seed, same data ord
 (a) held-out clips, scored by :func:`p4d.eval.distill.run_distill` (train clips give the video-blind
     baseline's mean): the P4D student (``--strategy p4d``, ``--loss ld-only``: with the release's weights
     ED is ~1e-6 of the loss; TPE) vs the probe control (``--strategy 4d-sft`` for the same steps, then
-    ``--probe-from`` it: D_4DP alone on the frozen SFT-only student, as many steps) vs the video-blind baseline (residual r 0 by construction). Per row: residual r
-    for depth and motion, R² and token cosine of F_4D. Goals (issue 29): the P4D student's held-out
-    residual r >= 0.5 for depth and motion, and >= the probe control's + 0.3.
+    ``--probe-from`` it: D_4DP alone on the frozen SFT-only student, as many steps) vs the video-blind
+    baseline (residual r 0 by construction). Per row: residual r for depth and motion, R² and token
+    cosine of F_4D. Goals (issue 29): the P4D student's held-out residual r >= 0.5 for depth and motion,
+    and >= the probe control's + 0.3.
 (b) the numeric temporal task on the held-out videos (``p4d eval`` items from ``make-temporal --numeric``,
     scored by MRA): SFT-only students (``--strategy 4d-sft``) with time cue ``none`` | ``mark`` |
     ``prompt`` | ``tpe``, plus the best constant (the train durations' median: what a student blind to
