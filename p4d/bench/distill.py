@@ -10,8 +10,8 @@ answered with the duration to 0.1 s) over the *train* videos. The held-out video
 Every student is a real ``p4d train`` run (tiny preset, same seed, same data order).
 
 (a) held-out clips, scored by :func:`p4d.eval.distill.run_distill` (train clips give the video-blind
-    baseline's mean): the P4D student (``--strategy p4d``, ``--loss ld-only``: with the release's weights
-    ED is ~1e-6 of the loss; TPE) vs the probe control (``--strategy 4d-sft`` for the same steps, then
+    baseline's mean): the P4D student (``--strategy p4d``, ``--loss ld-only``, for CPU time: the D_m
+    backward makes an ld+ed step ~5x slower; TPE) vs the probe control (``--strategy 4d-sft`` for the same steps, then
     ``--probe-from`` it: D_4DP alone on the frozen SFT-only student, as many steps) vs the video-blind
     baseline (residual r 0 by construction). Per row: residual r for depth and motion, R² and token
     cosine of F_4D. Goals (issue 29): the P4D student's held-out residual r >= 0.5 for depth and motion,
@@ -375,8 +375,8 @@ def run(size: str, steps: int | None = None) -> BenchResult:
     result.notes.append(f"split by video: {len(train_c)} train clips (students, probe, baseline mean), {len(held_c)} "
                         f"held-out clips (scored); every student: tiny preset, seed 0, {k} steps of batch {BATCH}, "
                         f"lr {LR:g}; the probe: D_4DP alone, {k} steps on the frozen SFT-only (tpe) student")
-    result.notes.append("loss: --loss ld-only for the P4D student and the probe (with the release's weights ED is ~1e-6 of "
-                        "the loss, and the D_m backward is most of a P4D step on the CPU)")
+    result.notes.append("loss: --loss ld-only for the P4D student and the probe, for CPU time (a 3-step ld+ed P4D run took "
+                        "13.1 s CPU, 80 ld-only steps 55 s); what ED would add is not measured here")
     result.notes.append("residual r: Pearson r of (prediction - baseline mean) and (target - baseline mean) over the "
                         "held-out clips (p4d eval distill); depth in log units, motion as probability; the video-blind "
                         "baseline's r is 0 by construction")
