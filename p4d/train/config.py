@@ -229,7 +229,8 @@ class TrainConfig:
             _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
         if self.model.d4dp_time is not None:
             _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
-        if self.model.config_file is None and self.model.preset is None and not self.model.init_from:
+        if (self.model.config_file is None and self.model.preset is None and not self.model.init_from
+                and self.probe_from is None):  # a probe takes the source's student (p4d.train.probe)
             raise ConfigError(
                 "--student: no student given; pass --student nvila-lite-2b|nvila-lite-8b (weights with "
                 "--model.init-from NVILA_LITE_FOLDER, random otherwise), --model.init-from alone, "

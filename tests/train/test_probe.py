@@ -70,6 +70,13 @@ def test_probe_flags_are_checked_and_named(train_cache, sft_run, tmp_path):
     with pytest.raises(ConfigError, match=r"--probe-from .*every term of --loss ld-only has weight 0"):
         small_config(train_cache, tmp_path / "b", conv, probe_from=str(source), recipe={"loss": "ld-only"},
                      loss={"ld_weight": 0})
+    from p4d.train.checkpoint import step_dir
+    from p4d.train.probe import resolve_probe
+
+    bare = small_config(train_cache, tmp_path / "e", conv, probe_from=str(source), model={"preset": None})
+    assert bare.model.preset is None  # no --student needed: the probe takes the source's
+    assert resolve_probe(bare) == step_dir(source, 2) and bare.model.preset == "tiny"
+    assert bare.recipe.time_cue == "mark"  # the source's, not the default tpe
     with pytest.raises(CheckpointError, match=r"--probe-from .*nowhere: no student checkpoint there"):
         main(small_config(train_cache, tmp_path / "c", conv, probe_from=str(tmp_path / "nowhere")))
     with pytest.raises(ConfigError, match=r"--student nvila-lite-2b: --probe-from .* trained --student tiny"):
