@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "gpu-train": "p4d.bench.gpu_train",
     "cost": "p4d.bench.cost",
     "fidelity": "p4d.bench.fidelity",
+    "distill": "p4d.bench.distill",
 }
 
 

@@ -50,6 +50,7 @@ def train_command(
     export_dtype: Optional[str] = typer.Option(None, "--export-dtype", help="bf16 (default) | fp32: the weights of OUT/export (--checkpoint.export-dtype; NVILA-Lite-8B ≈16 vs ≈32 GB); `p4d eval` loads either."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out (refused without it)."),
     print_config: bool = typer.Option(False, "--print-config", help="Print every setting as YAML (resolved value; flag, default and meaning as comments) that --config reads back, and exit without training."),
+    probe_from: Optional[str] = typer.Option(None, "--probe-from", help="Probe mode: a 4d-sft or p4d run (its newest checkpoint) or one step-K folder; its student is loaded and frozen and only a fresh D_4DP trains on --loss (the control `p4d eval distill` scores beside a P4D student). No export."),
     allow_teacher_change: bool = typer.Option(False, "--allow-teacher-change", help="With --resume: continue on a cache of another teacher or schema than the checkpoint's (refused otherwise)."),
 ) -> None:
     """Train the student from conversations + a cache, never loading the teacher (extra settings: --SECTION.FIELD VALUE)."""
@@ -67,7 +68,7 @@ def train_command(
              "model.preset": student, "optim.max_steps": steps, "data.batch_size": batch_size,
              "data.num_workers": workers, "runtime.seed": seed, "runtime.device": device,
              "checkpoint.export_dtype": export_dtype,
-             "data.allow_missing_targets": True if allow_missing_targets else None,
+             "data.allow_missing_targets": True if allow_missing_targets else None, "probe_from": probe_from,
              "allow_teacher_change": True if allow_teacher_change else None}
     overrides: dict = {}
     for key, value in short.items():

@@ -168,6 +168,7 @@ class TrainConfig:
     out: str = ""                        # --out DIR
     resume: str | None = None            # --resume: a checkpoint folder, or a run folder (its newest checkpoint)
     allow_teacher_change: bool = False   # --allow-teacher-change: resume on a cache of other teacher weights/schema
+    probe_from: str | None = None        # --probe-from RUN: train only D_4DP on RUN's frozen student (p4d.train.probe)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
@@ -228,7 +229,8 @@ class TrainConfig:
             _choice("model.d4dp", self.model.d4dp, ("linear", "mlp"))
         if self.model.d4dp_time is not None:
             _choice("model.d4dp-time", self.model.d4dp_time, ("stride", "mean"))
-        if self.model.config_file is None and self.model.preset is None and not self.model.init_from:
+        if (self.model.config_file is None and self.model.preset is None and not self.model.init_from
+                and self.probe_from is None):  # a probe takes the source's student (p4d.train.probe)
             raise ConfigError(
                 "--student: no student given; pass --student nvila-lite-2b|nvila-lite-8b (weights with "
                 "--model.init-from NVILA_LITE_FOLDER, random otherwise), --model.init-from alone, "
@@ -285,6 +287,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"--augment.hflip {self.augment.hflip}: refused with --strategy {r.strategy}, whose input F_4D "
                     "does not mirror with the image; set --augment.hflip 0")
+        if self.probe_from is not None:
+            self._check_probe()
         if self.runtime.dump_grads_at is not None and self.runtime.dump_grads_at < 1:
             raise ConfigError(f"--runtime.dump-grads-at: expected a step >= 1, found {self.runtime.dump_grads_at}")
         if self.log.tensorboard:
@@ -299,6 +303,20 @@ class TrainConfig:
         if self.runtime.backend not in (None, "gloo", "nccl"):
             raise ConfigError(f"--runtime.backend: expected gloo or nccl, found {self.runtime.backend!r}")
         return self
+
+    def _check_probe(self) -> None:
+        """--probe-from: D_4DP (strategy p4d) on the source's weights, with a term that trains it."""
+        flag = f"--probe-from {self.probe_from}"
+        if self.recipe.strategy != "p4d":
+            raise ConfigError(f"{flag}: trains D_4DP on the frozen source student, which only --strategy p4d builds; "
+                              f"drop --strategy {self.recipe.strategy} (the source run may be any 4d-sft or p4d run)")
+        if self.model.init_from:
+            raise ConfigError(f"{flag}: the student's weights come from the source run; drop --model.init-from")
+        if self.runtime.parallel == "fsdp":
+            raise ConfigError(f"{flag}: only D_4DP trains, which DDP replicates; pass --runtime.parallel ddp or auto")
+        if all(getattr(self.loss, f"{t}_weight") == 0 for t in self.loss_terms):
+            raise ConfigError(f"{flag}: every term of --loss {self.recipe.loss} has weight 0, so D_4DP would not "
+                              "train; leave --loss.ld-weight (or a map's weight) above 0")
 
     # ---- (de)serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -408,6 +426,7 @@ SHORT_FLAGS = {
     "workers": "data.num_workers", "allow-missing-targets": "data.allow_missing_targets",
     "strategy": "recipe.strategy", "loss": "recipe.loss", "time-cue": "recipe.time_cue", "tune": "recipe.tune",
     "steps": "optim.max_steps", "seed": "runtime.seed", "export-dtype": "checkpoint.export_dtype", "device": "runtime.device", "student": "model.preset",
+    "probe-from": "probe_from",
 }
 
 

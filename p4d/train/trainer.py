@@ -42,6 +42,7 @@ from p4d.train.optim import build_optimizer, build_scheduler
 from p4d.train.logs import RunLog, peak_memory_mb, truncate_log
 from p4d.train.loss_watch import NegligibleTerms
 from p4d.train.precision import autocast, resolve_precision
+from p4d.train.probe import copy_source_student, freeze_for_probe, resolve_probe
 from p4d.train.recipes import resolve_run_length
 from p4d.train.sharding import full_tensor, gather_student, is_sharded, resolve_parallel
 
@@ -181,6 +182,7 @@ def main(cfg: TrainConfig) -> TrainResult:
     """Run (or resume) one training run as configured."""
     # --- config and cache: every fail-fast fires here, before any process group --------------
     cfg.validate()
+    probe_source = resolve_probe(cfg) if cfg.probe_from else None  # the source's student, before any build
     cfg.runtime.parallel = resolve_parallel(cfg.runtime.parallel, cfg.recipe.tune, world_size())  # recorded resolved
     fsdp = cfg.runtime.parallel == "fsdp"
     out = Path(cfg.out)
@@ -231,6 +233,10 @@ def main(cfg: TrainConfig) -> TrainResult:
                 model, counts = build_sharded_model(cfg, store, dist)
         else:
             model, counts = build_model(cfg, store, device=dist.device)
+        if probe_source is not None:  # D_4DP alone trains; a resumed probe reloads its own checkpoint below
+            if resume_from is None:
+                copy_source_student(model, probe_source, cache=cfg.data.cache, device=dist.device)
+            counts = freeze_for_probe(model)
         check_student_size(store, model.cfg.image_size)  # every rank the same verdict: no rank waits alone
         lora = cfg.recipe.tune.endswith("-lora")
         optimizer = build_optimizer(model, cfg)
