@@ -2,25 +2,35 @@
 batches, trained K steps on F_4D targets that went through each latent codec.
 
 Setup (in a temporary folder, as ``p4d bench train``): synthetic H.264 videos -> the tiny teacher
-(the ``tiny`` preset, float32 on CPU) run once per clip -> its F_4D and maps are the *exact*
-targets. Each training row replaces only the F_4D targets by their codec round trip (the maps stay
-exact, so every difference comes from the latent codec):
+(the ``tiny`` preset with its shipped weights, float32 on CPU) run once per clip -> its F_4D and maps
+are the *exact* targets. Each training row replaces only the F_4D targets by their codec round trip
+(the maps stay exact, so every difference comes from the latent codec):
 
-* ``float32`` (exact; the baseline) and ``float32 (rerun)`` (the same run again: its deltas are
-  0 when the training is deterministic, so any other delta is the codec's);
+* ``float32`` (exact; the baseline), ``float32 (rerun)`` (the same run again: identical bit for bit,
+  so any other row's delta is its targets'), ``float32 (seed 1)`` (another init: the seed-to-seed
+  scale, for scale only: every other row shares seed 0 and is a paired comparison);
 * ``bfloat16`` (what the public release computes in);
 * ``dpcm-channel`` (p4d's default, through the write-time self-check with the default policy:
-  the level each clip would be stored at);
-* ``dpcm 0.5xRMS`` (a coarser level of the same codec: step 0.5 x the channel's RMS, unchecked);
-* ``zeros (control)``: all-zero F_4D targets. If even this stays within 1 % of float32 on the
-  held-out LD, the run is too short to judge any codec, and the default's verdict says so.
+  the level each clip would be stored at); ``dpcm 0.5xRMS`` (a coarser step, unchecked);
+* damaged codecs the bench must see: a per-clip, per-tap PCA keeping c'/8 components, and every
+  10th channel zeroed; ``zeros (control)``: all-zero F_4D targets.
+
+Training (:class:`LearningSetup`): LD at weight 1 + SFT, the ED heads off (held-out ED is still
+scored through the frozen D_m on F̂_4D), lr 1e-2 (D_4DP) / 3e-3, no warmup, a cosine over the K
+steps. Held-out LD is judged *above its floor*: D_4DP maps the student's (N, h, w) token grid to the
+teacher's (N', h', w') linearly, so a part of every held-out F_4D (the tiny student's 2x2 grid vs
+8x8: 93 % of the LD at --size tiny) is out of any student's reach and the same in every row
+(:func:`reach_projection`); the R^2 against the best video-blind output and the residual r
+(:class:`p4d.eval.distill.ResidualFit`) say whether it learnt anything video-specific.
 
 Per row: bytes / raw float32 of the row's F_4D (each clip-tap chunk compressed with the part's
 zarr codec chain, through the numcodecs equivalents; zarr's shard index and checksums left out),
 both self-check criteria (token cosine mean / worst; per-channel R^2, lowest tap's mean / worst
-channel; :mod:`p4d.cache_schema.fidelity`), the training LD / ED / SFT (mean of the last steps),
-and the held-out LD / ED after K steps against the *exact* targets, each as a ratio to the float32
-row (goal for the default codec: within 1 %, at <= 0.15 of raw).
+channel; :mod:`p4d.cache_schema.fidelity`), the training LD / ED / SFT, and the held-out LD (above
+the floor, and raw) / ED against the *exact* targets, each as a ratio to the float32 row (goal for
+the default codec: within 1 %, at <= 0.15 of raw). The bench calls itself sensitive only when the
+zero control is >= x1.10 of float32's LD above floor, each damaged row beyond x1.01 and the rerun
+identical; otherwise it gives no verdict on the codec.
 
 A second table judges the codecs without training on the three latent sources of
 :mod:`p4d.bench.latents` (independent, correlated, minilm) at the size's F_4D shape, with a per-tap
@@ -302,15 +312,17 @@ def _learning_rows_for(setup: LearningSetup, rows: tuple[str, ...]) -> tuple[lis
 
 
 def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np.ndarray, shape) -> tuple:
-    """The table's rows and notes from each trained row's figures (``results``: the rows run, float32 first)."""
+    """The table's rows and notes from each trained row's figures (``results``: the rows run, float32 first).
+    LD is judged above the floor (the part a student can move; the floor was 93 % of the held-out LD at
+    --size tiny and diluted every ratio), ED as the sum of the map terms."""
     base = results["float32"]["held"]
     ratio = lambda name, key: results[name]["held"][key] / base[key]  # noqa: E731
     checks = {}
     if "zeros (control)" in results:
-        checks[f"zeros (control) held-out LD >= x{1 + SEPARATION:g}"] = ratio("zeros (control)", "ld") >= 1 + SEPARATION
+        checks[f"zeros (control) LD above floor >= x{1 + SEPARATION:g}"] = ratio("zeros (control)", "reach") >= 1 + SEPARATION
     for name in DAMAGED_ROWS:
         if name in results:
-            checks[f"{name} held-out LD > x{1 + GOAL_LEARNING.target:g}"] = ratio(name, "ld") > 1 + GOAL_LEARNING.target
+            checks[f"{name} LD above floor > x{1 + GOAL_LEARNING.target:g}"] = ratio(name, "reach") > 1 + GOAL_LEARNING.target
     if "float32 (rerun)" in results:
         checks["float32 rerun identical"] = results["float32 (rerun)"]["held"]["ld"] == base["ld"]
     sensitive = bool(checks) and all(checks.values())
@@ -320,15 +332,15 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
         extra = {"bytes/raw": r["bytes/raw"], "token cos mean": r["token cos mean"], "token cos worst": r["token cos worst"],
                  "channel R2 mean": r["channel R2 mean"], "channel R2 worst": r["channel R2 worst"],
                  "train LD": r["train LD"], "train ED (last step)": r["train ED (last step)"], "train SFT": r["train SFT"],
-                 "held reachable LD": h["reach"], "reachable LD ratio": h["reach"] / base["reach"],
+                 "held LD": h["ld"], "held LD ratio": h["ld"] / base["ld"],
                  "held R2 vs video-blind": h["r2"], "held residual r": h["r"]}
         if name == "dpcm-channel":
             extra["levels"] = "/".join(str(r["levels"].count(v)) for v in (0, 1, 2)) + " clips at level 0/1/2"
         goal = GOAL_LEARNING if name in ("dpcm-channel", "float32 (rerun)") else None
         row_checks = ({f"bytes/raw <= {GOAL_BYTES}": r["bytes/raw"] <= GOAL_BYTES, "bench sensitive": sensitive}
                       if name == "dpcm-channel" else {})
-        rows.append(Row(f"{name}: held-out LD after {k} steps vs float32 targets", "loss", h["ld"], base["ld"],
-                        goal=goal, checks=row_checks, extra=extra))
+        rows.append(Row(f"{name}: held-out LD above floor after {k} steps vs float32 targets", "loss", h["reach"],
+                        base["reach"], goal=goal, checks=row_checks, extra=extra))
         rows.append(Row(f"{name}: held-out ED after {k} steps vs float32 targets", "loss", _ed(h), _ed(base),
                         goal=goal, checks=row_checks))
     notes.append(f"training: tiny student from one seed, {n_batches} batches of 2 clips cycled for {k} steps "
@@ -337,21 +349,25 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
     notes.append("train LD/SFT: mean of the last 5 steps; train ED: the last step (weight 0: logged, not trained); "
                  "ED = the sum of the map terms")
     notes.append(f"floor: the held-out LD no student with this token grid can go under (D_4DP's rearrange is linear): "
-                 f"{base['floor']:.4f} of float32's {base['ld']:.4f}; reachable LD = held-out LD - floor; "
-                 "R2 vs video-blind = 1 - |F^ - P F|^2 / |P Fbar - P F|^2 (Fbar: the train targets' mean, P: the "
-                 "projection on what D_4DP can output), > 0 once the student beats every video-blind output")
-    moved = ", ".join(f"{n} x{ratio(n, 'ld'):.4f}" for n in ("zeros (control)", *DAMAGED_ROWS, "float32 (seed 1)",
-                                                              "bfloat16") if n in results)
-    notes.append(f"sensitivity: held-out LD vs float32's: {moved}; "
+                 f"{base['floor']:.4f} of float32's {base['ld']:.4f} (the same in every row); LD above floor = "
+                 "|F^ - P F|^2 = held-out LD - floor; R2 vs video-blind = 1 - |F^ - P F|^2 / |P Fbar - P F|^2 "
+                 "(Fbar: the train targets' mean, P: the projection on what D_4DP can output), > 0 once the student "
+                 "beats every video-blind output")
+    moved = ", ".join(f"{n} x{ratio(n, 'reach'):.4f}" for n in ("zeros (control)", *DAMAGED_ROWS, "float32 (seed 1)",
+                                                                 "bfloat16") if n in results)
+    notes.append(f"sensitivity: LD above floor vs float32's: {moved}; "
                  + ("the bench tells destroyed and damaged targets from exact ones" if sensitive else
                     "not sensitive (" + ", ".join(c for c, ok in checks.items() if not ok) + ")"))
     if "dpcm-channel" in results:
         d = results["dpcm-channel"]
-        ld, ed = ratio("dpcm-channel", "ld"), _ed(d["held"]) / _ed(base)
-        met = abs(ld - 1) <= GOAL_LEARNING.target and abs(ed - 1) <= GOAL_LEARNING.target and d["bytes/raw"] <= GOAL_BYTES
-        verdict = ("not sensitive: no verdict on the codec" if not sensitive else "met" if met else "not met")
-        notes.append(f"default (dpcm-channel): held-out LD x{ld:.5f}, ED x{ed:.5f} of exact-target training at "
-                     f"{d['bytes/raw']:.3f} of raw; goal (within 1 % at <= {GOAL_BYTES} of raw): {verdict}")
+        ld, ed = ratio("dpcm-channel", "reach"), _ed(d["held"]) / _ed(base)
+        met = abs(ld - 1) <= GOAL_LEARNING.target and abs(ed - 1) <= GOAL_LEARNING.target
+        verdict = ("not sensitive: no verdict on the codec" if not sensitive else
+                   ("learning within 1 %" if met else "learning NOT within 1 %")
+                   + (f", bytes {'<=' if d['bytes/raw'] <= GOAL_BYTES else '>'} {GOAL_BYTES} of raw"))
+        notes.append(f"default (dpcm-channel): held-out LD above floor x{ld:.5f} (held-out LD x{ratio('dpcm-channel', 'ld'):.5f}), "
+                     f"ED x{ed:.5f} of exact-target training, at {d['bytes/raw']:.3f} of raw; goal (within 1 % at "
+                     f"<= {GOAL_BYTES} of raw): {verdict}")
     shapes = {"f4d per clip": "x".join(map(str, shape[2:])), "train clips": flat.shape[0],
               "held-out clips": 2 * n_held, "steps": k}
     return rows, notes, shapes
