@@ -139,6 +139,11 @@ def codec_roundtrip(name: str, x: np.ndarray) -> tuple[np.ndarray, int, list[int
 #: damaged codecs the bench must see: a per-clip per-tap PCA keeping c'/8 components, and every 10th channel zeroed
 PCA_ROW, ZERO_ROW = "pca c'/8 (damaged)", "zero 10 % of channels (damaged)"
 DAMAGED_ROWS = (PCA_ROW, ZERO_ROW)
+#: rows trained with the release's ED weights on: (F_4D codec, map codec or None), each judged against ED_BASE
+#: (exact F_4D and maps, ED on): the default cache, F_4D and maps through their codecs, when maps are learnt from
+MAP_CODEC = "quant16"
+ED_BASE = "float32, ED trained"
+ED_ROWS = {ED_BASE: ("float32", None), f"dpcm-channel + {MAP_CODEC} maps, ED trained": ("dpcm-channel", MAP_CODEC)}
 TRAIN_ROWS = ("float32", "float32 (rerun)", "float32 (seed 1)", "bfloat16", "dpcm-channel", f"dpcm {COARSE_STEP}xRMS",
               *DAMAGED_ROWS, "zeros (control)")
 
@@ -235,7 +240,7 @@ def _held_out(model, batches, device, p: np.ndarray, blind: np.ndarray) -> dict[
     return sums
 
 
-def _train(paths, batches: list[dict], f4d: list[torch.Tensor], steps: int):
+def _train(paths, batches: list[dict], f4d: list[torch.Tensor], steps: int, maps: list[dict] | None = None):
     """K steps from the seed on ``batches`` (in order, cycled), each with its F_4D targets replaced
     (and its maps by ``maps`` where given); the weight-0 terms (ED) are logged at the last step only."""
     from p4d.train.trainer import train_step
@@ -245,10 +250,27 @@ def _train(paths, batches: list[dict], f4d: list[torch.Tensor], steps: int):
     curve = []
     for s in range(steps):
         i = s % len(batches)
-        batch = {**batches[i], "targets": {**batches[i]["targets"], "f4d": f4d[i]}}
+        batch = {**batches[i], "targets": {**batches[i]["targets"], "f4d": f4d[i], **(maps[i] if maps else {})}}
         curve.append(train_step(model, [batch], optimizer=opt, scheduler=sched, cfg=paths.cfg, dist=paths.dist,
                                 log_untrained=s == steps - 1))
     return state, curve
+
+
+def _map_roundtrip(batches: list[dict], codec: str) -> tuple[list[dict], int]:
+    """Each batch's maps through map codec ``codec`` and back (:func:`p4d.cache_schema.map_codecs.roundtrip_map`,
+    as a reader gets them), and how many clip-maps fell back to float16."""
+    from p4d.cache_schema.map_codecs import roundtrip_map
+
+    out, fallbacks = [], 0
+    for b in batches:
+        maps = {}
+        for m in MAP_TERMS:
+            if m in b["targets"]:
+                y, fell = roundtrip_map(m, b["targets"][m].numpy(), codec)
+                maps[m] = torch.from_numpy(y)
+                fallbacks += int(np.sum(fell))
+        out.append(maps)
+    return out, fallbacks
 
 
 def _setup(tmp: Path, setup: LearningSetup):
@@ -295,19 +317,26 @@ def _learning_rows_for(setup: LearningSetup, rows: tuple[str, ...]) -> tuple[lis
         del model
         results = {}
         for name in dict.fromkeys(("float32", *rows)):
-            y, nbytes, levels = codec_roundtrip(name, flat)
+            f4d_codec, map_codec = ED_ROWS.get(name, (name, None))
+            y, nbytes, levels = codec_roundtrip(f4d_codec, flat)
             targets = [torch.from_numpy(t) for t in y.reshape(shape)]
+            maps, fallbacks = _map_roundtrip(batches, map_codec) if map_codec else (None, 0)
             paths.cfg.runtime.seed = 1 if name == "float32 (seed 1)" else 0
-            state, curve = _train(paths, batches, targets, k)
+            for m in MAP_TERMS:  # None: the student's default (the release's) weight
+                setattr(paths.cfg.loss, f"{m}_weight", None if name in ED_ROWS else 0.0)
+            state, curve = _train(paths, batches, targets, k, maps)
             last = curve[-min(5, k):]
             results[name] = {
                 "bytes/raw": nbytes / flat.nbytes, "levels": levels, **_figures(flat, y),
+                **({"map fallbacks": fallbacks} if map_codec else {}),
                 "train LD": float(np.mean([c["ld"] for c in last])),
                 "train ED (last step)": _ed(curve[-1]),
                 "train SFT": float(np.mean([c.get("sft", np.nan) for c in last])),
                 "held": _held_out(state[0], held_out, paths.dist.device, p, blind)}
             log.info("bench fidelity: %s done", name)
         paths.cfg.runtime.seed = 0
+        for m in MAP_TERMS:
+            setattr(paths.cfg.loss, f"{m}_weight", 0.0)
     return _rows_and_notes(results, k, len(batches), len(held_out), flat, shape)
 
 
@@ -329,25 +358,29 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
     rows, notes = [], []
     for name, r in results.items():
         h = r["held"]
+        ref = results[ED_BASE]["held"] if name in ED_ROWS else base
         extra = {"bytes/raw": r["bytes/raw"], "token cos mean": r["token cos mean"], "token cos worst": r["token cos worst"],
                  "channel R2 mean": r["channel R2 mean"], "channel R2 worst": r["channel R2 worst"],
                  "train LD": r["train LD"], "train ED (last step)": r["train ED (last step)"], "train SFT": r["train SFT"],
-                 "held LD": h["ld"], "held LD ratio": h["ld"] / base["ld"],
+                 "held LD": h["ld"], "held LD ratio": h["ld"] / ref["ld"],
                  "held R2 vs video-blind": h["r2"], "held residual r": h["r"]}
+        if "map fallbacks" in r:
+            extra["map clips stored float16"] = r["map fallbacks"]
         if name == "dpcm-channel":
             extra["levels"] = "/".join(str(r["levels"].count(v)) for v in (0, 1, 2)) + " clips at level 0/1/2"
         goal = GOAL_LEARNING if name in ("dpcm-channel", "float32 (rerun)") else None
         row_checks = ({f"bytes/raw <= {GOAL_BYTES}": r["bytes/raw"] <= GOAL_BYTES, "bench sensitive": sensitive}
                       if name == "dpcm-channel" else {})
-        rows.append(Row(f"{name}: held-out LD above floor after {k} steps vs float32 targets", "loss", h["reach"],
-                        base["reach"], goal=goal, checks=row_checks, extra=extra))
-        rows.append(Row(f"{name}: held-out ED after {k} steps vs float32 targets", "loss", _ed(h), _ed(base),
+        vs = ED_BASE if name in ED_ROWS else "float32"
+        rows.append(Row(f"{name}: held-out LD above floor after {k} steps vs {vs}", "loss", h["reach"],
+                        ref["reach"], goal=goal, checks=row_checks, extra=extra))
+        rows.append(Row(f"{name}: held-out ED after {k} steps vs {vs}", "loss", _ed(h), _ed(ref),
                         goal=goal, checks=row_checks))
     notes.append(f"training: tiny student from one seed, {n_batches} batches of 2 clips cycled for {k} steps "
                  f"(LD weight 1 + SFT; ED heads not trained), held out: {n_held} batches scored against the exact "
                  "(float32) targets; maps exact in every row")
-    notes.append("train LD/SFT: mean of the last 5 steps; train ED: the last step (weight 0: logged, not trained); "
-                 "ED = the sum of the map terms")
+    notes.append("train LD/SFT: mean of the last 5 steps; train ED: the last step (weight 0, logged only, but in the "
+                 "'ED trained' rows); ED = the sum of the map terms")
     notes.append(f"floor: the held-out LD no student with this token grid can go under (D_4DP's rearrange is linear): "
                  f"{base['floor']:.4f} of float32's {base['ld']:.4f} (the same in every row); LD above floor = "
                  "|F^ - P F|^2 = held-out LD - floor; R2 vs video-blind = 1 - |F^ - P F|^2 / |P Fbar - P F|^2 "
@@ -368,6 +401,12 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
         notes.append(f"default (dpcm-channel): held-out LD above floor x{ld:.5f} (held-out LD x{ratio('dpcm-channel', 'ld'):.5f}), "
                      f"ED x{ed:.5f} of exact-target training, at {d['bytes/raw']:.3f} of raw; goal (within 1 % at "
                      f"<= {GOAL_BYTES} of raw): {verdict}")
+    both = [n for n in ED_ROWS if n != ED_BASE and n in results]
+    for name in both:
+        b, c = results[ED_BASE]["held"], results[name]["held"]
+        notes.append(f"{name} (the default cache, F_4D and maps through their codecs, ED at the release's weights) vs "
+                     f"{ED_BASE}: held-out LD above floor x{c['reach'] / b['reach']:.5f}, ED x{_ed(c) / _ed(b):.5f} "
+                     f"(per map: " + ", ".join(f"{m} x{c[m] / b[m]:.5f}" for m in MAP_TERMS if m in b) + ")")
     shapes = {"f4d per clip": "x".join(map(str, shape[2:])), "train clips": flat.shape[0],
               "held-out clips": 2 * n_held, "steps": k}
     return rows, notes, shapes
