@@ -16,7 +16,7 @@ def test_fidelity_bench_separates_its_controls_at_the_smallest_size():
     from p4d.bench import fidelity
 
     setup = fidelity.LearningSetup(2, 2, 12)  # 1 train batch of 2 clips, 1 held-out batch, 12 steps
-    names = ("float32", "float32 (rerun)", "bfloat16", fidelity.ZERO_ROW, "zeros (control)")
+    names = ("float32", "float32 (rerun)", fidelity.ZERO_ROW, "zeros (control)")
     rows, notes, shapes = fidelity._learning_rows_for(setup, names)
     rows = {r.entry: r for r in rows}
     ld = {n: rows[f"{n}: held-out LD above floor after 12 steps vs float32"] for n in names}
