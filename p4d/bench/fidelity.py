@@ -388,9 +388,10 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
                  "beats every video-blind output")
     moved = ", ".join(f"{n} x{ratio(n, 'reach'):.4f}" for n in ("zeros (control)", *DAMAGED_ROWS, "float32 (seed 1)",
                                                                  "bfloat16") if n in results)
-    notes.append(f"sensitivity: LD above floor vs float32's: {moved}; "
-                 + ("the bench tells destroyed and damaged targets from exact ones" if sensitive else
-                    "not sensitive (" + ", ".join(c for c, ok in checks.items() if not ok) + ")"))
+    if checks:
+        notes.append(f"sensitivity: LD above floor vs float32's: {moved}; "
+                     + ("the bench tells destroyed and damaged targets from exact ones" if sensitive else
+                        "not sensitive (" + ", ".join(c for c, ok in checks.items() if not ok) + ")"))
     if "dpcm-channel" in results:
         d = results["dpcm-channel"]
         ld, ed = ratio("dpcm-channel", "reach"), _ed(d["held"]) / _ed(base)
