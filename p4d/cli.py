@@ -56,6 +56,7 @@ NumFramesOpt = Annotated[int, typer.Option(help="N, frames per clip (the l4p tea
 PolicyOpt = Annotated[str, typer.Option(help="Sampling policy: uniform (one clip over the whole video) or stride (back-to-back clips of N frames, --frame-stride apart).")]
 FrameStrideOpt = Annotated[int, typer.Option(help="With --policy stride: source frames between sampled frames.")]
 ModalitiesOpt = Annotated[str, typer.Option(help="Comma-separated maps to cache.")]
+MapCodecOpt = Annotated[Optional[str], typer.Option(help="How depth/flow/motion/camray are stored: quant16 (default for a new store: int16 codes, max error 0.25 % relative depth, 1/16 px flow, 1/32 logit motion, 1e-4 camray; a clip that misses a bound is stored as float16) | float16 (the layout before map codecs). Default on resume: the store's own. See docs/cache.md.")]
 CodecOpt = Annotated[Optional[str], typer.Option(help="Latent codec (default: dpcm-channel, ~0.13 of raw; `exact` = bfloat16, the release-exact choice; see `p4d cache codecs`).")]
 ClipsPerShardOpt = Annotated[int, typer.Option(help="S, clips per shard: the unit of work and of writing.")]
 TeacherInputOpt = Annotated[str, typer.Option(help="How the teacher's input is made: release (the 4D-RGPT release: frames squashed to the student's S x S by Pillow bicubic, then torch bilinear antialiased to the teacher size, [0, 1], L4P normalisation) or direct (decoded straight to the teacher size, Pillow bilinear).")]
@@ -94,6 +95,7 @@ def cache_init(
     frame_stride: FrameStrideOpt = 1,
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
+    map_codec: MapCodecOpt = None,
     clips_per_shard: ClipsPerShardOpt = 16,
     teacher_input: TeacherInputOpt = "release",
     student_size: StudentSizeOpt = 448,
@@ -104,7 +106,7 @@ def cache_init(
 
     store_obj = plan_cache(
         videos, store, teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
-        modalities=_modalities(modalities), codec=codec, clips_per_shard=clips_per_shard, overwrite=overwrite,
+        modalities=_modalities(modalities), codec=codec, map_codec=map_codec, clips_per_shard=clips_per_shard, overwrite=overwrite,
         progress=True, teacher_input=teacher_input, student_size=student_size,
     )
     typer.echo(f"created {store}: {store_obj.num_clips} clips in {store_obj.num_shards} shards")
@@ -148,7 +150,7 @@ def cache_repair(store: str = typer.Argument(..., help="Path or fsspec URL of a 
 
 @cache_app.command("codecs")
 def cache_codecs() -> None:
-    """List the latent codecs a store can use."""
+    """List the latent codecs and the map codecs a store can use."""
     from p4d.cache_schema import DEFAULT_LATENT_CODEC, LATENT_CODECS
     from p4d.cache_schema.codecs import LATENT_CODEC_ALIASES
 
@@ -158,6 +160,13 @@ def cache_codecs() -> None:
     for alias, name in LATENT_CODEC_ALIASES.items():
         typer.echo(f"{alias:16s}{'':10s} = {name}: release-exact, the precision the public release trains in "
                    "(no quantisation step; the self-check has nothing to fall back to)")
+    from p4d.cache_schema.map_codecs import DEFAULT_MAP_CODEC, MAP_QUANT
+
+    typer.echo("\nmap codecs (--map-codec):")
+    typer.echo(f"{'quant16':16s}{' (default)' if DEFAULT_MAP_CODEC == 'quant16' else '':10s} int16 codes, per clip "
+               "(step, offset); each clip checked, float16 where it misses: "
+               + ", ".join(f"{m} {r.describe()}" for m, r in MAP_QUANT.items()))
+    typer.echo(f"{'float16':16s}{'':10s} float16 maps (the layout of stores made before map codecs)")
 
 
 # --- teacher ---------------------------------------------------------------------------
@@ -198,6 +207,7 @@ def precompute(
     frame_stride: FrameStrideOpt = 1,
     modalities: ModalitiesOpt = "depth,flow,motion,camray",
     codec: CodecOpt = None,
+    map_codec: MapCodecOpt = None,
     min_cosine: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Thresholds of the latent codec's self-check (default 0.999,0.995): a clip whose decoded F_4D has a mean (worst) token cosine to the teacher's below MEAN (WORST) is re-encoded with each channel's 8 outlier tokens kept exactly and the rest at a finer step, then stored as bfloat16. Stricter values cost space (see `p4d cache summary`)."),
     min_channel_r2: Optional[str] = typer.Option(None, metavar="MEAN[,WORST]", help="Channel-balanced thresholds of the same self-check (default 0.99,0.95): per tap, the mean (worst) over channels of each channel's R^2 (its error relative to its own spread in the clip) must reach MEAN (WORST), else the same fallbacks. The token cosine alone cannot see small channels destroyed."),
     clips_per_shard: ClipsPerShardOpt = 16,
@@ -227,7 +237,7 @@ def precompute(
         num_frames=num_frames, policy=policy,
         taps=None if taps is None else _int_list(taps, "--taps"), shards=None if shards is None else _range(shards),
         frame_stride=frame_stride, modalities=_modalities(modalities),
-        codec=codec, min_cosine=min_cosine, min_channel_r2=min_channel_r2, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype,
+        codec=codec, map_codec=map_codec, min_cosine=min_cosine, min_channel_r2=min_channel_r2, clips_per_shard=clips_per_shard, batch_size=batch_size, dtype=dtype,
         device=device, decoder=decoder, allow_mixed_precision=allow_mixed_precision,
         scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker, retries=retries,
         retry_failed=retry_failed, force=force, max_pixels=max_pixels, seed=seed, video_root=video_root,

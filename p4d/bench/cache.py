@@ -24,8 +24,11 @@ from p4d.bench.harness import BenchResult, Goal, Row, time_fn
 from p4d.bench.peers import PEER_FORMATS, read_peer, write_peer
 from p4d.bench.synthetic_store import SHAPES, build_store, bytes_under, synthetic_clips
 from p4d.cache_schema import DEFAULT_LATENT_CODEC, LATENT_CODECS, open_store, read_clips
+from p4d.cache_schema.map_codecs import DEFAULT_MAP_CODEC, MAP_QUANT, map_error
 
 BYTES_GOAL = Goal("<=", 0.15, fallback=0.25)
+#: issue 24: a paper-shape clip (all arrays, default codecs) <= 8 MB, from 11.77 MB with float16 maps
+CLIP_MB_GOAL = 8.0
 MIN_COSINE = 0.999
 MAPS = ("depth", "flow", "motion", "camray")
 
@@ -79,6 +82,39 @@ def tiny_teacher_clips(count: int = 4) -> list[dict[str, np.ndarray]]:
             clips.append({k: out[k][0].float().numpy() for k in ("f4d",) + MAPS}
                          | {"frame_index": clip.frame_index, "timestamp": clip.timestamp})
     return clips
+
+
+def map_codec_rows(shapes, clips: list[dict[str, np.ndarray]]) -> list[Row]:
+    """Bytes per clip of each map (``maps/<m>`` + its ``maps/<m>_quant``) with the default map codec
+    (quant16) against float16 maps, each store written with the default latent codec; the max error
+    per map vs the float32 written (relative for depth) beside its stated bound; and the whole
+    store per clip against the issue's goal (``CLIP_MB_GOAL`` MB, judged at paper shape)."""
+    n = len(clips)
+    per_map: dict[str, dict[str, float]] = {}
+    total: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="p4d-bench-maps-") as tmp:
+        for map_codec in ("float16", DEFAULT_MAP_CODEC):
+            url = Path(tmp) / f"{map_codec}.zarr"
+            store = build_store(str(url), shapes, DEFAULT_LATENT_CODEC, clips, map_codec=map_codec)
+            per_map[map_codec] = {m: (bytes_under(url / "maps" / m) + bytes_under(url / "maps" / f"{m}_quant")) / n
+                                  for m in MAPS}
+            total[map_codec] = bytes_under(url) / n
+            if map_codec == DEFAULT_MAP_CODEC:
+                got = read_clips(store, list(range(n)), fields=list(MAPS))
+                errors = {m: float(map_error(m, got[m], np.stack([c[m] for c in clips])).max()) for m in MAPS}
+    rows = [Row(f"maps/{m}: {DEFAULT_MAP_CODEC} vs float16", "bytes/clip", per_map[DEFAULT_MAP_CODEC][m],
+                per_map["float16"][m], unit="B",
+                extra={"max_error": errors[m], "bound": MAP_QUANT[m].bound,
+                       "error_kind": "relative" if MAP_QUANT[m].log else MAP_QUANT[m].unit},
+                checks={"max_error<=bound": errors[m] <= MAP_QUANT[m].bound})
+            for m in MAPS]
+    rows.append(Row(f"maps (all four): {DEFAULT_MAP_CODEC} vs float16", "bytes/clip",
+                    sum(per_map[DEFAULT_MAP_CODEC].values()), sum(per_map["float16"].values()), unit="B"))
+    rows.append(Row(f"store, {DEFAULT_LATENT_CODEC} + {DEFAULT_MAP_CODEC} maps vs {CLIP_MB_GOAL:g} MB", "bytes/clip",
+                    total[DEFAULT_MAP_CODEC], CLIP_MB_GOAL * 1e6, unit="B", goal=Goal("<=", 1.0),
+                    extra={"with_float16_maps": total["float16"]}))
+    return rows
 
 
 def _tiny_teacher_rows() -> list[Row]:
@@ -144,6 +180,7 @@ def run(size: str, *, repeats: int = 3) -> BenchResult:
                 extra={"peer_cosine": fid["cosine"], "peer_write_MBps": raw_all * n / write.median / 1e6,
                        "peer_read_MBps": raw_all * n / read.median / 1e6},
             ))
+    result.rows += map_codec_rows(shapes, clips)
     result.rows += _tiny_teacher_rows()
     result.notes.append(f"goal: F_4D bytes/clip {BYTES_GOAL} of raw float32 at cosine >= {MIN_COSINE}; "
                         f"default codec: {DEFAULT_LATENT_CODEC}")

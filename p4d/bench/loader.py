@@ -4,7 +4,7 @@ Formats, all holding the same synthetic clips (F_4D + the four maps; ``p4d.bench
 
 * ``p4d (targets to device)``: the trainer's CUDA path, ``read_clips(store, batch, decode=False)``
   on a batch of clips of one shard: direct shard reads (:mod:`p4d.cache_schema.shard_read`),
-  decompression, int8 residuals + scales and float16 maps handed over as stored; the decode runs
+  decompression, int8 residuals + scales and the maps handed over as stored; the decode runs
   on the GPU (:mod:`p4d.train.device_decode`, not host work).
 * ``p4d (float32 on host)``: ``read_clips`` decoding to float32 on the CPU (the CPU trainer's path).
 * peers, one file per clip, each read and parsed into arrays in its stored dtype, which is what a

@@ -42,7 +42,7 @@ SHAPES = {
 }
 
 
-def bench_spec(shapes: BenchShapes, codec: str, clips_per_shard: int = 8) -> CacheSpec:
+def bench_spec(shapes: BenchShapes, codec: str, clips_per_shard: int = 8, map_codec: str | None = None) -> CacheSpec:
     n_, h_, w_, c_ = shapes.latent
     n, h, w = shapes.frames
     return CacheSpec(
@@ -53,6 +53,7 @@ def bench_spec(shapes: BenchShapes, codec: str, clips_per_shard: int = 8) -> Cac
         sampling={"num_frames": n, "policy": "uniform", "frame_stride": 1},
         spatial={"input_size": [h, w], "resize": "none", "rotation": "none"},
         normalisation={"note": "synthetic benchmark data"},
+        **({} if map_codec is None else {"map_codec": map_codec}),
     )
 
 
@@ -72,9 +73,10 @@ def synthetic_clips(shapes: BenchShapes, count: int | None = None) -> Iterator[d
 
 
 def build_store(url: str, shapes: BenchShapes, codec: str, clips: list[dict[str, np.ndarray]],
-                clips_per_shard: int = 8) -> CacheStore:
-    """A store holding ``clips`` (all done), written shard by shard through the cache API."""
-    spec = bench_spec(shapes, codec, clips_per_shard)
+                clips_per_shard: int = 8, map_codec: str | None = None) -> CacheStore:
+    """A store holding ``clips`` (all done), written shard by shard through the cache API
+    (``map_codec``: None = the cache's default)."""
+    spec = bench_spec(shapes, codec, clips_per_shard, map_codec)
     video = VideoEntry(path="synthetic.mp4", size_bytes=0, content_hash="", fps=24.0, duration=1.0,
                        num_frames=shapes.frames[0], width=shapes.frames[2], height=shapes.frames[1], rotation=0,
                        num_clips=len(clips))

@@ -19,6 +19,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.fidelity import CHECKED_CODECS, CODEC_LEVELS, FALLBACK_PART
+from p4d.cache_schema.map_codecs import MAP_QUANT, quant_part
 from p4d.cache_schema.spec import CacheSpec
 
 GROUPS = ("latents", "maps", "clips")
@@ -124,13 +125,25 @@ def array_layouts(spec: CacheSpec, num_clips: int) -> dict[str, ArrayLayout]:
                                       "(clips/latent_codec = 2); written only for those clips",
             raw_itemsize=0,
         )
+    quantised = spec.map_codec == "quant16"
     for m in spec.modalities:
         shape = (num_clips,) + spec.map_shape(m)
         out[f"maps/{m}"] = ArrayLayout(
-            path=f"maps/{m}", shape=shape, dtype=spec.map_dtype, chunks=(1,) + shape[1:],
-            shards=(s,) + shape[1:], dims=MAP_DIMS[m], compressors=_checksummed(_map_compressors), fill_value=float("nan"),
-            description=MAP_DESCRIPTIONS[m],
+            path=f"maps/{m}", shape=shape, dtype="int16" if quantised else spec.map_dtype, chunks=(1,) + shape[1:],
+            shards=(s,) + shape[1:], dims=MAP_DIMS[m], compressors=_checksummed(_map_compressors),
+            fill_value=0 if quantised else float("nan"),
+            description=MAP_DESCRIPTIONS[m] + (f"; quant16 codes, {MAP_QUANT[m].describe()}" if quantised else ""),
         )
+        if quantised:
+            qshape = (num_clips, 2, shape[-1])
+            out[f"maps/{quant_part(m)}"] = ArrayLayout(
+                path=f"maps/{quant_part(m)}", shape=qshape, dtype="float32", chunks=(1,) + qshape[1:],
+                shards=(s,) + qshape[1:], dims=("clip", "quant", MAP_DIMS[m][-1]),
+                compressors=_checksummed(_small_compressors), fill_value=float("nan"),
+                description=f"(step, offset) per channel of maps/{m}: value = {'exp' if MAP_QUANT[m].log else ''}"
+                            f"(q * step + offset); step NaN: the clip missed the bound and is stored as float16",
+                raw_itemsize=0,
+            )
     n = spec.num_frames
     for name, dtype, shape, dims, fill, desc in (
         ("frame_index", "int32", (num_clips, n), ("clip", "frame"), -1, "frames decoded from the source video"),
@@ -167,6 +180,7 @@ def dims_description(spec: CacheSpec) -> dict[str, str]:
         "flow_c": "2 (dx, dy)",
         "motion_c": "1 (logit)",
         "ray_c": "6 (direction xyz, moment xyz)",
+        "quant": "2 (step, offset) of a quant16 map (p4d.cache_schema.map_codecs)",
     }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from p4d.cache_schema.codecs import LATENT_CODECS, bfloat16_bits_to_float32
 from p4d.cache_schema.fidelity import FALLBACK_PART
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
+from p4d.cache_schema.map_codecs import decode_map, quant_part
 from p4d.cache_schema.shard_read import read_shard_rows, shard_array
 from p4d.cache_schema.store import CacheStore, _fs
 from p4d.cache_schema.write import failures_file
@@ -192,7 +193,9 @@ def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | No
     ``decode=False`` returns what is stored instead, for a decode on the trainer's device
     (:mod:`p4d.train.device_decode`): the latent codec's parts (``f4d`` int8 residuals,
     ``f4d_scale``, ``f4d_offset`` for dpcm-channel; ``f4d_level`` and ``f4d_bf16`` for the
-    self-check's fallback, see :func:`_read_latents`) and the maps in their stored float16.
+    self-check's fallback, see :func:`_read_latents`) and the maps as stored: float16, or for a
+    quant16 store int16 codes ``<m>`` with ``<m>_quant`` (B, 2, ch) (step, offset; step NaN: the
+    clip's codes are float16 bits), see :mod:`p4d.cache_schema.map_codecs`.
     """
     names = _fields(store, fields)
     clips = _clip_indices(store, idx)
@@ -206,6 +209,13 @@ def read_clips(store: CacheStore, idx: Sequence[int], fields: Sequence[str] | No
             out.update(_read_latents(store, uniq, decode))
         elif name in _CLIP_FIELDS:
             out[name] = _read_rows(store, f"clips/{name}", uniq)
+        elif store.spec.map_codec == "quant16":
+            rows = _read_rows(store, f"maps/{name}", uniq)
+            quant = _read_rows(store, f"maps/{quant_part(name)}", uniq)
+            if decode:
+                out[name] = decode_map(name, rows, quant)
+            else:
+                out[name], out[quant_part(name)] = rows, quant
         else:
             rows = _read_rows(store, f"maps/{name}", uniq)
             out[name] = rows.astype(np.float32) if decode else rows

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p4d.cache_schema.codecs import DEFAULT_LATENT_CODEC, LATENT_CODEC_ALIASES, LATENT_CODECS, resolve_latent_codec
+from p4d.cache_schema.map_codecs import DEFAULT_MAP_CODEC, MAP_CODECS
 from p4d.errors import ConfigError, check_fields
 
 #: v2: a crc32c checksum on every chunk and shard index, the creation marker ``created.json``, and
@@ -44,6 +45,10 @@ class CacheSpec:
     ``latent_codec_version``: the stored format of the codec (``LatentCodec.version``; dpcm-channel
     v2 added level 1's outlier arrays); None means the current one. A store's spec written before
     the field existed reads as version 1 (:meth:`from_dict`); such stores are read, never written.
+    ``map_codec``: how maps are stored (:mod:`p4d.cache_schema.map_codecs`): ``quant16`` (new stores:
+    int16 codes + per-clip (step, offset), a stated error bound per map, float16 fallback per clip)
+    or ``float16`` (floats of ``map_dtype``, the layout of every store made before the field, which
+    :meth:`from_dict` reads as such; an older p4d refuses a spec with this field, never misreads it).
     """
 
     modalities: tuple[str, ...] = MODALITIES
@@ -60,6 +65,7 @@ class CacheSpec:
     map_dtype: str = "float16"
     latent_codec: str = DEFAULT_LATENT_CODEC
     latent_codec_version: int | None = None  # None: the codec's current format; see from_dict
+    map_codec: str = DEFAULT_MAP_CODEC
     clips_per_shard: int = 16
     teacher: dict = field(default_factory=lambda: {"name": "l4p", "preset": "l4p", "config": {}, "weights_hash": ""})
     sampling: dict = field(default_factory=dict)
@@ -81,6 +87,11 @@ class CacheSpec:
             _positive_int(name, getattr(self, name))
         if self.map_dtype not in MAP_DTYPES:
             _fail("map_dtype", f"one of {MAP_DTYPES}", self.map_dtype)
+        if self.map_codec not in MAP_CODECS:
+            _fail("map_codec", f"one of {MAP_CODECS}", self.map_codec)
+        if self.map_codec == "quant16" and self.map_dtype != "float16":
+            _fail("map_dtype", "float16 with map_codec 'quant16' (its per-clip fallback is float16; "
+                  "map_dtype float32 needs map_codec 'float16')", self.map_dtype)
         object.__setattr__(self, "latent_codec", resolve_latent_codec(self.latent_codec))  # exact -> bfloat16
         if self.latent_codec not in LATENT_CODECS:
             _fail("latent_codec", f"one of {tuple(LATENT_CODECS) + tuple(LATENT_CODEC_ALIASES)}", self.latent_codec)
@@ -136,6 +147,7 @@ class CacheSpec:
         check_fields("CacheSpec", cls, d)
         kw = dict(d)
         kw.setdefault("latent_codec_version", 1)  # written before codec formats had versions
+        kw.setdefault("map_codec", "float16")  # written before map codecs: float maps
         for k in ("modalities", "taps"):
             if k in kw and isinstance(kw[k], list):
                 kw[k] = tuple(kw[k])

@@ -40,6 +40,7 @@ from p4d.cache_schema.layout import (
     dims_description,
 )
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
+from p4d.cache_schema.map_codecs import map_codec_attrs
 from p4d.cache_schema.urls import missing_store_message, url_to_fs
 from p4d.cache_schema.spec import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, CacheSpec, VideoEntry
 from p4d.errors import (CacheError, CacheIncompleteError, CacheNotFoundError, CacheSchemaError, CacheVersionError,
@@ -397,6 +398,7 @@ def _root_attrs(spec: CacheSpec, num_clips: int) -> dict:
         "flow_frame0_invalid": True,
         "latent_codec": codec.to_attrs(spec.latent_codec_version),
         "map_dtype": spec.map_dtype,
+        "map_codec": spec.map_codec,
         "dims": dims_description(spec),
         "status_codes": {"0": "pending", "1": "done", "2": "failed"},
     }
@@ -431,6 +433,8 @@ def _build(path: str, spec: CacheSpec, videos: list[VideoEntry], num_clips: int)
             attrs["frame0_invalid"] = True
         if lay.group == "latents":
             attrs["codec"] = spec.latent_codec
+        if lay.group == "maps" and lay.name in spec.modalities:
+            attrs["codec"] = map_codec_attrs(lay.name, spec.map_codec)
         zarr.create_array(
             store=zstore, name=lay.path, shape=lay.shape, dtype=lay.dtype, chunks=lay.chunks, shards=lay.shards,
             compressors=lay.compressors(), fill_value=lay.fill_value, dimension_names=lay.dims,

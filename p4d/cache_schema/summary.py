@@ -13,6 +13,7 @@ from p4d.cache_schema.contract import HEADS_FILE
 from p4d.cache_schema.fidelity import CODEC_LEVELS
 from p4d.cache_schema.labels import teacher_label
 from p4d.cache_schema.layout import GROUPS, STATUS_DONE
+from p4d.cache_schema.map_codecs import MAP_QUANT
 from p4d.cache_schema.store import FIDELITY_DIR, CacheStore, _fs
 
 __all__ = ["format_summary", "disk_usage", "fidelity_records", "padded_line", "padded_videos", "store_bytes"]
@@ -116,6 +117,48 @@ def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     return lines
 
 
+def map_codec_records(store: CacheStore) -> dict[str, dict[int, tuple[float, bool]]]:
+    """quant16 stores: per map, done clip -> (max error as stored, stored as float16 after missing
+    the bound), from the ``maps`` entry of ``fidelity/shard-*.json`` (written by ``write_shard``)."""
+    status = store.clip_status()
+    out: dict[str, dict[int, tuple[float, bool]]] = defaultdict(dict)
+    for _, record in store._shard_side_records(FIDELITY_DIR, "fidelity"):
+        shard = record.get("shard")
+        if not isinstance(record.get("maps"), dict) or not isinstance(shard, int):
+            continue
+        first = store.shard_clips(shard).start
+        for m, entry in record["maps"].items():
+            fallback = set(entry.get("float16", []))
+            for i, err in enumerate(entry.get("max_error", [])):
+                clip = first + i
+                if err is not None and 0 <= clip < store.num_clips and status[clip] == STATUS_DONE:
+                    out[m][clip] = (float(err), clip in fallback)
+    return dict(out)
+
+
+def _map_codec_lines(store: CacheStore) -> list[str]:
+    """The quant16 map codec's check: max error per clip against each map's bound, and the clips
+    that fell back to float16."""
+    if store.spec.map_codec != "quant16":
+        return []
+    records = map_codec_records(store)
+    if not records:
+        return []
+    lines = ["", "  map codec quant16 self-check (max error per clip vs its float32 source; min / median / max):"]
+    for m in store.spec.modalities:
+        got = records.get(m, {})
+        if not got:
+            continue
+        rule = MAP_QUANT[m]
+        errs = np.array([e for e, _ in got.values()])
+        fallback = [c for c, (_, f) in got.items() if f]
+        q = " / ".join(f"{v:.3g}" for v in np.quantile(errs, [0.0, 0.5, 1.0]))
+        kind = "relative" if rule.log else rule.unit
+        lines.append(f"    {m:7s} {q} {kind} (bound {rule.bound:g}); {len(got) - len(fallback)} clips quant16, "
+                     f"{len(fallback)} float16" + (f" (missed the bound: clips {_first_ids(fallback)})" if fallback else ""))
+    return lines
+
+
 def _clamp_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     """How many values precompute clamped to the stored dtype's finite range (``clamped`` of the run
     records: clip -> target -> count; a float16 map past 65504 is stored as 65504, never inf)."""
@@ -168,7 +211,8 @@ def format_summary(store: CacheStore) -> str:
         f"sampling N={spec.num_frames}, policy {spec.sampling.get('policy')}, frame stride {spec.sampling.get('frame_stride')}; "
         f"input {spec.height}x{spec.width}",
         f"  F_4D taps {list(spec.taps)}, latent grid N'xh'xw'xc' = {spec.latent_frames}x{spec.latent_height}x"
-        f"{spec.latent_width}x{spec.latent_dim}; maps {', '.join(spec.modalities) or 'none'} ({spec.map_dtype})",
+        f"{spec.latent_width}x{spec.latent_dim}; maps {', '.join(spec.modalities) or 'none'} "
+        f"({'quant16: int16 codes within a stated bound, float16 fallback' if spec.map_codec == 'quant16' else spec.map_dtype})",
         f"  latent codec {codec.name} format v{spec.latent_codec_version}"
         + ("" if spec.latent_codec_version == codec.version else
            f" (read-only: this p4d writes v{codec.version}; v1 has no level-1 outlier arrays)")
@@ -230,6 +274,7 @@ def format_summary(store: CacheStore) -> str:
         mixed = ", ".join(f"{r.get('dtype')} on {r.get('device')}" for r in runtimes if isinstance(r, dict))
         lines.append(f"    MIXED teacher runtimes (--allow-mixed-precision): {mixed}; runs/shard-*.json say which shard")
     lines += _fidelity_lines(store, runs)
+    lines += _map_codec_lines(store)
     padded = padded_line(store)
     if padded:
         lines += ["", f"  padded clips: {padded}"]

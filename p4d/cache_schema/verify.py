@@ -15,6 +15,7 @@ import numpy as np
 from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.fidelity import FALLBACK_PART
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED, STATUS_PENDING
+from p4d.cache_schema.map_codecs import decode_map, quant_part
 from p4d.cache_schema.spec import SCHEMA_VERSION
 from p4d.cache_schema.store import (CREATED_FILE, VIDEOS_FILE, CacheStore, _fs, array_problems, video_of_clip)
 from p4d.errors import CacheNotFoundError
@@ -172,7 +173,13 @@ def verify(store: CacheStore) -> VerifyReport:
             report_nonfinite("latents/f4d (decoded)", codec.decode(parts))
         for m in spec.modalities:
             values = read(f"maps/{m}")
-            if values is not None:
+            if spec.map_codec == "quant16":  # codes are finite ints: check what they decode to
+                quant = read(f"maps/{quant_part(m)}")
+                if values is not None and quant is not None:
+                    decoded = np.zeros(values.shape, np.float32)
+                    decoded[rows] = decode_map(m, values[rows], quant[rows])
+                    report_nonfinite(f"maps/{m} (decoded)", decoded)
+            elif values is not None:
                 report_nonfinite(f"maps/{m}", values)
         ts = read("clips/timestamp")
         if ts is not None:

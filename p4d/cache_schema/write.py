@@ -24,6 +24,7 @@ import numpy as np
 from p4d.cache_schema.codecs import LATENT_CODECS
 from p4d.cache_schema.fidelity import FALLBACK_PART, FidelityPolicy, encode_checked
 from p4d.cache_schema.layout import STATUS_DONE, STATUS_FAILED
+from p4d.cache_schema.map_codecs import encode_map, is_fallback, quant_part
 from p4d.cache_schema.store import FAILURES_DIR, FIDELITY_DIR, CacheStore
 from p4d.errors import CacheSchemaError
 
@@ -198,9 +199,18 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
             store.delete_shard_file(f"latents/{FALLBACK_PART}", shard_id)
         put("clips/latent_codec", levels)
     map_dtype = np.dtype(store.spec.map_dtype)
+    map_record = {}
     for m in store.spec.modalities:
-        with np.errstate(over="ignore"):
-            values = data[m].astype(map_dtype, copy=bool(failed_rows.size))
+        if store.spec.map_codec == "quant16":  # codes + (step, offset), each clip checked against its bound
+            values, quant, err = encode_map(m, data[m])
+            quant[failed_rows] = 0.0
+            put(f"maps/{quant_part(m)}", quant)
+            map_record[m] = {"max_error": [None if i in failed_rows else float(e) if np.isfinite(e) else "inf"
+                                           for i, e in enumerate(err)],  # "inf": NaN/Inf in the source
+                             "float16": [rng.start + int(i) for i in np.flatnonzero(is_fallback(quant) & good)]}
+        else:
+            with np.errstate(over="ignore"):
+                values = data[m].astype(map_dtype, copy=bool(failed_rows.size))
         values[failed_rows] = 0
         put(f"maps/{m}", values)
     frame_index = data["frame_index"].astype(np.int32)
@@ -210,10 +220,12 @@ def write_shard(store: CacheStore, shard_id: int, arrays: dict[str, np.ndarray],
     timestamp[failed_rows] = np.nan
     put("clips/timestamp", timestamp)
     # 3. the codec's self-check figures and the failure reasons (before the status that points to them).
-    if any(st is not None for st in fidelity_stats):
+    if any(st is not None for st in fidelity_stats) or map_record:
         record = {"shard": int(shard_id), "codec": codec.name,
                   "policy": None if fidelity is None else dataclasses.asdict(fidelity),
                   "clips": {str(rng.start + i): st for i, st in enumerate(fidelity_stats) if st is not None}}
+        if map_record:  # quant16: each map's max error per clip (shard order) and the clips stored as float16
+            record["maps"] = map_record
         store.write_side_file(fidelity_file(shard_id), json.dumps(record, indent=1).encode())
     if failures:
         record = {"shard": int(shard_id), "clips": {str(k): v for k, v in sorted(failures.items())}}

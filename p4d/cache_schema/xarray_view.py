@@ -81,7 +81,8 @@ def to_xarray(store: CacheStore | str, *, decode: bool = True):
                 arr = store.array(lay.path)
                 data_vars[lay.path.split("/", 1)[1]] = _squeeze(xr.DataArray(da.from_zarr(arr), dims=lay.dims))
     ds = xr.Dataset(data_vars, coords=_coords(store, status))
-    ds.attrs.update({"store": store.url, "latent_codec": spec.latent_codec, "decoded": decode})
+    ds.attrs.update({"store": store.url, "latent_codec": spec.latent_codec, "map_codec": spec.map_codec,
+                     "decoded": decode})
     return ds
 
 

@@ -31,6 +31,7 @@ class PrecomputeConfig:
     frame_stride: int = 1                # --frame-stride
     modalities: tuple[str, ...] = MODALITIES  # --modalities
     codec: str | None = None             # --codec (None: the cache's default)
+    map_codec: str | None = None         # --map-codec quant16 | float16 (None: a store's own; quant16 for a new store)
     clips_per_shard: int = 16            # --clips-per-shard S
     batch_size: int = 2                  # --batch-size: clips per teacher forward
     dtype: str = "auto"                  # --dtype: bf16 | fp16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)

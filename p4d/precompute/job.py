@@ -104,7 +104,7 @@ def _random_weights(cfg: PrecomputeConfig, preset: TeacherPreset) -> bool:
 def _requested_spec(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: str, *, random_weights: bool):
     """The CacheSpec this run asks for."""
     return build_spec(teacher=preset, num_frames=cfg.num_frames, policy=cfg.policy,
-                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec,
+                      frame_stride=cfg.frame_stride, modalities=cfg.modalities, codec=cfg.codec, map_codec=cfg.map_codec,
                       clips_per_shard=cfg.clips_per_shard, weights_hash=weights_hash, random_weights=random_weights,
                       teacher_input=cfg.teacher_input, student_size=cfg.student_size)
 
@@ -113,6 +113,8 @@ def _refuse_other_settings(cfg: PrecomputeConfig, store: CacheStore, spec) -> No
     """One line naming only the differing keys, unless the only differences are the teacher weights a
     store planned by ``p4d cache init`` has not been bound to yet."""
     diffs = store.spec.compatible_with(spec)
+    if cfg.map_codec is None:  # no --map-codec: the store's own (a store made before map codecs: float16)
+        diffs = [d for d in diffs if not d.startswith("map_codec:")]
     if not store.spec.teacher.get("weights_hash"):  # bound later (bind_teacher): not a difference
         diffs = [d for d in diffs if not d.startswith(("teacher.weights_hash:", f"teacher.{RANDOM_WEIGHTS_KEY}:"))]
     if diffs:
@@ -135,6 +137,8 @@ def _open_or_plan(cfg: PrecomputeConfig, preset: TeacherPreset, weights_hash: st
         store = plan_store(cfg.videos, cfg.store, spec, video_root=cfg.video_root, max_pixels=cfg.max_pixels,
                            progress=cfg.progress, join=True, client=client, retries=cfg.retries)
     _refuse_other_settings(cfg, store, spec)
+    if cfg.map_codec is None:
+        spec = dataclasses.replace(spec, map_codec=store.spec.map_codec)
     if store.spec.compatible_with(spec):  # only the weights of a `p4d cache init` store differ
         log.warning("%s was planned without teacher weights (`p4d cache init`); binding it to weights %s",
                     cfg.store, weights_hash)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from p4d.cache_schema import CacheSpec, CacheStore, VideoEntry, create_store
 from p4d.cache_schema.contract import file_fingerprint
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
+from p4d.cache_schema.map_codecs import MAP_CODECS
 from p4d.errors import ConfigError, VideoDecodeError
 from p4d.precompute.plan_journal import FileKey, PlanJournal, file_key, journal_path
 from p4d.precompute.sources import list_videos
@@ -100,7 +101,7 @@ def check_num_frames(preset: TeacherPreset, num_frames: int) -> None:
 
 def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, frame_stride: int, modalities: Sequence[str],
                codec: str | None, clips_per_shard: int, weights_hash: str = "", teacher_input: str = "release",
-               student_size: int = 448, random_weights: bool = False) -> CacheSpec:
+               student_size: int = 448, random_weights: bool = False, map_codec: str | None = None) -> CacheSpec:
     """The CacheSpec for a teacher preset, a sampling policy and a teacher-input transform
     (``random_weights``: the teacher was randomly initialised; readers label its maps RANDOM TEACHER)."""
     preset = get_preset(teacher)
@@ -108,6 +109,11 @@ def build_spec(*, teacher: str | TeacherPreset, num_frames: int, policy: str, fr
     n_lat, h_lat, w_lat, c_lat = preset.latent_grid
     ray_h, ray_w = preset.ray_grid
     kwargs = {} if codec is None else {"latent_codec": codec}
+    if map_codec is not None:
+        if map_codec not in MAP_CODECS:
+            raise ConfigError(f"--map-codec {map_codec!r}: expected one of {', '.join(MAP_CODECS)} "
+                              "(quant16: int16 within a stated error bound per map; float16: the layout before map codecs)")
+        kwargs["map_codec"] = map_codec
     return CacheSpec(
         modalities=tuple(modalities), taps=tuple(preset.taps), num_frames=num_frames,
         height=preset.img_size, width=preset.img_size, latent_frames=n_lat, latent_height=h_lat,
@@ -221,12 +227,12 @@ def plan_store(videos: str | Path, store: str, spec: CacheSpec, *, overwrite: bo
 
 def plan_cache(videos: str | Path, store: str, *, teacher: str | TeacherPreset = "l4p", num_frames: int = 16,
                policy: str = "uniform", frame_stride: int = 1, modalities: Sequence[str] = ("depth", "flow", "motion", "camray"),
-               codec: str | None = None, clips_per_shard: int = 16, overwrite: bool = False,
+               codec: str | None = None, map_codec: str | None = None, clips_per_shard: int = 16, overwrite: bool = False,
                weights_hash: str = "", video_root: str | None = None, max_pixels: int | None = None,
                progress: bool = False, teacher_input: str = "release", student_size: int = 448) -> CacheStore:
     """:func:`build_spec` + :func:`plan_store`: the spec of a teacher preset and policy, then the empty store."""
     spec = build_spec(teacher=teacher, num_frames=num_frames, policy=policy, frame_stride=frame_stride,
-                      modalities=modalities, codec=codec, clips_per_shard=clips_per_shard, weights_hash=weights_hash,
+                      modalities=modalities, codec=codec, map_codec=map_codec, clips_per_shard=clips_per_shard, weights_hash=weights_hash,
                       teacher_input=teacher_input, student_size=student_size)
     return plan_store(videos, store, spec, overwrite=overwrite, video_root=video_root, max_pixels=max_pixels,
                       progress=progress)

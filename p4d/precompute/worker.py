@@ -465,6 +465,7 @@ def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, 
     plan = clip_frame_plan(store, clips, first_clip)
     modalities = store.spec.modalities
     codec, map_dtype = store.spec.latent_codec, store.spec.map_dtype
+    quantised = store.spec.map_codec == "quant16"
     teacher, lock, place = get_teacher(job)
     decoder = worker_decoder(job, place)
     first = clips[0]
@@ -503,6 +504,9 @@ def _process_shard(url: str, shard_id: int, job: TeacherJob, forward: Callable, 
                 figures = parts.pop("fidelity")
                 maps = {}
                 for m in modalities:  # cast, then check: what overflowed the stored dtype is clamped and counted
+                    if quantised:  # quant16 codes are made (and checked) from the float32 maps by write_shard
+                        maps[m] = pick(out[m]).float().cpu().numpy()
+                        continue
                     value, counts[m] = cast_clamped(pick(out[m]), getattr(torch, map_dtype))
                     maps[m] = value.cpu().numpy()
                 for name, n in counts.items():

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from p4d.cache_schema.map_codecs import QUANT_PART
 from p4d.errors import ConfigError
 
 #: Separates the flip's random stream from other per-sample streams.
@@ -50,9 +51,41 @@ def flip_map(name: str, value: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+#: Sign per channel of the maps whose channels change sign under the flip (depth, motion: none).
+FLIP_SIGNS = {"flow": np.array([-1, 1], dtype=np.float32), "camray": CAMRAY_FLIP_SIGN}
+
+
+def flip_quantised(name: str, codes: np.ndarray, quant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A quant16 map of one clip as stored (int16 ``codes`` (N, H, W, ch), ``quant`` (2, ch) =
+    (step, offset), :mod:`p4d.cache_schema.map_codecs`), replayed for the flip without decoding:
+    mirrored along W, and a channel whose sign flips gets codes -q and offset -offset (exact), or,
+    in a clip stored as float16 (step NaN), its sign bit flipped."""
+    if name not in ("depth", "motion", *FLIP_SIGNS):
+        raise ConfigError(f"flip: no flip rule for target {name!r}")
+    out = np.ascontiguousarray(codes[:, :, ::-1])
+    quant = np.array(quant, dtype=np.float32, copy=True)
+    neg = FLIP_SIGNS[name] < 0 if name in FLIP_SIGNS else np.zeros(codes.shape[-1], bool)
+    if neg.any():
+        if np.isnan(quant[0, 0]):
+            out[..., neg] ^= np.int16(-0x8000)
+        else:
+            out[..., neg] = -out[..., neg]
+            quant[1, neg] = -quant[1, neg]
+    return out, quant
+
+
 def flip_targets(targets: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every target of a clip replayed for the flip (refuses ``f4d``)."""
-    return {name: flip_map(name, value) for name, value in targets.items()}
+    """Every target of a clip replayed for the flip (refuses ``f4d``); a quant16 map handed over
+    as stored (``<m>`` int16 with ``<m>_quant``) is flipped in code space (:func:`flip_quantised`)."""
+    out = {}
+    for name, value in targets.items():
+        if name.endswith(f"_{QUANT_PART}") and name[:-len(QUANT_PART) - 1] in targets:
+            continue  # flipped with its map
+        if f"{name}_{QUANT_PART}" in targets:
+            out[name], out[f"{name}_{QUANT_PART}"] = flip_quantised(name, value, targets[f"{name}_{QUANT_PART}"])
+        else:
+            out[name] = flip_map(name, value)
+    return out
 
 
 def flip_region(region: dict, width: int) -> dict:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import torch
 
+from p4d.cache_schema.map_codecs import MAP_QUANT, QUANT_PART
 from p4d.errors import CacheSchemaError
 
-__all__ = ["apply_outliers", "dpcm_reconstruct", "decode_latent_parts", "decode_target_parts"]
+__all__ = ["apply_outliers", "dpcm_reconstruct", "decode_latent_parts", "decode_map_parts", "decode_target_parts"]
 
 
 def _wrap_int8(v: torch.Tensor) -> torch.Tensor:
@@ -96,10 +97,25 @@ def decode_latent_parts(codec: str, parts: dict[str, torch.Tensor]) -> torch.Ten
     raise CacheSchemaError(f"no device decoder for latent codec {codec!r}")
 
 
+def decode_map_parts(modality: str, codes: torch.Tensor, quant: torch.Tensor) -> torch.Tensor:
+    """A quant16 map (B, N, H, W, ch) float32 from its int16 ``codes`` and ``quant`` (B, 2, ch)
+    (step, offset): ``codes * step + offset`` (exp for depth); clips whose step is NaN hold float16
+    bits. :func:`p4d.cache_schema.map_codecs.decode_map` on the device, bit for bit (the same float32
+    arithmetic; depth's exp in float64, rounded once)."""
+    lead = (slice(None),) + (None,) * (codes.dim() - 2)
+    quant = quant.to(torch.float32)
+    out = codes.to(torch.float32) * quant[:, 0][lead] + quant[:, 1][lead]
+    if MAP_QUANT[modality].log:  # float64 exp rounded once, as the numpy decode does
+        out = out.double().exp().float()
+    fallback = torch.isnan(quant[:, 0, 0]).view((-1,) + (1,) * (codes.dim() - 1))
+    return torch.where(fallback, codes.view(torch.float16).to(torch.float32), out)
+
+
 def decode_target_parts(codec: str, parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every target of a batch of stored parts as float32: ``f4d`` from the ``f4d*`` parts
     (when present; ``f4d_level`` / ``f4d_bf16`` carry the clips of the codec's bfloat16
-    fallback), each map (float16 as stored) converted; other entries pass through."""
+    fallback), each map converted (float16 as stored) or decoded (a quant16 map's int16 codes with
+    its ``<m>_quant``); other entries pass through."""
     out: dict[str, torch.Tensor] = {}
     latent = {k: v for k, v in parts.items() if k.startswith("f4d")}
     if latent:
@@ -109,6 +125,11 @@ def decode_target_parts(codec: str, parts: dict[str, torch.Tensor]) -> dict[str,
             fallback = (levels == 2).view((-1,) + (1,) * (bf16.dim() - 1))
             out["f4d"] = torch.where(fallback, decode_latent_parts("bfloat16", {"f4d": bf16}), out["f4d"])
     for k, v in parts.items():
-        if not k.startswith("f4d"):
+        if k.startswith("f4d") or k.endswith(f"_{QUANT_PART}"):
+            continue
+        quant = parts.get(f"{k}_{QUANT_PART}")
+        if quant is not None:  # a quant16 map: int16 codes + (step, offset) per clip and channel
+            out[k] = decode_map_parts(k, v, quant)
+        else:
             out[k] = v.to(torch.float32) if v.is_floating_point() else v
     return out

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from p4d.cache_schema import CacheStore, read_clips
+from p4d.cache_schema.map_codecs import QUANT_PART
 from p4d.errors import P4DError
 from p4d.train.augment import flip_frames, flip_region, flip_targets, should_flip
 from p4d.train.data import Sample
@@ -63,7 +64,8 @@ class ClipDataset(torch.utils.data.Dataset):
 
     targets: the cache targets to read (subset of ``f4d``, depth, flow, motion, camray);
     f4d_input: also return F_4D as the student's input (4d-concat / 4d-pe);
-    decode_on_device: hand the targets over as stored (int8 residuals + scales, float16 maps;
+    decode_on_device: hand the targets over as stored (int8 residuals + scales, float16 maps or
+    quant16 codes with their `<m>_quant`;
     ``batch["target_codec"]`` names the codec) for :mod:`p4d.train.device_decode` on the
     trainer's device; else (and always with ``f4d_input``) decode to float32 here.
     """
@@ -127,7 +129,8 @@ class ClipDataset(torch.utils.data.Dataset):
                 clip = {k: v[0] for k, v in clip.items()}
             frames = decode_frames(s.media[0], clip["frame_index"]).frames
             timestamps = clip["timestamp"].astype(np.float32)
-            targets = {k: v for k, v in clip.items() if k in self.targets or (k.startswith("f4d_") and "f4d" in self.targets)}
+            targets = {k: v for k, v in clip.items() if k in self.targets or (k.startswith("f4d_") and "f4d" in self.targets)
+                       or (k.endswith(f"_{QUANT_PART}") and k[:-len(QUANT_PART) - 1] in self.targets)}
             f4d = clip["f4d"] if self.f4d_input else None
         elif s.kind == "video-sft":
             sampling = self.store.spec.sampling

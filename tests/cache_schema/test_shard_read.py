@@ -36,7 +36,7 @@ def test_parts_decode_to_the_float_targets(filled):
     store = open_store(filled.url)
     parts = read_clips(store, DONE, decode=False)
     full = read_clips(store, DONE)
-    assert parts["f4d"].dtype == np.int8 and parts["depth"].dtype == np.float16
+    assert parts["f4d"].dtype == np.int8 and parts["depth"].dtype == np.int16 and parts["depth_quant"].shape == (len(DONE), 2, 1)
     codec = store.spec.latent_codec
     from p4d.cache_schema import LATENT_CODECS
 
@@ -45,7 +45,9 @@ def test_parts_decode_to_the_float_targets(filled):
     assert "f4d_outlier_index" in stored  # level 1's outlier tokens come with the parts
     decoded = LATENT_CODECS[codec].decode({k: parts[k] for k in stored})
     np.testing.assert_array_equal(decoded, full["f4d"])
-    np.testing.assert_array_equal(parts["depth"].astype(np.float32), full["depth"])
+    from p4d.cache_schema.map_codecs import decode_map
+
+    np.testing.assert_array_equal(decode_map("depth", parts["depth"], parts["depth_quant"]), full["depth"])
 
 
 def _chunk_file(store, path, shard) -> Path:

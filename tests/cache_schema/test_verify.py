@@ -24,15 +24,15 @@ def test_pending_store_has_no_problems(store):
 
 
 def test_injected_nan_in_a_done_clip_is_found(filled):
-    depth = zarr.open_array(filled.url, path="maps/depth", mode="r+")
-    row = depth[4]
-    row[2, 5, 5, 0] = np.nan
-    depth[4] = row
+    quant = zarr.open_array(filled.url, path="maps/depth_quant", mode="r+")  # quant16: a NaN offset decodes to NaN
+    row = quant[4]
+    row[1, 0] = np.nan
+    quant[4] = row
     ts = zarr.open_array(filled.url, path="clips/timestamp", mode="r+")
     ts[6] = np.array([0, np.inf, 0, 0], np.float32)
     report = verify(open_store(filled.url))
     assert sorted(report.problems) == sorted([
-        "clip 4 (/videos/v1.mp4): NaN/Inf in maps/depth although marked done",
+        "clip 4 (/videos/v1.mp4): NaN/Inf in maps/depth (decoded) although marked done",
         "clip 6 (/videos/v2.mp4): NaN/Inf in clips/timestamp although marked done",
     ])
     assert report.headline().startswith("2 PROBLEM(S)")

@@ -40,13 +40,13 @@ def test_decoded_values_equal_read_clips_and_are_read_lazily(filled, monkeypatch
     np.testing.assert_array_equal(depth, ref["depth"][0, ..., 0])
     np.testing.assert_array_equal(ds.f4d.sel(clip=4).values, ref["f4d"][0])
     np.testing.assert_array_equal(ds.flow.sel(clip=4).values, ref["flow"][0])
-    # against the written truth: maps are float16, so within float16 rounding
-    np.testing.assert_allclose(depth, clip_truth(filled.spec, 4)["depth"][..., 0], rtol=1e-3)
+    # against the written truth: quant16 depth is within its stated 0.25 % relative bound
+    np.testing.assert_allclose(depth, clip_truth(filled.spec, 4)["depth"][..., 0], rtol=0.0025)
     assert np.isnan(ds.depth.sel(clip=3).values).all()                                       # the failed clip
 
 
 def test_stored_arrays_without_decoding(filled):
     ds = to_xarray(filled, decode=False)
-    assert ds.depth.dtype == np.float16 and ds.f4d.dtype == np.int8 and "f4d_scale" in ds
+    assert ds.depth.dtype == np.int16 and ds.f4d.dtype == np.int8 and "f4d_scale" in ds and "depth_quant" in ds
     assert ds.depth.dims == ("clip", "frame", "y", "x")
     np.testing.assert_array_equal(ds.f4d.sel(clip=2).values, read_clips(filled, [2], fields=["f4d"], decode=False)["f4d"][0])

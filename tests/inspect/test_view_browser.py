@@ -66,7 +66,16 @@ def truth(store, store_path, page):
 
     from p4d.heads import HEADS_FILENAME, heads_from_bytes
 
-    maps = {m: zarr.open_array(str(store_path), path=f"maps/{m}", mode="r")[CLIP] for m in ("depth", "flow", "motion", "camray")}
+    from p4d.cache_schema.map_codecs import decode_map
+
+    def stored(m):  # a quant16 store's codes decoded by the formula its attrs state, as the page carries them
+        arr = zarr.open_array(str(store_path), path=f"maps/{m}", mode="r")
+        if arr.attrs["codec"]["name"] != "quant16":
+            return arr[CLIP]
+        quant = zarr.open_array(str(store_path), path=f"maps/{m}_quant", mode="r")[CLIP]
+        return decode_map(m, arr[CLIP][None], quant[None])[0].astype(np.float16)
+
+    maps = {m: stored(m) for m in ("depth", "flow", "motion", "camray")}
     assert all(v.dtype == np.float16 for v in maps.values())
     heads = heads_from_bytes(store.read_side_file(HEADS_FILENAME), dtype=torch.float32)
     with torch.no_grad():

@@ -70,8 +70,8 @@ def _huge_depth_and_nan(url, shard, job):
 
 @pytest.mark.slow
 def test_float16_overflow_is_clamped_and_recorded_and_nan_fails_the_clip(videos, tmp_path):
-    url = str(tmp_path / "c.zarr")
-    report = run_precompute(_cfg(videos, url, shards=(0, 1)), shard_fn=_huge_depth_and_nan)
+    url = str(tmp_path / "c.zarr")  # a float16 store (quant16 stores depth 1e6 within its bound, no clamp)
+    report = run_precompute(_cfg(videos, url, shards=(0, 1), map_codec="float16"), shard_fn=_huge_depth_and_nan)
     store = open_store(url, mode="r+")
     assert (report.clips_done, report.clips_failed) == (1, 1)
     depth = read_clip(store, 0)["depth"]
@@ -86,7 +86,7 @@ def test_float16_overflow_is_clamped_and_recorded_and_nan_fails_the_clip(videos,
     # clamps again and the clip is done; a second repair finds nothing (no loop)
     store.array("maps/depth")[0, 2, 5, 7, 0] = np.inf
     assert repair(store).pending_shards == [0]
-    again = run_precompute(_cfg(videos, url, shards=(0, 1)), shard_fn=_huge_depth_and_nan)
+    again = run_precompute(_cfg(videos, url, shards=(0, 1), map_codec="float16"), shard_fn=_huge_depth_and_nan)
     assert (again.shards_written, again.clips_done) == (1, 1)
     store = open_store(url, mode="r+")
     assert read_clip(store, 0)["depth"][2, 5, 7, 0] == 65504.0 and repair(store).before.ok

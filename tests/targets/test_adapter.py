@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from p4d.cache_schema.map_codecs import MAP_QUANT
 from p4d.cache_schema import open_store, read_clips
 from p4d.targets import CachedL4P, MissingTargetsError, TargetDataset, open_targets
 from p4d.targets.layouts import to_layout
@@ -20,6 +21,9 @@ pytestmark = pytest.mark.slow  # one precompute of 3 videos with the tiny teache
 
 #: the release's weights (notes/release.md §4); the distance is MSE, depth compared in log space
 WEIGHTS = {"ld": 0.01, "depth": 0.1, "flow": 0.001, "dyn": 0.01, "camray": 1e-5}
+
+
+MAP_OF = {"pred_depth": "depth", "pred_flow_2d_backward": "flow", "pred_dyn_mask": "motion", "pred_camray": "camray"}
 
 
 def release_style_loss(student: dict, teacher) -> dict:
@@ -74,14 +78,29 @@ def test_release_style_loss_from_the_cache_equals_the_online_teachers(teacher_ca
     for k, v in online.to_dict().items():
         got = getattr(cached, k)
         assert got.shape == v.shape and got.dtype == torch.float32, k
-        rel = float((got - v).abs().max() / v.abs().max())
-        assert rel <= 1e-3, (k, rel)  # float16 keeps ~4.9e-4 relative per element
+        m = MAP_OF.get(k)
+        if m is None or store.spec.map_codec != "quant16":
+            rel = float((got - v).abs().max() / v.abs().max())
+            assert rel <= 1e-3, (k, rel)  # float16 keeps ~4.9e-4 relative per element
+            continue
+        # quant16 maps: within the store's stated bound per element (+ the online forward's own rounding)
+        err = (got / v - 1).abs().max() if m == "depth" else (got - v).abs().max()
+        assert float(err) <= MAP_QUANT[m].bound + 1e-5, (k, float(err))
     student = _student_like(online, seed=0)
     from_cache, from_online = release_style_loss(student, cached), release_style_loss(student, online)
+    # a target off by at most b per element moves an MSE L by at most 2 sqrt(L) b + b^2 (Cauchy-Schwarz):
+    # the loss terms of quant16 maps are held to that (depth's b: its bound in log space), the rest to 1e-3
+    quantised = store.spec.map_codec == "quant16"
+    bound = {"depth": np.log1p(MAP_QUANT["depth"].bound), "flow": MAP_QUANT["flow"].bound,
+             "dyn": MAP_QUANT["motion"].bound, "camray": MAP_QUANT["camray"].bound} if quantised else {}
+    allowed = {k: 2 * float(from_online[k]) ** 0.5 * b + b * b for k, b in bound.items()}
+    allowed["total"] = sum(WEIGHTS[k] * a for k, a in allowed.items())
     for k in from_online:
-        rel = abs(float(from_cache[k] - from_online[k])) / float(from_online[k])
-        print(f"{k}: cache {float(from_cache[k]):.6g} online {float(from_online[k]):.6g} rel diff {rel:.2e}")
-        assert rel <= 1e-3, (k, rel)
+        diff = abs(float(from_cache[k] - from_online[k]))
+        rel = diff / float(from_online[k])
+        print(f"{k}: cache {float(from_cache[k]):.6g} online {float(from_online[k]):.6g} rel diff {rel:.2e}"
+              + (f", allowed by the bound {allowed[k]:.2e}" if k in allowed else ""))
+        assert rel <= 1e-3 or diff <= allowed.get(k, 0) + 1e-3 * float(from_online[k]), (k, rel)
     with pytest.raises(Exception, match="use .l4p_encs"):
         cached.feats_enc
 

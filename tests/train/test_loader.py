@@ -210,21 +210,24 @@ def test_batched_fetch_with_a_torn_shard_reports_only_that_sample(train_cache, c
                                       targets=MAPS)[(good, 0)])
 
 
-def test_device_decode_batches_equal_host_decode(train_cache, conversations, tiny):
+@pytest.mark.parametrize("hflip", [0.0, 1.0])
+def test_device_decode_batches_equal_host_decode(train_cache, conversations, tiny, hflip):
     """Targets handed over as stored and decoded by torch (the CUDA path, here on CPU tensors)
-    equal the host's float32 decode bit for bit."""
+    equal the host's float32 decode bit for bit, flipped too (a quant16 map is flipped in code space before the device decode)."""
     from p4d.train.device_decode import decode_target_parts
 
-    host, samples = _dataset(train_cache, conversations, tiny, targets=MAPS)
-    dev, _ = _dataset(train_cache, conversations, tiny, targets=MAPS, decode_on_device=True)
+    targets = MAPS if not hflip else MAPS[1:]  # F_4D does not mirror: a flip is refused with it
+    host, samples = _dataset(train_cache, conversations, tiny, targets=targets, hflip=hflip)
+    dev, _ = _dataset(train_cache, conversations, tiny, targets=targets, decode_on_device=True, hflip=hflip)
     keys = [(k, 0) for k, s in enumerate(samples) if s.kind == "video"][:3]
     collate = Collate(pad_id=0)
     a, b = collate(host.__getitems__(keys)), collate(dev.__getitems__(keys))
     assert a["target_codec"] is None and b["target_codec"] == open_store(train_cache.store).spec.latent_codec
-    assert b["targets"]["f4d"].dtype.is_floating_point is False and b["targets"]["depth"].dtype == torch.float16
+    assert "f4d" not in targets or b["targets"]["f4d"].dtype.is_floating_point is False
+    assert b["targets"]["depth"].dtype == torch.int16 and b["targets"]["depth_quant"].shape == (len(keys), 2, 1)
     decoded = decode_target_parts(b["target_codec"], b["targets"])
-    assert set(decoded) == set(MAPS)
-    for k in MAPS:
+    assert set(decoded) == set(targets)
+    for k in targets:
         assert torch.equal(decoded[k], a["targets"][k]), k
 
 
