@@ -145,7 +145,7 @@ MAP_CODEC = "quant16"
 ED_BASE = "float32, ED trained"
 ED_ROWS = {ED_BASE: ("float32", None), f"dpcm-channel + {MAP_CODEC} maps, ED trained": ("dpcm-channel", MAP_CODEC)}
 TRAIN_ROWS = ("float32", "float32 (rerun)", "float32 (seed 1)", "bfloat16", "dpcm-channel", f"dpcm {COARSE_STEP}xRMS",
-              *DAMAGED_ROWS, "zeros (control)")
+              *DAMAGED_ROWS, "zeros (control)", *ED_ROWS)
 
 
 def _figures(x: np.ndarray, y: np.ndarray) -> dict:
