@@ -13,7 +13,10 @@ are the *exact* targets. Each training row replaces only the F_4D targets by the
 * ``dpcm-channel`` (p4d's default, through the write-time self-check with the default policy:
   the level each clip would be stored at); ``dpcm 0.5xRMS`` (a coarser step, unchecked);
 * damaged codecs the bench must see: a per-clip, per-tap PCA keeping c'/8 components, and every
-  10th channel zeroed; ``zeros (control)``: all-zero F_4D targets.
+  10th channel zeroed; ``zeros (control)``: all-zero F_4D targets;
+* two rows trained with the release's ED weights on (:data:`ED_ROWS`): exact F_4D and maps, and the
+  default cache (dpcm-channel F_4D and quant16 maps, through
+  :func:`p4d.cache_schema.map_codecs.roundtrip_map`), the second judged against the first.
 
 Training (:class:`LearningSetup`): LD at weight 1 + SFT, the ED heads off (held-out ED is still
 scored through the frozen D_m on F̂_4D), lr 1e-2 (D_4DP) / 3e-3, no warmup, a cosine over the K
