@@ -380,8 +380,8 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
         rows.append(Row(f"{name}: held-out ED after {k} steps vs {vs}", "loss", _ed(h), _ed(ref),
                         goal=goal, checks=row_checks))
     notes.append(f"training: tiny student from one seed, {n_batches} batches of 2 clips cycled for {k} steps "
-                 f"(LD weight 1 + SFT; ED heads not trained), held out: {n_held} batches scored against the exact "
-                 "(float32) targets; maps exact in every row")
+                 f"(LD weight 1 + SFT; ED heads not trained but in the 'ED trained' rows), held out: {n_held} batches "
+                 "scored against the exact (float32) targets; maps exact in every row but the map-codec one")
     notes.append("train LD/SFT: mean of the last 5 steps; train ED: the last step (weight 0, logged only, but in the "
                  "'ED trained' rows); ED = the sum of the map terms")
     notes.append(f"floor: the held-out LD no student with this token grid can go under (D_4DP's rearrange is linear): "
