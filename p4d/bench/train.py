@@ -112,7 +112,8 @@ class Paths:
         student_file.write_text(json.dumps(student_preset("tiny", **student).to_dict()))
         self.cfg = resolve_config(overrides={
             "out": str(out), "model": {"config_file": str(student_file)}, "data": {"conversations": str(conversations), "cache": store_url, "batch_size": 2},
-            "optim": {"max_steps": 1000, "lr_llm": 1e-3, "lr_projector": 1e-3, "lr_d4dp": 1e-3, "warmup_steps": 0},
+            "optim": {"max_steps": 1000, "lr_llm": 1e-3, "lr_projector": 1e-3, "lr_d4dp": 1e-3, "warmup_steps": 0,
+                      "warmup_ratio": 0.0},  # full lr from step 1: the default warmup (3 % of 1000 steps) kept 4-10-step rows at lr ~0
             "log": {"progress": False, "tensorboard": False}})
         self.store = open_store(store_url)
         self.samples, _ = build_samples(conversations, self.store)
