@@ -19,7 +19,7 @@ from p4d.cache_schema.store import FIDELITY_DIR, CacheStore, _fs
 __all__ = ["format_summary", "disk_usage", "fidelity_records", "padded_line", "padded_videos", "store_bytes"]
 
 
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -238,8 +238,8 @@ def format_summary(store: CacheStore) -> str:
         group_raw[lay.group] += raw
         ratio = f"{disk / raw:.3f}" if raw else "-"
         rows.append((path, str(tuple(shape)) if shape != "MISSING" else shape, dtype, str(tuple(chunks)) if chunks != "-" else "-",
-                     str(tuple(shards)) if shards not in ("-", None) else "-", chain, _human(disk),
-                     _human(raw) if raw else "-", ratio))
+                     str(tuple(shards)) if shards not in ("-", None) else "-", chain, human_bytes(disk),
+                     human_bytes(raw) if raw else "-", ratio))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     for r in rows:
         lines.append("  " + "  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -250,15 +250,15 @@ def format_summary(store: CacheStore) -> str:
         d, r = group_disk[g], group_raw[g]
         tot_disk += d
         tot_raw += r
-        per = f", {_human(d / written)}/clip" if written and g != "clips" else ""
-        lines.append(f"    {g:8s} {_human(d):>10s} on disk vs {_human(r):>10s} raw  ratio "
+        per = f", {human_bytes(d / written)}/clip" if written and g != "clips" else ""
+        lines.append(f"    {g:8s} {human_bytes(d):>10s} on disk vs {human_bytes(r):>10s} raw  ratio "
                      f"{(d / r if r else float('nan')):.3f}{per}")
-    lines.append(f"    {'arrays':8s} {_human(tot_disk):>10s} on disk vs {_human(tot_raw):>10s} raw  ratio "
+    lines.append(f"    {'arrays':8s} {human_bytes(tot_disk):>10s} on disk vs {human_bytes(tot_raw):>10s} raw  ratio "
                  f"{(tot_disk / tot_raw if tot_raw else float('nan')):.3f}")
     whole, heads = store_bytes(store.url)
-    lines.append(f"    {'heads':8s} {_human(heads):>10s} on disk ({HEADS_FILE}: the D_m weights, once per store)"
+    lines.append(f"    {'heads':8s} {human_bytes(heads):>10s} on disk ({HEADS_FILE}: the D_m weights, once per store)"
                  if heads else f"    {'heads':8s} {'none':>10s} ({HEADS_FILE} not written yet)")
-    lines.append(f"    {'store':8s} {_human(whole):>10s} on disk in all (arrays, heads, videos.json, side files)")
+    lines.append(f"    {'store':8s} {human_bytes(whole):>10s} on disk in all (arrays, heads, videos.json, side files)")
     runs = store.shard_runs()
     if runs:
         lines.append("")

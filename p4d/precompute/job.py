@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from p4d.cache_schema import CacheStore, bind_teacher, mark_shard_failed, open_store
 from p4d.cache_schema.labels import RANDOM_WEIGHTS_KEY
-from p4d.cache_schema.summary import _human as human_bytes  # the units of `p4d cache summary`
+from p4d.cache_schema.summary import human_bytes  # the units of `p4d cache summary`
 from p4d.cache_schema.summary import padded_line, store_bytes
 from p4d.errors import CacheNotFoundError, CacheSchemaError, P4DError
 from p4d.precompute.cluster import connect
