@@ -4,6 +4,7 @@ import shutil
 from importlib import metadata
 
 import torch
+from packaging.requirements import Requirement
 from typer.testing import CliRunner
 
 from p4d.cache_schema import create_store, write_shard
@@ -39,7 +40,7 @@ def test_doctor_reports_the_environment_and_a_store(tmp_path):
             continue
         extra = req.split('extra == "')[1].rstrip('"')
         line = next(line for line in lines if line.split()[:1] == [extra])
-        dist = req.split(";")[0].split(">")[0].split("[")[0].strip()
+        dist = Requirement(req).name  # packaging's parser: names with <, >, ==, [extras] alike
         try:
             metadata.version(dist)
         except metadata.PackageNotFoundError:
