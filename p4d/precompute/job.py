@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,6 +330,15 @@ def wait_result(future, poll_s: float = 0.1):
 
 
 def quiet_dask() -> None:
-    """After Ctrl-C: silence distributed's shutdown noise (CancelledError, closing comms); p4d says what happened."""
+    """After Ctrl-C: silence distributed's shutdown noise (CancelledError, closing comms, and the
+    "Exception ignored in Future.__del__" of a Future the interrupt cut off half-built); p4d says what
+    happened. Errors raised while deleting other objects are still printed."""
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    shown = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if not (getattr(unraisable.object, "__module__", None) or "").startswith("distributed"):
+            shown(unraisable)
+
+    sys.unraisablehook = hook

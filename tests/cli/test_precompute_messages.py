@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -117,3 +118,28 @@ def test_refused_checkpoint_is_one_error_line_without_dask_noise(videos, tmp_pat
     for noise in ("Compute Failed", "Traceback", "distributed.worker"):
         assert noise not in proc.stderr, proc.stderr
     assert not (tmp_path / "c.zarr").exists()
+
+
+def test_after_ctrl_c_a_half_built_dask_future_deletes_silently_and_others_still_speak():
+    """A Ctrl-C inside distributed's Future.__init__ left a Future without `_client`; its __del__ then
+    printed "Exception ignored ... AttributeError" after p4d's one line (seen in CI). quiet_dask drops
+    only errors raised while deleting distributed's objects."""
+    code = textwrap.dedent('''
+        import gc
+        from p4d.precompute.job import quiet_dask
+
+        def make(module):
+            def __del__(self):
+                raise AttributeError(f"{module}: half-built")
+            __del__.__module__ = module
+            return type("Future", (), {"__del__": __del__})()
+
+        quiet_dask()
+        make("distributed.client"); gc.collect()
+        make("p4d.elsewhere"); gc.collect()
+    ''')
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "distributed.client: half-built" not in proc.stderr
+    assert "p4d.elsewhere: half-built" in proc.stderr and "Exception ignored" in proc.stderr
