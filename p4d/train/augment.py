@@ -34,25 +34,25 @@ def flip_frames(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames[:, :, ::-1])
 
 
-def flip_map(name: str, value: np.ndarray) -> np.ndarray:
-    """One cached map of a clip, replayed for a horizontally flipped clip."""
-    mirrored = value[:, :, ::-1]
-    if name in ("depth", "motion"):
-        out = mirrored
-    elif name == "flow":
-        out = mirrored * np.array([-1, 1], dtype=value.dtype)
-    elif name == "camray":
-        out = mirrored * CAMRAY_FLIP_SIGN.astype(value.dtype)
-    elif name == "f4d":
+#: Sign per channel of the maps whose channels change sign under the flip; depth and motion are only mirrored.
+FLIP_SIGNS = {"flow": np.array([-1, 1], dtype=np.float32), "camray": CAMRAY_FLIP_SIGN}
+MIRRORED_ONLY = ("depth", "motion")
+
+
+def _check_flip_rule(name: str) -> None:
+    if name == "f4d":
         raise ConfigError("--augment.hflip: F_4D does not mirror with the image; a flip is refused while LD or an "
                           "F_4D input is on (set --augment.hflip 0 or --loss ed-only)")
-    else:
+    if name not in MIRRORED_ONLY and name not in FLIP_SIGNS:
         raise ConfigError(f"flip: no flip rule for target {name!r}")
+
+
+def flip_map(name: str, value: np.ndarray) -> np.ndarray:
+    """One cached map of a clip, replayed for a horizontally flipped clip."""
+    _check_flip_rule(name)
+    mirrored = value[:, :, ::-1]
+    out = mirrored * FLIP_SIGNS[name].astype(value.dtype) if name in FLIP_SIGNS else mirrored
     return np.ascontiguousarray(out)
-
-
-#: Sign per channel of the maps whose channels change sign under the flip (depth, motion: none).
-FLIP_SIGNS = {"flow": np.array([-1, 1], dtype=np.float32), "camray": CAMRAY_FLIP_SIGN}
 
 
 def flip_quantised(name: str, codes: np.ndarray, quant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +60,7 @@ def flip_quantised(name: str, codes: np.ndarray, quant: np.ndarray) -> tuple[np.
     (step, offset), :mod:`p4d.cache_schema.map_codecs`), replayed for the flip without decoding:
     mirrored along W, and a channel whose sign flips gets codes -q and offset -offset (exact), or,
     in a clip stored as float16 (step NaN), its sign bit flipped."""
-    if name not in ("depth", "motion", *FLIP_SIGNS):
-        raise ConfigError(f"flip: no flip rule for target {name!r}")
+    _check_flip_rule(name)
     out = np.ascontiguousarray(codes[:, :, ::-1])
     quant = np.array(quant, dtype=np.float32, copy=True)
     neg = FLIP_SIGNS[name] < 0 if name in FLIP_SIGNS else np.zeros(codes.shape[-1], bool)
