@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from p4d.bench.harness import BenchResult, Goal, Row
+from p4d.bench.train import ed_sum
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +228,6 @@ def loss_curves(conversations: Path, store: str, out: Path, steps: int) -> dict[
     return curves
 
 
-def _ed(terms: dict) -> float:
-    return float(sum(terms.get(m, 0.0) for m in ("depth", "flow", "motion", "camray")))
-
-
 def _verdict(ok: bool) -> str:
     return "met" if ok else "not met"
 
@@ -353,7 +350,7 @@ def run(size: str, steps: int | None = None) -> BenchResult:
         with stages(f"cached vs online teacher ({plan.curve_steps} steps each)"):
             curves = loss_curves(conv, store, tmp / "curves" / "run", plan.curve_steps)
         ld_c, ld_o = [c["ld"] for c in curves["cached"]], [c["ld"] for c in curves["online"]]
-        ed_c, ed_o = [_ed(c) for c in curves["cached"]], [_ed(c) for c in curves["online"]]
+        ed_c, ed_o = [ed_sum(c) for c in curves["cached"]], [ed_sum(c) for c in curves["online"]]
         gap = lambda a, b: float(max(abs(x - y) / abs(y) for x, y in zip(a, b)))  # noqa: E731
         result.rows.append(Row(f"(c) LD after {plan.curve_steps} steps: cached vs online teacher", "loss", ld_c[-1],
                                ld_o[-1], extra={"largest step gap": gap(ld_c, ld_o),

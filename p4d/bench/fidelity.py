@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from p4d.bench.harness import BenchResult, Goal, Row
+from p4d.bench.train import MAP_TERMS, ed_sum
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ SOURCE_SHAPES = {"tiny": (4, 8, 8, 8, 64), "small": (4, 8, 16, 16, 384), "paper"
 GOAL_LEARNING = Goal("within", 0.01)
 GOAL_BYTES = 0.15
 COARSE_STEP = 0.5
-MAP_TERMS = ("depth", "flow", "motion", "camray")
 
 
 # ---- codecs as round trips -------------------------------------------------------------------
@@ -189,10 +189,6 @@ SIZES = {"tiny": LearningSetup(8, 4, 40), "small": LearningSetup(12, 4, 80)}
 #: bench sensitivity: the all-zero control's held-out LD must be >= 1 + SEPARATION x float32's, and every
 #: damaged row's beyond the goal's 1 %
 SEPARATION = 0.10
-
-
-def _ed(terms: dict) -> float:
-    return float(sum(terms.get(m, 0.0) for m in MAP_TERMS))
 
 
 def reach_projection(model, f4d_shape: tuple[int, ...], frames: int) -> np.ndarray:
@@ -333,7 +329,7 @@ def _learning_rows_for(setup: LearningSetup, rows: tuple[str, ...]) -> tuple[lis
                 "bytes/raw": nbytes / flat.nbytes, "levels": levels, **_figures(flat, y),
                 **({"map fallbacks": fallbacks} if map_codec else {}),
                 "train LD": float(np.mean([c["ld"] for c in last])),
-                "train ED (last step)": _ed(curve[-1]),
+                "train ED (last step)": ed_sum(curve[-1]),
                 "train SFT": float(np.mean([c.get("sft", np.nan) for c in last])),
                 "held": _held_out(state[0], held_out, paths.dist.device, p, blind)}
             log.info("bench fidelity: %s done", name)
@@ -377,7 +373,7 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
         vs = ED_BASE if name in ED_ROWS else "float32"
         rows.append(Row(f"{name}: held-out LD above floor after {k} steps vs {vs}", "loss", h["reach"],
                         ref["reach"], goal=goal, checks=row_checks, extra=extra))
-        rows.append(Row(f"{name}: held-out ED after {k} steps vs {vs}", "loss", _ed(h), _ed(ref),
+        rows.append(Row(f"{name}: held-out ED after {k} steps vs {vs}", "loss", ed_sum(h), ed_sum(ref),
                         goal=goal, checks=row_checks))
     notes.append(f"training: tiny student from one seed, {n_batches} batches of 2 clips cycled for {k} steps "
                  f"(LD weight 1 + SFT; ED heads not trained but in the 'ED trained' rows), held out: {n_held} batches "
@@ -397,7 +393,7 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
                         "not sensitive (" + ", ".join(c for c, ok in checks.items() if not ok) + ")"))
     if "dpcm-channel" in results:
         d = results["dpcm-channel"]
-        ld, ed = ratio("dpcm-channel", "reach"), _ed(d["held"]) / _ed(base)
+        ld, ed = ratio("dpcm-channel", "reach"), ed_sum(d["held"]) / ed_sum(base)
         met = abs(ld - 1) <= GOAL_LEARNING.target and abs(ed - 1) <= GOAL_LEARNING.target
         verdict = ("not sensitive: no verdict on the codec" if not sensitive else
                    ("learning within 1 %" if met else "learning NOT within 1 %")
@@ -409,7 +405,7 @@ def _rows_and_notes(results: dict, k: int, n_batches: int, n_held: int, flat: np
     for name in both:
         b, c = results[ED_BASE]["held"], results[name]["held"]
         notes.append(f"{name} (the default cache, F_4D and maps through their codecs, ED at the release's weights) vs "
-                     f"{ED_BASE}: held-out LD above floor x{c['reach'] / b['reach']:.5f}, ED x{_ed(c) / _ed(b):.5f} "
+                     f"{ED_BASE}: held-out LD above floor x{c['reach'] / b['reach']:.5f}, ED x{ed_sum(c) / ed_sum(b):.5f} "
                      f"(per map: " + ", ".join(f"{m} x{c[m] / b[m]:.5f}" for m in MAP_TERMS if m in b) + ")")
     shapes = {"f4d per clip": "x".join(map(str, shape[2:])), "train clips": flat.shape[0],
               "held-out clips": 2 * n_held, "steps": k}
