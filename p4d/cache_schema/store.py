@@ -273,12 +273,16 @@ class CacheStore:
             out.append((path, record))
         return out
 
-    def clip_records(self, folder: str, status: int, what: str) -> dict[int, Any]:
+    def clip_records(self, folder: str, status: int, what: str,
+                     side_records: list[tuple[str, dict]] | None = None) -> dict[int, Any]:
         """``clips`` entries of the ``folder/shard-*.json`` side files, by global clip index, for the
-        clips whose status is ``status`` (a record left by an older write of the shard is ignored)."""
+        clips whose status is ``status`` (a record left by an older write of the shard is ignored);
+        ``side_records``: those files as :meth:`_shard_side_records` read them, when already read."""
         st = self.clip_status()
         out: dict[int, Any] = {}
-        for path, record in self._shard_side_records(folder, what):
+        if side_records is None:
+            side_records = self._shard_side_records(folder, what)
+        for path, record in side_records:
             clips = record.get("clips")
             if not isinstance(clips, dict):
                 log.warning("%s: unreadable %s record %s (no clips mapping)", self.url, what, path)

@@ -71,13 +71,19 @@ def store_bytes(url: str) -> tuple[int, int]:
     return int(fs.du(root, total=True)), int(fs.size(heads)) if fs.exists(heads) else 0
 
 
-def fidelity_records(store: CacheStore) -> dict[int, dict]:
+def fidelity_records(store: CacheStore, side_records: list[tuple[str, dict]] | None = None) -> dict[int, dict]:
     """The codec self-check's figures per done clip (``fidelity/shard-*.json``; see
-    :mod:`p4d.cache_schema.fidelity`): mean/worst token cosine, relative error per tap, level."""
-    return store.clip_records(FIDELITY_DIR, STATUS_DONE, "fidelity")
+    :mod:`p4d.cache_schema.fidelity`): mean/worst token cosine, relative error per tap, level.
+    ``side_records``: those files, when the caller has read them already (:func:`_fidelity_side_records`)."""
+    return store.clip_records(FIDELITY_DIR, STATUS_DONE, "fidelity", side_records)
 
 
-def _channel_lines(store: CacheStore, records: dict[int, dict], q) -> list[str]:
+def _fidelity_side_records(store: CacheStore) -> list[tuple[str, dict]]:
+    """Every ``fidelity/shard-*.json`` as (path, record): read once per summary, used by each section."""
+    return store._shard_side_records(FIDELITY_DIR, "fidelity")
+
+
+def _channel_lines(side: list[tuple[str, dict]], records: dict[int, dict], q) -> list[str]:
     """The channel-balanced criterion (per-channel R^2, lowest tap's mean / worst channel) of the
     clips that recorded it, and the thresholds each shard was checked with (its fidelity record)."""
     have = [r for r in records.values() if "channel_r2_mean" in r]
@@ -86,7 +92,7 @@ def _channel_lines(store: CacheStore, records: dict[int, dict], q) -> list[str]:
     lines = [f"    channel R2, mean    {q(np.array([r['channel_r2_mean'] for r in have]))}  (lowest tap's mean over channels)",
              f"    channel R2, worst   {q(np.array([r['channel_r2_worst'] for r in have]))}  (worst channel)"]
     thresholds: dict[tuple, int] = defaultdict(int)
-    for _, record in store._shard_side_records(FIDELITY_DIR, "fidelity"):
+    for _, record in side:
         policy = record.get("policy") or {}
         if "min_channel_r2_mean" in policy:
             thresholds[(policy["min_channel_r2_mean"], policy.get("min_channel_r2_worst"))] += 1
@@ -95,8 +101,8 @@ def _channel_lines(store: CacheStore, records: dict[int, dict], q) -> list[str]:
     return lines
 
 
-def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
-    records = fidelity_records(store)
+def _fidelity_lines(store: CacheStore, runs: dict[int, dict], side: list[tuple[str, dict]]) -> list[str]:
+    records = fidelity_records(store, side)
     if not records:
         return []
     mean = np.array([r["mean_cosine"] for r in records.values()])
@@ -105,7 +111,7 @@ def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     q = lambda a: " / ".join(f"{v:.4f}" for v in np.quantile(a, [0.0, 0.5, 1.0]))  # noqa: E731
     lines = ["", f"  F_4D codec self-check ({len(records)} checked clips; min / median / max):",
              f"    mean token cosine   {q(mean)}", f"    worst token cosine  {q(worst)}"]
-    lines += _channel_lines(store, records, q)
+    lines += _channel_lines(side, records, q)
     for level, name in CODEC_LEVELS.items():
         lines.append(f"    level {level} ({name}): {int((levels == level).sum())} clips")
     thresholds: dict[tuple, int] = defaultdict(int)  # (mean, worst) -> shards checked with them
@@ -117,12 +123,14 @@ def _fidelity_lines(store: CacheStore, runs: dict[int, dict]) -> list[str]:
     return lines
 
 
-def map_codec_records(store: CacheStore) -> dict[str, dict[int, tuple[float, bool]]]:
+def map_codec_records(store: CacheStore, side_records: list[tuple[str, dict]] | None = None,
+                      ) -> dict[str, dict[int, tuple[float, bool]]]:
     """quant16 stores: per map, done clip -> (max error as stored, stored as float16 after missing
-    the bound), from the ``maps`` entry of ``fidelity/shard-*.json`` (written by ``write_shard``)."""
+    the bound), from the ``maps`` entry of ``fidelity/shard-*.json`` (written by ``write_shard``;
+    ``side_records``: those files, when already read)."""
     status = store.clip_status()
     out: dict[str, dict[int, tuple[float, bool]]] = defaultdict(dict)
-    for _, record in store._shard_side_records(FIDELITY_DIR, "fidelity"):
+    for _, record in _fidelity_side_records(store) if side_records is None else side_records:
         shard = record.get("shard")
         if not isinstance(record.get("maps"), dict) or not isinstance(shard, int):
             continue
@@ -136,12 +144,12 @@ def map_codec_records(store: CacheStore) -> dict[str, dict[int, tuple[float, boo
     return dict(out)
 
 
-def _map_codec_lines(store: CacheStore) -> list[str]:
+def _map_codec_lines(store: CacheStore, side: list[tuple[str, dict]]) -> list[str]:
     """The quant16 map codec's check: max error per clip against each map's bound, and the clips
     that fell back to float16."""
     if store.spec.map_codec != "quant16":
         return []
-    records = map_codec_records(store)
+    records = map_codec_records(store, side)
     if not records:
         return []
     lines = ["", "  map codec quant16 self-check (max error per clip vs its float32 source; min / median / max):"]
@@ -273,8 +281,9 @@ def format_summary(store: CacheStore) -> str:
     if len(runtimes) > 1:  # p4d precompute --allow-mixed-precision (p4d.precompute.runtime)
         mixed = ", ".join(f"{r.get('dtype')} on {r.get('device')}" for r in runtimes if isinstance(r, dict))
         lines.append(f"    MIXED teacher runtimes (--allow-mixed-precision): {mixed}; runs/shard-*.json say which shard")
-    lines += _fidelity_lines(store, runs)
-    lines += _map_codec_lines(store)
+    side = _fidelity_side_records(store)  # read once: the F_4D and the map sections both use them
+    lines += _fidelity_lines(store, runs, side)
+    lines += _map_codec_lines(store, side)
     padded = padded_line(store)
     if padded:
         lines += ["", f"  padded clips: {padded}"]
