@@ -103,7 +103,8 @@ def freeze_for_probe(model: nn.Module) -> dict[str, int]:
         raise ConfigError("--probe-from: the student has no D_4DP to train (--strategy p4d builds it)")
     model.requires_grad_(False)
     model.d4dp.requires_grad_(True)
-    counts = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
-              for name, child in model.named_children()}
+    from p4d.train.model.trainability import trainable_counts
+
+    counts = trainable_counts(model)
     log.info("probe: trainable %s", counts)
     return counts

@@ -62,12 +62,15 @@ def apply_trainability(model: nn.Module, preset: str, *, lora: LoraSettings | No
         module = getattr(model, name, None)
         if module is not None:
             module.requires_grad_(True)
-    counts = {
-        name: sum(p.numel() for p in child.parameters() if p.requires_grad)
-        for name, child in model.named_children()
-    }
+    counts = trainable_counts(model)
     log.info("trainability %s: %s", preset, counts)
     return counts
+
+
+def trainable_counts(model: nn.Module) -> dict[str, int]:
+    """{part (each child module): its parameters with ``requires_grad``, counted}."""
+    return {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
+            for name, child in model.named_children()}
 
 
 def merge_lora(model: nn.Module) -> int:
