@@ -16,16 +16,21 @@ Every student is a real ``p4d train`` run (tiny preset, same seed, same data ord
     baseline (residual r 0 by construction). Per row: residual r for depth and motion, R² and token
     cosine of F_4D. Goals (issue 29): the P4D student's held-out residual r >= 0.5 for depth and motion,
     and >= the probe control's + 0.3.
-(b) the numeric temporal task on the held-out videos (``p4d eval`` items from ``make-temporal --numeric``,
-    scored by MRA): SFT-only students (``--strategy 4d-sft``) with time cue ``none`` | ``mark`` |
-    ``prompt`` | ``tpe``, plus the best constant (the train durations' median: what a student blind to
-    time can reach). Goal: TPE MRA >= 1.5x no-cue.
+(b) the numeric temporal task on its own videos and cache (:func:`temporal_scores`): 96 train + 32
+    held-out videos with durations log-uniform in 1-16 s (a constant answer scores MRA ~20 %, against
+    ~49 % on 2-8 s uniform; 16 videos were memorised), fps as above; SFT-only students
+    (``--strategy 4d-sft``, 1,000 steps of 2 clips, lr 2e-3, tiny preset at 56 px) with time cue
+    ``none`` | ``mark`` | ``prompt`` | ``tpe``, scored by MRA on the held-out ``make-temporal --numeric``
+    items, beside the best constant (the train durations' median). Goal: TPE MRA >= 1.5x no-cue. The
+    no-cue student is not blind: the frame count (d·fps, read from the motion and the frames' index
+    code) correlates with d over a 16x range of d and a 3x range of fps.
 (c) cached vs online teacher: the same student, seed and batches trained from the cache and with the
     tiny teacher run online on the same frames (:class:`p4d.bench.train.Paths`; the trainer itself reads
     only the cache); the LD and ED curves step by step, their largest relative gap and the final ratio.
 
 Each stage's wall and CPU time (``time.process_time``, every thread of this process) is in the notes.
-CPU runs flush denormals to zero. Nothing downloads; ``--steps`` sets the training steps of (a) and (b).
+CPU runs flush denormals to zero. Nothing downloads; ``--steps`` sets the training steps of (a) and (b)
+(default: the plan's, 80 and 1,000).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import torch
 
 from p4d.bench.harness import BenchResult, Goal, Row
 from p4d.bench.train import ed_sum
+from p4d.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +57,20 @@ log = logging.getLogger(__name__)
 class Plan:
     train_videos: int
     held_videos: int
-    steps: int          # optimizer steps of every student of (a) and (b), and of the probe
+    steps: int          # optimizer steps of every student of (a), and of the probe
     curve_steps: int    # (c): steps of the cached and of the online run
+    temporal_train: int  # (b): its own train videos (durations log-uniform in TEMPORAL_DURATION_S)
+    temporal_held: int   # (b): its held-out videos (the scored items)
+    temporal_steps: int  # (b): optimizer steps of each time-cue student
 
 
-SIZES = {"tiny": Plan(train_videos=16, held_videos=8, steps=80, curve_steps=8)}
+SIZES = {"tiny": Plan(train_videos=16, held_videos=8, steps=80, curve_steps=8,
+                      temporal_train=96, temporal_held=32, temporal_steps=1000)}
 LR = 2e-3                     # the demo's rates: the tiny student learns in tens of steps
 BATCH = 2
-DURATION_S = (2.0, 8.0)
+DURATION_S = (2.0, 8.0)       # (a), (c): uniform
+TEMPORAL_DURATION_S = (1.0, 16.0)  # (b): log-uniform, so one constant answer scores poorly (MRA ~21 %)
+TEMPORAL_LR = 2e-3
 FPS = (8, 12, 16, 24)
 VIDEO_SIZE = (96, 64)
 GOAL_R = 0.5                  # held-out residual r of the P4D student, depth and motion
@@ -95,9 +107,19 @@ class Stages:
 # ---- data ----------------------------------------------------------------------------------------
 
 
-def write_videos(root: Path, train: int, held: int, seed: int = 0) -> tuple[list[Path], list[Path]]:
+def draw_duration(rng: np.random.Generator, durations: tuple[float, float], spacing: str = "uniform") -> float:
+    """One duration in seconds from ``durations`` = (lo, hi): ``uniform``, or ``log``-uniform (log d uniform:
+    as likely in 1-2 s as in 8-16 s)."""
+    if spacing not in ("uniform", "log"):
+        raise ConfigError(f"write_videos: spacing must be 'uniform' or 'log', found {spacing!r}")
+    return float(rng.uniform(*durations) if spacing == "uniform" else np.exp(rng.uniform(*np.log(durations))))
+
+
+def write_videos(root: Path, train: int, held: int, seed: int = 0, durations: tuple[float, float] = DURATION_S,
+                 spacing: str = "uniform") -> tuple[list[Path], list[Path]]:
     """``root/train/t*.mp4`` and ``root/held/h*.mp4``: synthetic videos of a random duration in
-    :data:`DURATION_S` and frame rate in :data:`FPS`, drawn independently (seeded)."""
+    ``durations`` (seconds, drawn ``uniform`` or ``log``-uniform; at least 16 frames) and frame rate in
+    :data:`FPS`, drawn independently (seeded)."""
     from p4d.video import write_synthetic_video
 
     rng = np.random.default_rng(seed)
@@ -105,7 +127,7 @@ def write_videos(root: Path, train: int, held: int, seed: int = 0) -> tuple[list
     for k in range(train + held):
         part = "train" if k < train else "held"
         fps = int(rng.choice(FPS))
-        frames = max(16, round(float(rng.uniform(*DURATION_S)) * fps))
+        frames = max(16, round(draw_duration(rng, durations, spacing) * fps))
         path = root / part / f"{part[0]}{k:02d}.mp4"
         out[part].append(write_synthetic_video(path, num_frames=frames, fps=fps, size=VIDEO_SIZE, seed=1000 + k))
     return out["train"], out["held"]
@@ -154,16 +176,16 @@ def student_file(root: Path, image_size: int) -> Path:
 
 def train_run(out: Path, conversations: Path, store: str, *, steps: int, strategy: str = "p4d",
               time_cue: str = "tpe", loss: str = "ld-only", probe_from: Path | None = None, export: bool = False,
-              seed: int = 0, student: Path | None = None):
-    """One real ``p4d train`` run of the tiny student (CPU, the demo's rates, logged at the end only);
-    ``student``: a StudentConfig JSON instead of the tiny preset."""
+              seed: int = 0, student: Path | None = None, lr: float = LR):
+    """One real ``p4d train`` run of the tiny student (CPU, logged at the end only; ``lr`` for every
+    trained part); ``student``: a StudentConfig JSON instead of the tiny preset."""
     from p4d.train.config import resolve_config
     from p4d.train.trainer import main
 
     overrides = {
         "out": str(out), "data": {"conversations": str(conversations), "cache": store, "batch_size": BATCH},
         "model": {"preset": "tiny"} if student is None else {"config_file": str(student)}, "recipe": {"strategy": strategy, "time_cue": time_cue, "loss": loss},
-        "optim": {"max_steps": steps, "lr_llm": LR, "lr_projector": LR, "lr_d4dp": LR, "warmup_steps": 2},
+        "optim": {"max_steps": steps, "lr_llm": lr, "lr_projector": lr, "lr_d4dp": lr, "warmup_steps": 2},
         "log": {"progress": False, "tensorboard": False, "every": steps},
         "checkpoint": {"export": export}, "runtime": {"seed": seed, "device": "cpu"}}
     if probe_from is not None:
@@ -252,16 +274,18 @@ class Setup:
     frames: int              # N of the cached clips
 
 
-def prepare(root: Path, train_videos: int, held_videos: int, image_size: int | None = None) -> Setup:
+def prepare(root: Path, train_videos: int, held_videos: int, image_size: int | None = None,
+            durations: tuple[float, float] = DURATION_S, spacing: str = "uniform") -> Setup:
     """Videos, ``p4d precompute`` with the tiny teacher, conversations and held-out items under ``root``;
-    ``image_size``: the student's (default the tiny preset's), which the cache's teacher input follows."""
+    ``image_size``: the student's (default the tiny preset's), which the cache's teacher input follows;
+    ``durations``, ``spacing``: of the videos (:func:`write_videos`)."""
     from p4d.cache_schema import open_store
     from p4d.eval.temporal import make_temporal
     from p4d.precompute.config import PrecomputeConfig
     from p4d.precompute.job import run_precompute
     from p4d.train.model import student_preset
 
-    train_v, held_v = write_videos(root / "videos", train_videos, held_videos)
+    train_v, held_v = write_videos(root / "videos", train_videos, held_videos, durations=durations, spacing=spacing)
     store = str(root / "cache.zarr")
     run_precompute(PrecomputeConfig(videos=str(root / "videos"), store=store, teacher="tiny", policy="uniform",
                                     clips_per_shard=4, workers=1, device="cpu", progress=False,
@@ -295,6 +319,25 @@ def held_out_scores(s: Setup, steps: int, stages: Stages | None = None) -> dict[
         return distill_rows(s.store, {P4D: s.root / "p4d", PROBE: s.root / "probe"}, s.held_clips, s.train_clips)
 
 
+def temporal_scores(root: Path, plan: Plan, steps: int, stages: Stages | None = None,
+                    ) -> tuple[dict[str, float], tuple[float, float], Setup]:
+    """(b) under ``root``: its own ``plan.temporal_train`` + ``plan.temporal_held`` videos (durations
+    log-uniform in :data:`TEMPORAL_DURATION_S`) cached at the tiny preset's image size, one SFT-only
+    student per time cue (``steps`` steps, lr :data:`TEMPORAL_LR`, same seed and data order);
+    returns ({cue: held-out MRA %}, (best constant, its MRA %), the Setup)."""
+    stages = stages or Stages()
+    with stages("(b) videos + precompute"):
+        s = prepare(root, plan.temporal_train, plan.temporal_held, durations=TEMPORAL_DURATION_S, spacing="log")
+    for cue in TIME_CUES:
+        with stages(f"(b) train SFT-only student, time cue {cue} ({steps} steps)"):
+            train_run(root / f"sft-{cue}", s.conversations, s.store, steps=steps, strategy="4d-sft", time_cue=cue,
+                      export=True, student=s.student, lr=TEMPORAL_LR)
+    with stages(f"(b) eval numeric temporal task ({len(TIME_CUES)} students)"):
+        mra = {cue: temporal_mra(root / f"sft-{cue}" / "export", s.held_items, root / f"eval-{cue}.jsonl", s.store,
+                                 s.frames) for cue in TIME_CUES}
+    return mra, constant_mra(s.durations, s.held_items), s
+
+
 def run(size: str, steps: int | None = None) -> BenchResult:
     if size not in SIZES:
         return BenchResult(name="distill", size=size, shapes={},
@@ -310,8 +353,8 @@ def run(size: str, steps: int | None = None) -> BenchResult:
         tmp = Path(tmp)
         with stages("videos + precompute"):
             s = prepare(tmp, plan.train_videos, plan.held_videos)
-        store, conv, items, frames = s.store, s.conversations, s.held_items, s.frames
-        train_c, held_c, train_v, held_v, durations = s.train_clips, s.held_clips, s.train_videos, s.held_videos, s.durations
+        store, conv = s.store, s.conversations
+        train_c, held_c, train_v, held_v = s.train_clips, s.held_clips, s.train_videos, s.held_videos
 
         # (a) P4D vs probe control vs video-blind ------------------------------------------------
         scored = held_out_scores(s, k, stages)
@@ -329,22 +372,16 @@ def run(size: str, steps: int | None = None) -> BenchResult:
         result.rows.append(Row("(a) held-out F_4D R2 vs the video-blind baseline: P4D student vs probe control", "R2",
                                p4d["f4d_r2"], probe["f4d_r2"]))
 
-        # (b) time cues on the numeric temporal task ----------------------------------------------
-        for cue in TIME_CUES[:-1]:  # tpe: (a)'s SFT-only student
-            with stages(f"train SFT-only student, time cue {cue} ({k} steps)"):
-                train_run(tmp / f"sft-{cue}", conv, store, steps=k, strategy="4d-sft", time_cue=cue, export=True,
-                          student=s.student)
-        with stages("eval numeric temporal task (5 students)"):
-            mra = {cue: temporal_mra(tmp / f"sft-{cue}" / "export", items, tmp / f"eval-{cue}.jsonl", store, frames)
-                   for cue in TIME_CUES}
-            p4d_mra = temporal_mra(tmp / "p4d" / "export", items, tmp / "eval-p4d.jsonl", store, frames)
-        guess, const = constant_mra(durations, items)
+        # (b) time cues on the numeric temporal task: its own videos, cache and students -------------
+        kb = steps or plan.temporal_steps
+        mra, (guess, const), t = temporal_scores(tmp / "temporal", plan, kb, stages)
         result.rows.append(Row("(b) held-out MRA, numeric temporal task: TPE vs no time cue", "MRA %", mra["tpe"],
                                mra["none"], goal=GOAL_TPE,
-                               extra={"mark": mra["mark"], "prompt": mra["prompt"], "P4D student (tpe)": p4d_mra,
+                               extra={"mark": mra["mark"], "prompt": mra["prompt"],
                                       f"best constant ({guess} s)": const}))
         for cue in ("mark", "prompt"):
             result.rows.append(Row(f"(b) held-out MRA: time cue {cue} vs none", "MRA %", mra[cue], mra["none"]))
+        result.rows.append(Row(f"(b) held-out MRA: TPE vs the best constant ({guess} s)", "MRA %", mra["tpe"], const))
 
         # (c) cached vs online ---------------------------------------------------------------------
         with stages(f"cached vs online teacher ({plan.curve_steps} steps each)"):
@@ -377,11 +414,15 @@ def run(size: str, steps: int | None = None) -> BenchResult:
     result.notes.append("residual r: Pearson r of (prediction - baseline mean) and (target - baseline mean) over the "
                         "held-out clips (p4d eval distill); depth in log units, motion as probability; the video-blind "
                         "baseline's r is 0 by construction")
-    result.notes.append("(b) students are SFT-only (--strategy 4d-sft) so the time cue is the only difference; "
-                        "'P4D student (tpe)' is (a)'s P4D student on the same task")
+    result.notes.append(f"(b) its own videos: {len(t.train_videos)} train, {len(t.held_videos)} held out (the items), "
+                        f"durations log-uniform {TEMPORAL_DURATION_S[0]:g}-{TEMPORAL_DURATION_S[1]:g} s; students "
+                        f"SFT-only (--strategy 4d-sft) so the time cue is the only difference, {kb} steps of batch "
+                        f"{BATCH}, lr {TEMPORAL_LR:g}; best constant: the train durations' median")
     result.notes += stages.notes()
-    result.shapes = {"teacher": "tiny (shipped weights)", "student": "tiny", "frames N": frames,
+    result.shapes = {"teacher": "tiny (shipped weights)", "student": "tiny", "frames N": s.frames,
                      "train videos": len(train_v), "held-out videos": len(held_v), "steps": k,
+                     "(b) train videos": len(t.train_videos), "(b) held-out videos": len(t.held_videos),
+                     "(b) steps": kb, "(b) durations s": f"{TEMPORAL_DURATION_S[0]:g}-{TEMPORAL_DURATION_S[1]:g} log-uniform",
                      "curve steps": plan.curve_steps, "durations s": f"{DURATION_S[0]:g}-{DURATION_S[1]:g}",
                      "fps": "/".join(map(str, FPS))}
     return result

@@ -3,6 +3,7 @@ student and its probe, scored on held-out clips by `p4d eval distill`."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from p4d.bench.registry import BENCHMARKS
@@ -21,6 +22,36 @@ def test_write_videos_split_and_durations(tmp_path):
     infos = [probe(p) for p in train + held]
     assert all(i.fps in FPS for i in infos)
     assert all(DURATION_S[0] - 0.1 <= i.duration <= DURATION_S[1] + 0.1 for i in infos)
+
+
+def test_write_videos_log_uniform_durations(tmp_path):
+    """(b)'s videos: durations in TEMPORAL_DURATION_S; drawn log-uniformly, i.e. half of them below the
+    range's geometric mean (4 s for 1-16 s) and a quarter in each octave, where a uniform draw puts 20 %
+    below 4 s."""
+    from p4d.bench.distill import FPS, TEMPORAL_DURATION_S, draw_duration, write_videos
+    from p4d.video import probe
+
+    lo, hi = TEMPORAL_DURATION_S
+    train, _ = write_videos(tmp_path, 3, 0, durations=(lo, hi), spacing="log")
+    infos = [probe(p) for p in train]
+    assert all(i.fps in FPS for i in infos)
+    assert all(lo - 0.1 <= i.duration <= hi + 0.1 for i in infos), [i.duration for i in infos]
+
+    rng = np.random.default_rng(0)
+    log_d = np.array([draw_duration(rng, (1.0, 16.0), "log") for _ in range(20000)])
+    uni_d = np.array([draw_duration(rng, (1.0, 16.0), "uniform") for _ in range(20000)])
+    assert log_d.min() >= 1.0 and log_d.max() <= 16.0
+    assert np.mean(log_d < 4.0) == pytest.approx(0.5, abs=0.02)
+    assert [np.mean((log_d >= 2 ** k) & (log_d < 2 ** (k + 1))) for k in range(4)] == pytest.approx([0.25] * 4, abs=0.02)
+    assert np.mean(uni_d < 4.0) == pytest.approx(3 / 15, abs=0.02)
+
+
+def test_write_videos_rejects_an_unknown_spacing(tmp_path):
+    from p4d.bench.distill import write_videos
+    from p4d.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="spacing must be 'uniform' or 'log', found 'exp'"):
+        write_videos(tmp_path, 1, 0, spacing="exp")
 
 
 @pytest.mark.slow
@@ -42,3 +73,28 @@ def test_small_bench_students_beat_the_video_blind_baseline(tmp_path):
     seen = {k: (round(p4d[f"{k}_r"], 4), round(probe[f"{k}_r"], 4)) for k in ("f4d", "depth", "motion")}
     for student in (p4d, probe):
         assert student["f4d_r"] > 0 and student["motion_r"] > 0, seen
+
+
+@pytest.mark.slow
+def test_temporal_scores_small_plan(tmp_path):
+    """(b)'s own path, small: its own log-uniform videos and cache, one real SFT-only student per time cue,
+    each scored by `p4d eval` on the held-out numeric items; the best constant's MRA is recomputed here
+    from the train durations' median. (Whether TPE beats no cue needs the tiny plan's 96 videos x 1,000
+    steps, see docs/eval.md; 4 steps teach nothing.)"""
+    from p4d.bench.distill import TEMPORAL_DURATION_S, TIME_CUES, Plan, temporal_scores
+    from p4d.eval.items import load_bench
+    from p4d.eval.scoring import mra
+
+    plan = Plan(train_videos=0, held_videos=0, steps=0, curve_steps=0, temporal_train=4, temporal_held=2,
+                temporal_steps=4)
+    scores, (guess, const), s = temporal_scores(tmp_path, plan, plan.temporal_steps)
+    assert set(scores) == set(TIME_CUES) and all(0 <= v <= 100 for v in scores.values()), scores
+    assert len(s.train_clips) == 4 and len(s.held_clips) == 2
+    lo, hi = TEMPORAL_DURATION_S
+    assert all(lo - 0.1 <= d <= hi + 0.1 for d in s.durations)
+    items = load_bench(s.held_items).items
+    assert len(items) == 2 and all(i.is_numeric for i in items)
+    assert guess == round(float(np.median(s.durations)), 1)
+    assert const == pytest.approx(100 * np.mean([mra(guess, float(i.answer)) for i in items]))
+    for cue in TIME_CUES:
+        assert (tmp_path / f"sft-{cue}" / "export").is_dir() and (tmp_path / f"eval-{cue}.jsonl").is_file()
