@@ -17,13 +17,13 @@ Every student is a real ``p4d train`` run (tiny preset, same seed, same data ord
     cosine of F_4D. Goals (issue 29): the P4D student's held-out residual r >= 0.5 for depth and motion,
     and >= the probe control's + 0.3.
 (b) the numeric temporal task on its own videos and cache (:func:`temporal_scores`): 96 train + 32
-    held-out videos with durations log-uniform in 1-16 s (a constant answer scores MRA ~20 %, against
-    ~49 % on 2-8 s uniform; 16 videos were memorised), fps as above; SFT-only students
-    (``--strategy 4d-sft``, 1,000 steps of 2 clips, lr 2e-3, tiny preset at 56 px) with time cue
+    held-out videos with durations log-uniform in 1-16 s (a constant answer scores MRA ~21 %, against
+    ~49 % on 2-8 s uniform, where 16 videos x 80 steps taught every student one answer), fps as above;
+    SFT-only students (``--strategy 4d-sft``, 1,000 steps of 2 clips, lr 2e-3, tiny preset at 56 px) with time cue
     ``none`` | ``mark`` | ``prompt`` | ``tpe``, scored by MRA on the held-out ``make-temporal --numeric``
     items, beside the best constant (the train durations' median). Goal: TPE MRA >= 1.5x no-cue. The
-    no-cue student is not blind: the frame count (d·fps, read from the motion and the frames' index
-    code) correlates with d over a 16x range of d and a 3x range of fps.
+    no-cue student is not blind: the frame count (d·fps, seen in the motion, maybe in the frames' index
+    code) correlates with d over a 16x range of d and a 3x range of fps (docs/eval.md has the figures).
 (c) cached vs online teacher: the same student, seed and batches trained from the cache and with the
     tiny teacher run online on the same frames (:class:`p4d.bench.train.Paths`; the trainer itself reads
     only the cache); the LD and ED curves step by step, their largest relative gap and the final ratio.
@@ -422,7 +422,8 @@ def run(size: str, steps: int | None = None) -> BenchResult:
     result.shapes = {"teacher": "tiny (shipped weights)", "student": "tiny", "frames N": s.frames,
                      "train videos": len(train_v), "held-out videos": len(held_v), "steps": k,
                      "(b) train videos": len(t.train_videos), "(b) held-out videos": len(t.held_videos),
-                     "(b) steps": kb, "(b) durations s": f"{TEMPORAL_DURATION_S[0]:g}-{TEMPORAL_DURATION_S[1]:g} log-uniform",
+                     "(b) steps": kb,
+                     "(b) durations s": f"{TEMPORAL_DURATION_S[0]:g}-{TEMPORAL_DURATION_S[1]:g} log-uniform",
                      "curve steps": plan.curve_steps, "durations s": f"{DURATION_S[0]:g}-{DURATION_S[1]:g}",
                      "fps": "/".join(map(str, FPS))}
     return result
