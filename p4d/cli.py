@@ -272,7 +272,7 @@ def bench(
     tb_month_usd: float = typer.Option(23.0, help="cost only: price of a TB-month of storage."),
     store: Optional[str] = typer.Option(None, help="cost only: a local store to measure bytes per clip on "
                                                    "(default: synthetic paper-shape clips)."),
-    steps: Optional[int] = typer.Option(None, help="fidelity: training steps K per codec row (default: 40 tiny, 80 small); distill: steps of each student and of the probe (default: 80 for (a), 1000 for (b)'s time-cue students)."),
+    steps: Optional[int] = typer.Option(None, help="fidelity: training steps K per codec row (default: 40 tiny, 80 small); distill: steps of each student and of the probe (default: 300 for (a), 1000 for (b)'s time-cue students)."),
 ) -> None:
     """Benchmarks that print ratios to a baseline measured side by side in the same run; `cost` prints
     GPU-hours online vs cached, TB stored, break-even runs and GPU memory for your case."""

@@ -10,12 +10,14 @@ answered with the duration to 0.1 s) over the *train* videos. The held-out video
 Every student is a real ``p4d train`` run (tiny preset, same seed, same data order).
 
 (a) held-out clips, scored by :func:`p4d.eval.distill.run_distill` (train clips give the video-blind
-    baseline's mean): the P4D student (``--strategy p4d``, ``--loss ld-only``, for CPU time: the D_m
-    backward makes an ld+ed step ~5x slower; TPE) vs the probe control (``--strategy 4d-sft`` for the same steps, then
-    ``--probe-from`` it: D_4DP alone on the frozen SFT-only student, as many steps) vs the video-blind
-    baseline (residual r 0 by construction). Per row: residual r for depth and motion, R² and token
-    cosine of F_4D. Goals (issue 29): the P4D student's held-out residual r >= 0.5 for depth and motion,
-    and >= the probe control's + 0.3.
+    baseline's mean): 64 train + 16 held-out videos cached with the student at 224 px (6×6 tokens per
+    frame against the teacher's 8×8; at the tiny preset's 56 px, 2×2, no student reached the baseline's
+    token cosine). The P4D student (``--strategy p4d``, ``--loss ld+ed`` weighted by :data:`LOSS_WEIGHTS`,
+    TPE) vs the probe control (``--strategy 4d-sft`` for the same steps, then ``--probe-from`` it: D_4DP
+    alone on the frozen SFT-only student, as many steps, the same loss and weights) vs the video-blind
+    baseline (residual r 0 by construction), 300 steps each. Per row: residual r for depth and motion,
+    R² and token cosine of F_4D. Goals (issue 29): the P4D student's held-out residual r >= 0.5 for
+    depth and motion, and >= the probe control's + 0.3.
 (b) the numeric temporal task on its own videos and cache (:func:`temporal_scores`): 96 train + 32
     held-out videos with durations log-uniform in 1-16 s (a constant answer scores MRA ~21 %, against
     ~49 % on 2-8 s uniform, where 16 videos x 80 steps taught every student one answer), fps as above;
@@ -30,7 +32,7 @@ Every student is a real ``p4d train`` run (tiny preset, same seed, same data ord
 
 Each stage's wall and CPU time (``time.process_time``, every thread of this process) is in the notes.
 CPU runs flush denormals to zero. Nothing downloads; ``--steps`` sets the training steps of (a) and (b)
-(default: the plan's, 80 and 1,000).
+(default: the plan's, 300 and 1,000).
 """
 
 from __future__ import annotations
@@ -59,12 +61,13 @@ class Plan:
     held_videos: int
     steps: int          # optimizer steps of every student of (a), and of the probe
     curve_steps: int    # (c): steps of the cached and of the online run
+    image_size: int     # (a): the student's frames (px): 224 -> 6x6 tokens per frame against the teacher's 8x8
     temporal_train: int  # (b): its own train videos (durations log-uniform in TEMPORAL_DURATION_S)
     temporal_held: int   # (b): its held-out videos (the scored items)
     temporal_steps: int  # (b): optimizer steps of each time-cue student
 
 
-SIZES = {"tiny": Plan(train_videos=16, held_videos=8, steps=80, curve_steps=8,
+SIZES = {"tiny": Plan(train_videos=64, held_videos=16, steps=300, curve_steps=8, image_size=224,
                       temporal_train=96, temporal_held=32, temporal_steps=1000)}
 LR = 2e-3                     # the demo's rates: the tiny student learns in tens of steps
 BATCH = 2
@@ -73,6 +76,10 @@ TEMPORAL_DURATION_S = (1.0, 16.0)  # (b): log-uniform, so one constant answer sc
 TEMPORAL_LR = 2e-3
 FPS = (8, 12, 16, 24)
 VIDEO_SIZE = (96, 64)
+#: (a)'s loss, P4D student and probe alike: LD + ED with each term weighted to count next to the SFT loss
+#: on the tiny teacher's scales (the release's 0.01 / 0.1 / 0.001 / 0.01 / 1e-5 are set for L4P's: at those,
+#: LD + ED were ~7 % of the loss at step 300 and the P4D student reached depth / motion r 0.53 / 0.58).
+LOSS_WEIGHTS = {"ld_weight": 0.1, "depth_weight": 1.0, "flow_weight": 0.01, "motion_weight": 0.1, "camray_weight": 0.0}
 GOAL_R = 0.5                  # held-out residual r of the P4D student, depth and motion
 GOAL_MARGIN = 0.3             # ... above the probe control's
 GOAL_TPE = Goal(">=", 1.5)    # TPE MRA / no-cue MRA
@@ -176,9 +183,10 @@ def student_file(root: Path, image_size: int) -> Path:
 
 def train_run(out: Path, conversations: Path, store: str, *, steps: int, strategy: str = "p4d",
               time_cue: str = "tpe", loss: str = "ld-only", probe_from: Path | None = None, export: bool = False,
-              seed: int = 0, student: Path | None = None, lr: float = LR):
+              seed: int = 0, student: Path | None = None, lr: float = LR, weights: dict[str, float] | None = None):
     """One real ``p4d train`` run of the tiny student (CPU, logged at the end only; ``lr`` for every
-    trained part); ``student``: a StudentConfig JSON instead of the tiny preset."""
+    trained part); ``student``: a StudentConfig JSON instead of the tiny preset; ``weights``: ``--loss.*``
+    weights (default: the student's)."""
     from p4d.train.config import resolve_config
     from p4d.train.trainer import main
 
@@ -187,7 +195,7 @@ def train_run(out: Path, conversations: Path, store: str, *, steps: int, strateg
         "model": {"preset": "tiny"} if student is None else {"config_file": str(student)}, "recipe": {"strategy": strategy, "time_cue": time_cue, "loss": loss},
         "optim": {"max_steps": steps, "lr_llm": lr, "lr_projector": lr, "lr_d4dp": lr, "warmup_steps": 2},
         "log": {"progress": False, "tensorboard": False, "every": steps},
-        "checkpoint": {"export": export}, "runtime": {"seed": seed, "device": "cpu"}}
+        "checkpoint": {"export": export}, "runtime": {"seed": seed, "device": "cpu"}, "loss": dict(weights or {})}
     if probe_from is not None:
         overrides["probe_from"] = str(probe_from)
     return main(resolve_config(overrides=overrides))
@@ -302,19 +310,20 @@ def prepare(root: Path, train_videos: int, held_videos: int, image_size: int | N
 P4D, PROBE = "P4D student", "probe control (SFT-only + D_4DP)"
 
 
-def held_out_scores(s: Setup, steps: int, stages: Stages | None = None) -> dict[str, dict]:
-    """(a): the P4D student, the SFT-only (tpe) student and its probe trained ``steps`` steps each under
-    ``s.root``; {P4D, PROBE, eval distill's BASELINE: its row over the held-out clips}."""
+def held_out_scores(s: Setup, steps: int, stages: Stages | None = None,
+                    weights: dict[str, float] = LOSS_WEIGHTS) -> dict[str, dict]:
+    """(a): the P4D student (``--loss ld+ed`` with ``weights``), the SFT-only (tpe) student and its probe
+    (D_4DP alone, the same loss and weights) trained ``steps`` steps each under ``s.root``;
+    {P4D, PROBE, eval distill's BASELINE: its row over the held-out clips}."""
     stages = stages or Stages()
     with stages(f"train P4D student ({steps} steps)"):
-        train_run(s.root / "p4d", s.conversations, s.store, steps=steps, strategy="p4d", export=True,
-                  student=s.student)
+        train_run(s.root / "p4d", s.conversations, s.store, steps=steps, strategy="p4d", loss="ld+ed",
+                  weights=weights, student=s.student)
     with stages(f"train SFT-only student, time cue tpe ({steps} steps)"):
-        train_run(s.root / "sft-tpe", s.conversations, s.store, steps=steps, strategy="4d-sft", export=True,
-                  student=s.student)
+        train_run(s.root / "sft-tpe", s.conversations, s.store, steps=steps, strategy="4d-sft", student=s.student)
     with stages(f"train probe on the frozen SFT-only (tpe) student ({steps} steps)"):
         train_run(s.root / "probe", s.conversations, s.store, steps=steps, probe_from=s.root / "sft-tpe",
-                  student=s.student)
+                  loss="ld+ed", weights=weights, student=s.student)
     with stages("eval distill on the held-out clips"):
         return distill_rows(s.store, {P4D: s.root / "p4d", PROBE: s.root / "probe"}, s.held_clips, s.train_clips)
 
@@ -352,8 +361,7 @@ def run(size: str, steps: int | None = None) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="p4d-bench-distill-") as tmp:
         tmp = Path(tmp)
         with stages("videos + precompute"):
-            s = prepare(tmp, plan.train_videos, plan.held_videos)
-        store, conv = s.store, s.conversations
+            s = prepare(tmp, plan.train_videos, plan.held_videos, image_size=plan.image_size)
         train_c, held_c, train_v, held_v = s.train_clips, s.held_clips, s.train_videos, s.held_videos
 
         # (a) P4D vs probe control vs video-blind ------------------------------------------------
@@ -385,7 +393,7 @@ def run(size: str, steps: int | None = None) -> BenchResult:
 
         # (c) cached vs online ---------------------------------------------------------------------
         with stages(f"cached vs online teacher ({plan.curve_steps} steps each)"):
-            curves = loss_curves(conv, store, tmp / "curves" / "run", plan.curve_steps)
+            curves = loss_curves(t.conversations, t.store, tmp / "curves" / "run", plan.curve_steps)
         ld_c, ld_o = [c["ld"] for c in curves["cached"]], [c["ld"] for c in curves["online"]]
         ed_c, ed_o = [ed_sum(c) for c in curves["cached"]], [ed_sum(c) for c in curves["online"]]
         gap = lambda a, b: float(max(abs(x - y) / abs(y) for x, y in zip(a, b)))  # noqa: E731
@@ -407,10 +415,10 @@ def run(size: str, steps: int | None = None) -> BenchResult:
     ]
     result.notes += goals
     result.notes.append(f"split by video: {len(train_c)} train clips (students, probe, baseline mean), {len(held_c)} "
-                        f"held-out clips (scored); every student: tiny preset, seed 0, {k} steps of batch {BATCH}, "
-                        f"lr {LR:g}; the probe: D_4DP alone, {k} steps on the frozen SFT-only (tpe) student")
-    result.notes.append("loss: --loss ld-only for the P4D student and the probe, for CPU time (a 3-step ld+ed P4D run took "
-                        "13.1 s CPU, 80 ld-only steps 55 s); what ED would add is not measured here")
+                        f"held-out clips (scored); every student: tiny preset at {plan.image_size} px, seed 0, {k} steps "
+                        f"of batch {BATCH}, lr {LR:g}; the probe: D_4DP alone, {k} steps on the frozen SFT-only (tpe) student")
+    result.notes.append("loss of the P4D student and the probe: --loss ld+ed, weights "
+                        + ", ".join(f"{k.removesuffix('_weight')} {v:g}" for k, v in LOSS_WEIGHTS.items()))
     result.notes.append("residual r: Pearson r of (prediction - baseline mean) and (target - baseline mean) over the "
                         "held-out clips (p4d eval distill); depth in log units, motion as probability; the video-blind "
                         "baseline's r is 0 by construction")
@@ -419,7 +427,8 @@ def run(size: str, steps: int | None = None) -> BenchResult:
                         f"SFT-only (--strategy 4d-sft) so the time cue is the only difference, {kb} steps of batch "
                         f"{BATCH}, lr {TEMPORAL_LR:g}; best constant: the train durations' median")
     result.notes += stages.notes()
-    result.shapes = {"teacher": "tiny (shipped weights)", "student": "tiny", "frames N": s.frames,
+    result.shapes = {"teacher": "tiny (shipped weights)", "student": f"tiny at {plan.image_size} px (a), "
+                     "56 px (b), (c)", "frames N": s.frames,
                      "train videos": len(train_v), "held-out videos": len(held_v), "steps": k,
                      "(b) train videos": len(t.train_videos), "(b) held-out videos": len(t.held_videos),
                      "(b) steps": kb,

@@ -56,24 +56,22 @@ def test_write_videos_rejects_an_unknown_spacing(tmp_path):
 
 
 @pytest.mark.slow
-def test_small_bench_students_beat_the_video_blind_baseline(tmp_path):
-    """What is reliable with the current tiny teacher: the video-blind baseline's residual r is exactly 0,
-    and both the P4D student and the probe control (D_4DP on the frozen SFT-only student) find a positive
-    video-specific part of F_4D and of the motion map on held-out clips. The issue's ordering P4D > control
-    is NOT asserted: it was not reliable (F_4D r 0.167 vs 0.168 in this small version, 0.130 vs 0.104 and
-    0.133 vs 0.114 at 16 videos x 80 / 200 steps; motion r of the control above P4D's in all three), see
-    docs/eval.md, `p4d bench distill`."""
+def test_small_bench_orders_p4d_above_the_probe_control_above_the_video_blind_baseline(tmp_path):
+    """Issue 29's ordering on held-out clips, small (12 + 3 videos, 224 px students, 60 steps): the
+    video-blind baseline's residual r is exactly 0; the probe control (D_4DP on the frozen SFT-only student,
+    the same LD + ED loss) finds a positive video-specific part of the depth and motion maps; the P4D
+    student, whose LLM LD + ED also trained, finds more. (The full bench's margins: docs/eval.md.)"""
     from p4d.bench.distill import P4D, PROBE, held_out_scores, prepare
     from p4d.eval.distill import BASELINE
 
-    s = prepare(tmp_path, 6, 2)
-    assert len(s.train_clips) == 6 and len(s.held_clips) == 2 and not set(s.train_clips) & set(s.held_clips)
-    rows = held_out_scores(s, steps=20)
+    s = prepare(tmp_path, 12, 3, image_size=224)
+    assert len(s.train_clips) == 12 and len(s.held_clips) == 3 and not set(s.train_clips) & set(s.held_clips)
+    rows = held_out_scores(s, steps=60)
     base, p4d, probe = rows[BASELINE], rows[P4D], rows[PROBE]
     assert all(base[f"{k}_r"] == 0 and base[f"{k}_r2"] == 0 for k in ("f4d", "depth", "motion"))
     seen = {k: (round(p4d[f"{k}_r"], 4), round(probe[f"{k}_r"], 4)) for k in ("f4d", "depth", "motion")}
-    for student in (p4d, probe):
-        assert student["f4d_r"] > 0 and student["motion_r"] > 0, seen
+    for m in ("depth", "motion"):
+        assert p4d[f"{m}_r"] > probe[f"{m}_r"] > 0, seen
 
 
 @pytest.mark.slow
@@ -86,7 +84,7 @@ def test_temporal_scores_small_plan(tmp_path):
     from p4d.eval.items import load_bench
     from p4d.eval.scoring import mra
 
-    plan = Plan(train_videos=0, held_videos=0, steps=0, curve_steps=0, temporal_train=4, temporal_held=2,
+    plan = Plan(train_videos=0, held_videos=0, steps=0, curve_steps=0, image_size=56, temporal_train=4, temporal_held=2,
                 temporal_steps=4)
     scores, (guess, const), s = temporal_scores(tmp_path, plan, plan.temporal_steps)
     assert set(scores) == set(TIME_CUES) and all(0 <= v <= 100 for v in scores.values()), scores
