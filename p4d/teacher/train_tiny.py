@@ -109,7 +109,8 @@ def held_out_scores(model, *, held_out=HELD_OUT, baseline_steps: int = 32) -> di
     frames 1..N−1 in px, motion σ(logit), camray): ``r`` (Pearson), ``residual_r`` and ``r2`` against the
     video-blind baseline (the per-element mean of the targets of training steps 0..``baseline_steps``−1;
     :class:`p4d.eval.distill.ResidualFit`), and ``video_specific``: the share of the truth's variance the
-    baseline leaves (1 − SS(baseline)/SS(total)); motion also ``iou`` (σ > 0.5)."""
+    baseline leaves (1 − SS(baseline)/SS(total)), ``spread`` (:func:`prediction_spread`: ~0 for a collapsed head);
+    motion also ``iou`` (σ > 0.5)."""
     from p4d.eval.distill import ResidualFit
 
     def comparable(t: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
@@ -141,9 +142,18 @@ def held_out_scores(model, *, held_out=HELD_OUT, baseline_steps: int = 32) -> di
     for k, fit in fits.items():
         total = raw[k].syy - raw[k].sy ** 2 / raw[k].n  # SS of the truth about its scalar mean
         scores[k] = {"r": round(raw[k].r, 4), "residual_r": round(fit.r, 4), "r2": round(fit.r2, 4),
-                     "video_specific": round(fit.sse_base / total, 4)}
+                     "video_specific": round(fit.sse_base / total, 4), "spread": round(prediction_spread(raw[k]), 4)}
     scores["motion"]["iou"] = round(inter / max(union, 1.0), 4)
     return scores
+
+
+def prediction_spread(fit) -> float:
+    """std of the prediction over std of the truth, each about its own scalar mean (a ``ResidualFit``
+    fed a zero baseline): near 0 when a head has collapsed to a constant map, which residual r hides
+    (a constant prediction minus the train mean still correlates with the truth minus the train mean)."""
+    cxx = fit.sxx - fit.sx ** 2 / fit.n
+    cyy = fit.syy - fit.sy ** 2 / fit.n
+    return math.sqrt(max(cxx, 0.0) / cyy) if cyy > 0 else float("nan")
 
 
 DENSE = ("depth", "flow", "motion")

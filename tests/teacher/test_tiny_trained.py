@@ -20,6 +20,24 @@ def test_tiny_loads_the_shipped_weights_and_tiny_random_is_the_seeded_init():
     assert get_preset("tiny").latent_grid == get_preset("tiny-random").latent_grid
 
 
+def test_prediction_spread_is_the_std_ratio_and_zero_for_a_constant_map():
+    """std(pred) / std(truth), each about its own mean: hand-computed cases (a collapsed head scores 0,
+    while its residual r against a non-constant train mean need not be 0)."""
+    import numpy as np
+
+    from p4d.eval.distill import ResidualFit
+    from p4d.teacher.train_tiny import prediction_spread
+
+    truth = np.array([0.0, 1.0, 2.0, 3.0])
+    scaled, constant, resid = ResidualFit(), ResidualFit(), ResidualFit()
+    scaled.add(5 - 2 * truth, truth, np.zeros(4))                 # std 2x the truth's, sign irrelevant
+    constant.add(np.full(4, 0.7), truth, np.zeros(4))
+    resid.add(np.full(4, 0.7), truth, np.array([0.0, -0.5, -1.0, -2.0]))  # constant map, varying train mean
+    assert prediction_spread(scaled) == pytest.approx(2.0)
+    assert prediction_spread(constant) == 0.0
+    assert resid.r > 0.9                                           # residual r alone calls it a good map
+
+
 @pytest.fixture(scope="module")
 def held_out():
     """Held-out scores (p4d.teacher.train_tiny.held_out_scores) of the shipped and the random teacher on
