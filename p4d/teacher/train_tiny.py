@@ -28,12 +28,29 @@ machine shared with ~7 jobs): 500 steps, 738 CPU-s (21 min wall at a load of 5-1
 another process, wrote the same sha256). Losses (scaled as above), mean of the
 first / last 30 steps: depth 4.68 / 0.99, flow 1.08 / 0.84, motion 0.94 / 0.55, camray 0.245 / 0.046.
 Held out (:func:`held_out_scores`: 8 scenes, seeds 0-7, strides 2-4, train mean of 32 training clips),
-residual r / plain r: log-depth 0.41 / 0.83, motion 0.42 / 0.58 (IoU 0.41), camray 0.18 / 0.98, flow
-0.16 / 0.01 (the random init scores flow 0.26 on 3 of these scenes: flow is not learnt). The previous
+residual r / plain r / spread: log-depth 0.41 / 0.83 / 0.91, motion 0.42 / 0.58 / 0.78 (IoU 0.41), camray
+0.18 / 0.98 / 0.99, flow 0.16 / 0.01 / 0.016 (the random init: flow 0.13 / -0.09 / 0.09): flow is not
+learnt (below). The previous
 weights (210 steps on the old scenes, one shared background and pan): depth -0.02, motion 0.04 (IoU 0.24),
 camray 0.11, flow 0.15 on these scenes; on the old scenes depth 0.05, motion 0.11 (IoU 0.28), where the
 new weights score 0.14, 0.36 (0.39). The goal of residual r >= 0.7 for depth and motion is not met:
 ``--steps`` (more CPU) is the lever.
+
+Why flow is not learnt (issue 29; experiments of 75 to 1250 steps, one thread): the flow head has
+collapsed to a near-constant map (std 0.03-0.06 px against the truth's 1.6-2.2 px on held-out scenes; 6 of
+its 8 ``head2`` ReLU units fire on < 1 % of a held-out clip's pixels, one on all), i.e. to the L1 optimum
+of a head that cannot see motion: predicting 0 scores a flow loss of 1.05 on training clips (a per-frame
+constant pan, 0.56). Its residual r of 0.16 comes from the subtracted train mean alone (``spread`` shows
+it). Not the cause: the target (sampling frame t−1 at p + flow reproduces frame t: mean error 2-9 grey
+levels, against 8-33 with zero flow and worse with negated or (v, u)-swapped flow; the 112×112 input's
+best global shift matches the pan), nor the 1/3 share of the steps (75 flow-only steps of the full model
+stay at the zero loss). The cause is upstream of the head: the encoder does not learn motion features in
+this budget. A linear readout of the four taps trained with the encoder against the patch-mean flow (no
+DPT: 0.07 CPU-s a step) stays at or above the zero-prediction loss (strides 1-2: after 1250 steps at lr
+1.5e-3, 1000 at 4e-4, 500 with half the patch-embedding channels initialised as temporal differences;
+strides 1-5: after 500 steps), and so does a readout of the per-frame mean (pan) flow after 800 steps,
+while the same readout learns log-depth within 100 steps (L1 0.29, then 0.15 at 700 steps, against 0.40
+for the per-clip median).
 """
 
 from __future__ import annotations
