@@ -160,7 +160,7 @@ PRESETS: dict[str, TeacherPreset] = {
         name="tiny",
         **_TINY,
         weights=("trained on synthetic scenes against their analytic depth/flow/motion/camray "
-                 "(p4d/teacher/train_tiny.py, 500 steps, ~12 CPU-minutes); shipped as p4d/teacher/weights/tiny.safetensors"),
+                 "(p4d/teacher/train_tiny.py, 3000 token-flow encoder steps + 500 steps, ~15 CPU-minutes); shipped as p4d/teacher/weights/tiny.safetensors"),
         packaged="tiny.safetensors",
     ),
     "tiny-random": TeacherPreset(
