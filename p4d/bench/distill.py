@@ -11,8 +11,8 @@ Every student is a real ``p4d train`` run (tiny preset, same seed, same data ord
 
 (a) held-out clips, scored by :func:`p4d.eval.distill.run_distill` (train clips give the video-blind
     baseline's mean): 64 train + 16 held-out videos cached with the student at 224 px (6×6 tokens per
-    frame against the teacher's 8×8; at the tiny preset's 56 px, 2×2, no student reached the baseline's
-    token cosine). The P4D student (``--strategy p4d``, ``--loss ld+ed`` weighted by :data:`LOSS_WEIGHTS`,
+    frame against the teacher's 8×8; the tiny preset's 56 px gives 2×2, which left every map's residual r
+    near 0). The P4D student (``--strategy p4d``, ``--loss ld+ed`` weighted by :data:`LOSS_WEIGHTS`,
     TPE) vs the probe control (``--strategy 4d-sft`` for the same steps, then ``--probe-from`` it: D_4DP
     alone on the frozen SFT-only student, as many steps, the same loss and weights) vs the video-blind
     baseline (residual r 0 by construction), 300 steps each. Per row: residual r for depth and motion,
